@@ -1,0 +1,79 @@
+# childproc: build, test, demo.  `make help` lists the targets.
+
+LUA        ?= lua5.4
+PKG_LUA    ?= lua5.4
+LUA_CFLAGS := $(shell pkg-config --cflags $(PKG_LUA) 2>/dev/null || echo -I/usr/include/lua5.4)
+CC         ?= cc
+OPT        ?= -O2 -g
+CFLAGS     += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) \
+              -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+              -Isrc $(LUA_CFLAGS)
+LDFLAGS    += -shared
+
+# the C sources (the rockspec lists the same: spec/build_spec.lua checks it)
+SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
+          src/sys.c src/error.c $(wildcard src/serialize.c src/json.c)
+# the Lua layer, in load order (init.lua last: it returns the module)
+LUA_SOURCES = lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
+          lua/timer.lua lua/child.lua lua/process.lua \
+          $(wildcard lua/exec.lua lua/sync.lua lua/ipc.lua lua/fork.lua lua/watch.lua) \
+          lua/init.lua
+
+BUSTED     ?= busted --lua=$(LUA)
+DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config
+
+.PHONY: all test demo sanitize valgrind bench fuzz install clean deps help
+
+all: childproc.so
+
+src/lua_chunks.h: tools/embed.lua $(LUA_SOURCES)
+	$(LUA) tools/embed.lua $@ $(LUA_SOURCES)
+
+childproc.so: $(SOURCES) src/*.h src/lua_chunks.h Makefile
+	$(CC) $(CFLAGS) $(SOURCES) -o $@ $(LDFLAGS)
+
+# install missing Debian packages when root, else say what to install
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+# busted's TAP output gives the closing `N passed, N failed` line
+test: deps all
+	@$(BUSTED) -o TAP $(SPECS) > .test.tap 2>&1; status=$$?; cat .test.tap; \
+	  pass=$$(grep -c '^ok ' .test.tap); fail=$$(grep -c '^not ok ' .test.tap); \
+	  echo "$$pass passed, $$fail failed"; \
+	  [ $$status -eq 0 ] && [ $$fail -eq 0 ] && [ $$pass -gt 0 ]
+
+demo: deps all
+	bash examples/run_all.sh
+
+sanitize: deps
+	$(MAKE) clean
+	$(MAKE) all OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-shared -fsanitize=address,undefined"
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  $(MAKE) --no-print-directory test
+	$(MAKE) clean
+
+valgrind: deps all
+	@command -v valgrind >/dev/null || { echo "install valgrind: apt-get install -y valgrind"; exit 1; }
+	$(MAKE) --no-print-directory test BUSTED="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no $(LUA) /usr/bin/busted"
+
+bench: deps all
+	$(LUA) bench/run.lua
+
+-include mk/fuzz.mk
+
+install: all
+	luarocks make --local childproc-scm-1.rockspec
+
+clean:
+	rm -f childproc.so .test.tap
+
+help:
+	@echo "targets: all test demo sanitize valgrind bench fuzz install clean"

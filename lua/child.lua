@@ -1,0 +1,399 @@
+-- cp.spawn and the ChildProcess object.
+local core, M = ...
+
+local emit, defer = M.emit, M.defer
+local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+
+local methods = {}
+local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
+  __close = function(self) self:kill() end,
+  __tostring = function(self)
+    return 'ChildProcess (' .. tostring(cself(self).pid or 'not started') .. ')'
+  end,
+})
+M.ChildProcess = ChildProcess
+M.cself = cself
+M.emitter_methods(methods, cself)
+
+-- options each function accepts
+M.SPAWN_OPTIONS = {
+  cwd = true, env = true, argv0 = true, shell = true, stdio = true,
+  detached = true, processGroup = true, uid = true, gid = true,
+  timeout = true, killSignal = true, serialization = true,
+  maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
+}
+
+-- {====================================================== the plan
+
+local function env_array(fname, env)
+  if env == nil then return nil end
+  if type(env) ~= 'table' then
+    error(("bad argument to '%s' (option 'env' must be a table)"):format(fname), 4)
+  end
+  local out = {}
+  for k, v in pairs(env) do
+    k = M.checkstr(fname, 'env key', k)
+    if k:find('=', 1, true) then
+      error(("bad argument to '%s' (env key '%s' contains '=')"):format(fname, k), 4)
+    end
+    v = M.checkstr(fname, 'env value', tostring(v))
+    out[#out + 1] = k .. '=' .. v
+  end
+  table.sort(out)
+  return out
+end
+
+local STDIO_WORDS = { pipe = true, inherit = true, ignore = true, ipc = true,
+                      overlapped = true }
+
+-- stdio option -> array of n entries (n >= 3)
+local function stdio_list(fname, stdio)
+  local list
+  if stdio == nil then
+    list = { 'pipe', 'pipe', 'pipe' }
+  elseif type(stdio) == 'string' then
+    if not STDIO_WORDS[stdio] or stdio == 'ipc' then
+      error(("bad argument to '%s' (invalid stdio '%s')"):format(fname, stdio), 4)
+    end
+    list = { stdio, stdio, stdio }
+  elseif type(stdio) == 'table' then
+    list = {}
+    local n = 0
+    for k in pairs(stdio) do
+      if math.type(k) ~= 'integer' or k < 1 then
+        error(("bad argument to '%s' (stdio must be an array)"):format(fname), 4)
+      end
+      if k > n then n = k end
+    end
+    for i = 1, math.max(n, 3) do
+      local e = stdio[i]
+      if e == nil or e == false then e = i <= 3 and 'pipe' or 'ignore' end
+      local te = type(e)
+      if te == 'string' then
+        if not STDIO_WORDS[e] then
+          error(("bad argument to '%s' (invalid stdio[%d] '%s')"):format(fname, i, e), 4)
+        end
+        if e == 'overlapped' then e = 'pipe' end
+      elseif math.type(e) == 'integer' then
+        if e < 0 then
+          error(("bad argument to '%s' (invalid stdio[%d] fd %d)"):format(fname, i, e), 4)
+        end
+      elseif te == 'userdata' then
+        local ok = core.fileno(e) or (getmetatable(e) == M.Readable)
+          or (getmetatable(e) == M.Writable)
+        if not ok then
+          error(("bad argument to '%s' (stdio[%d] is not a stream or an open file)")
+            :format(fname, i), 4)
+        end
+      else
+        error(("bad argument to '%s' (invalid stdio[%d]: %s)"):format(fname, i, te), 4)
+      end
+      list[i] = e
+    end
+  else
+    error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
+      :format(fname), 4)
+  end
+  local nipc = 0
+  for _, e in ipairs(list) do if e == 'ipc' then nipc = nipc + 1 end end
+  if nipc > 1 then
+    error(("bad argument to '%s' (stdio can hold only one 'ipc')"):format(fname), 4)
+  end
+  return list
+end
+
+-- Validate everything before anything starts.  Returns the plan.
+function M.spawn_plan(fname, command, args, opts)
+  command = M.checkstr(fname, 'command', command)
+  opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
+  local argv = {}
+  for i, a in ipairs(args or {}) do
+    argv[i] = M.checkstr(fname, ('args[%d]'):format(i), a)
+  end
+  if args and #argv ~= #args then
+    error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
+  end
+  local file, spawnargs = command, { command }
+  for _, a in ipairs(argv) do spawnargs[#spawnargs + 1] = a end
+  if opts.shell then
+    local sh = opts.shell == true and '/bin/sh'
+      or M.checkstr(fname, "option 'shell'", opts.shell)
+    local line = table.concat(spawnargs, ' ')
+    file, spawnargs = sh, { sh, '-c', line }
+  end
+  local exec_argv = { table.unpack(spawnargs) }
+  if opts.argv0 ~= nil then
+    exec_argv[1] = M.checkstr(fname, "option 'argv0'", opts.argv0)
+  end
+  local cwd = opts.cwd
+  if cwd ~= nil then cwd = M.checkstr(fname, "option 'cwd'", cwd) end
+  for _, k in ipairs({ 'uid', 'gid', 'timeout' }) do
+    local v = opts[k]
+    if v ~= nil and (math.type(v) ~= 'integer' or v < 0) then
+      error(("bad argument to '%s' (option '%s' must be a non-negative integer)")
+        :format(fname, k), 3)
+    end
+  end
+  local flags = 0
+  if opts.detached then flags = flags | 1 end
+  if opts.processGroup then flags = flags | 2 end
+  return {
+    file = file, spawnfile = file, spawnargs = spawnargs, argv = exec_argv,
+    env = env_array(fname, opts.env), cwd = cwd, flags = flags,
+    uid = opts.uid, gid = opts.gid, stdio = stdio_list(fname, opts.stdio),
+    timeout = opts.timeout,
+    killSignal = M.signum(fname, opts.killSignal, 'SIGTERM'),
+    opts = opts,
+  }
+end
+
+-- }======================================================
+
+
+-- {====================================================== child life
+
+local function maybe_close(s, self)
+  if s.closed or not s.exited or s.open_streams > 0 or s.channel_open then return end
+  s.closed = true
+  if s.refed then s.refed = false; M.unref() end
+  if s.timer then M.timer_stop(s.timer) end
+  emit(s, self, 'close', s.exitCode, s.signalCode)
+end
+M.child_maybe_close = maybe_close
+
+local function on_exit(s, self)
+  local code, sig = core.waitid(s.pidfd)
+  if code == nil and sig == nil then return end  -- not yet (spurious wake)
+  M.forget(s.pidfd)
+  core.close(s.pidfd)
+  s.pidfd = nil
+  s.exitCode = code
+  s.signalCode = sig and M.signals[sig] or nil
+  if s.timer then M.timer_stop(s.timer) end
+  -- what the child wrote before it exited is delivered before 'exit';
+  -- output nobody listens to is drained so that 'close' still comes
+  for _, st in pairs(s.stdio) do
+    if getmetatable(st) == M.Readable then
+      local rs = M.rself(st)
+      if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
+        st:resume()
+      end
+      if rs.flowing then M.readable_drain(st) end
+    end
+  end
+  s.exited = true  -- only now: 'close' must not overtake 'exit'
+  emit(s, self, 'exit', s.exitCode, s.signalCode)
+  maybe_close(s, self)
+end
+
+local function stream_closed(s, self)
+  s.open_streams = s.open_streams - 1
+  maybe_close(s, self)
+end
+
+-- Turn plan.stdio into the child's fd map and this side's streams.
+-- Returns fdmap, stdio table, a list of fds to close after the spawn.
+local function setup_stdio(plan, s, self)
+  local fdmap, stdio, after, given = {}, {}, {}, {}
+  local devnull
+  local function null()
+    if not devnull then
+      devnull = assert(core.open('/dev/null', 'rw'))
+      after[#after + 1] = devnull
+    end
+    return devnull
+  end
+  local function fail(err, syscall)
+    for _, fd in ipairs(after) do core.close(fd) end
+    for _, st in pairs(stdio) do st:destroy() end
+    return nil, M.syserror(err, syscall)
+  end
+  for i, e in ipairs(plan.stdio) do
+    local fd = i - 1
+    if e == 'pipe' then
+      local r, w = core.pipe()
+      if not r then return fail(w, 'pipe') end
+      if fd == 0 then
+        fdmap[i] = r
+        after[#after + 1] = r
+        core.nonblock(w, true)
+        stdio[fd] = M.writable(w)
+      elseif fd <= 2 then
+        fdmap[i] = w
+        after[#after + 1] = w
+        core.nonblock(r, true)
+        stdio[fd] = M.readable(r)
+      else
+        -- extra fds are sockets, so the child may read or write them
+        local a, b = core.socketpair()
+        core.close(r); core.close(w)
+        if not a then return fail(b, 'socketpair') end
+        fdmap[i] = b
+        after[#after + 1] = b
+        core.nonblock(a, true)
+        stdio[fd] = M.readable(a)
+      end
+    elseif e == 'inherit' then
+      fdmap[i] = core.isopen(fd) and fd or -1
+    elseif e == 'ignore' then
+      fdmap[i] = fd <= 2 and null() or -1
+    elseif e == 'ipc' then
+      if not M.ipc_setup then
+        error("childproc: 'ipc' stdio is not available", 3)
+      end
+      local childfd, err = M.ipc_setup(plan, s, self, fd)
+      if not childfd then return fail(err, 'socketpair') end
+      fdmap[i] = childfd
+      after[#after + 1] = childfd
+    elseif math.type(e) == 'integer' then
+      fdmap[i] = e
+    else
+      local mt = getmetatable(e)
+      if mt == M.Readable or mt == M.Writable then
+        fdmap[i] = e:fileno() or -1
+        given[#given + 1] = e
+      else
+        fdmap[i] = core.fileno(e) or -1
+      end
+    end
+  end
+  return fdmap, stdio, after, given
+end
+
+-- Start the child described by plan; events come later, from the loop.
+function M.start(plan)
+  local s = {
+    spawnfile = plan.spawnfile, spawnargs = plan.spawnargs, killed = false,
+    connected = false, stdio = {}, open_streams = 0, refed = true,
+  }
+  local self = core.object(ChildProcess, s)
+  M.ref()
+  local fdmap, stdio, after, given = setup_stdio(plan, s, self)
+  local pid, pidfd, step
+  if fdmap then
+    if plan.prespawn then plan.prespawn(plan) end
+    local err
+    pid, err, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
+                                fdmap, plan.flags, plan.uid, plan.gid)
+    if pid then
+      pidfd = err
+    else
+      pidfd = err
+    end
+    for _, fd in ipairs(after) do core.close(fd) end
+    if not pid then
+      for _, st in pairs(stdio) do st:destroy() end
+      stdio = {}
+      local syscall, path = 'spawn ' .. plan.spawnfile, plan.spawnfile
+      if step == 'chdir' then syscall, path = 'chdir', plan.cwd
+      elseif step and step ~= 'spawn' then syscall = step end
+      stdio = M.syserror(pidfd, syscall, path, { spawnargs = plan.spawnargs })
+    end
+  else
+    stdio = after  -- the error
+  end
+  if not pid then
+    local err = stdio
+    s.spawnerror = err
+    s.exited = true
+    if plan.onfail then plan.onfail(s, self) end
+    defer(function()
+      s.closed = true
+      if s.refed then s.refed = false; M.unref() end
+      emit(s, self, 'error', err)
+      emit(s, self, 'close', err.errno, nil)
+    end)
+    return self, s
+  end
+  s.pid, s.pidfd = pid, pidfd
+  for _, st in ipairs(given) do
+    if getmetatable(st) == M.Readable then M.readable_giveaway(st)
+    else M.writable_giveaway(st) end
+  end
+  s.stdio = stdio
+  s.stdin, s.stdout, s.stderr = stdio[0], stdio[1], stdio[2]
+  for _, st in pairs(stdio) do
+    if getmetatable(st) == M.Readable then
+      s.open_streams = s.open_streams + 1
+      M.rself(st).onclosed = function() stream_closed(s, self) end
+    end
+  end
+  M.setev(pidfd, 1, function() on_exit(s, self) end)
+  if plan.timeout and plan.timeout > 0 then
+    local t = { ms = plan.timeout, refed = false, args = { n = 0 } }
+    t.fn = function()
+      if not s.exited then
+        if s.ontimeout then s.ontimeout() end
+        self:kill(plan.killSignal)
+      end
+    end
+    s.timer = t
+    M.timer_start(t)
+  end
+  if plan.onstart then plan.onstart(s, self) end
+  defer(function() emit(s, self, 'spawn') end)
+  return self, s
+end
+
+-- cp.spawn(command [, args] [, options])
+function M.spawn(command, args, opts)
+  local a, o = M.splitargs('spawn', args, opts)
+  if type(o) == 'function' then o = nil end
+  local plan = M.spawn_plan('spawn', command, a, o)
+  return (M.start(plan))
+end
+
+-- }======================================================
+
+
+-- {====================================================== methods
+
+-- kill([signal] [, {group = true}]) -> boolean
+function methods.kill(self, sig, opts)
+  local s = cself(self)
+  local signum = M.signum('kill', sig, 'SIGTERM')
+  local group = type(opts) == 'table' and opts.group
+  if s.exited or not s.pidfd then return false end
+  local ok, err
+  if group then
+    if core.getpgid(s.pid) ~= s.pid then
+      error("bad argument to 'kill' (the child does not lead a process group;"
+        .. " spawn it with detached or processGroup)", 2)
+    end
+    ok, err = core.kill(-s.pid, signum)
+  else
+    ok, err = core.pidfd_kill(s.pidfd, signum)
+  end
+  if ok then
+    if signum ~= 0 then s.killed = true end
+    return true
+  end
+  if err ~= 3 then  -- ESRCH: it is gone already, not an error
+    defer(emit, s, self, 'error', M.syserror(err, 'kill'))
+  end
+  return false
+end
+
+function methods.ref(self)
+  local s = cself(self)
+  if not s.refed and not s.closed then s.refed = true; M.ref() end
+  if s.channel then s.channel.ref() end
+  return self
+end
+
+-- unref(): the loop may end while this child runs (its streams too)
+function methods.unref(self)
+  local s = cself(self)
+  if s.refed then s.refed = false; M.unref() end
+  if s.channel then s.channel.unref() end
+  return self
+end
+
+-- wait() -> exitCode, signalCode, after 'close'
+function methods.wait(self)
+  local s = cself(self)
+  M.run_until(function() return s.closed end)
+  return s.exitCode, s.signalCode
+end
+
+-- }======================================================

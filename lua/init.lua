@@ -1,0 +1,41 @@
+-- The public module table.  Loaded last: everything it names exists.
+local core, M = ...
+
+local cp = {
+  version = core.version,
+  spawn = M.spawn,
+  exec = M.exec,
+  execFile = M.execFile,
+  fork = M.fork,
+  spawnSync = M.spawnSync,
+  execSync = M.execSync,
+  execFileSync = M.execFileSync,
+  run = M.run,
+  setTimeout = M.setTimeout,
+  setInterval = M.setInterval,
+  setImmediate = M.setImmediate,
+  clearTimeout = M.clearTimeout,
+  clearInterval = M.clearInterval,
+  clearImmediate = M.clearImmediate,
+  watch = M.watch,
+  loop = M.loop,
+  process = M.process,
+  signals = M.signals,
+  Error = M.Error,
+  _core = core,    -- for the specs only
+  _M = M,
+}
+
+-- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)
+function cp.kill(pid, sig)
+  if math.type(pid) ~= 'integer' then
+    error(("bad argument #1 to 'kill' (integer expected, got %s)"):format(type(pid)), 2)
+  end
+  local ok, err = core.kill(pid, M.signum('kill', sig, 'SIGTERM'))
+  if ok then return true end
+  return nil, M.syserror(err, 'kill')
+end
+
+if M.channel_autostart then M.channel_autostart() end
+
+return cp

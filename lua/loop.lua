@@ -1,0 +1,295 @@
+-- The scheduler: a ready queue, timers, fd handlers and the keep-alive
+-- count, around the C core's epoll wait.  Every event reaches user code
+-- from here, through dispatch(), never from inside the call that caused it.
+local core, M = ...
+
+local now, wait = core.now, core.wait
+local xpcall, traceback, error, type = xpcall, debug.traceback, error, type
+local floor, huge = math.floor, math.huge
+
+-- {====================================================== keep-alive
+
+local alive = 0          -- referenced handles (children, streams, timers...)
+function M.ref() alive = alive + 1 end
+function M.unref() alive = alive - 1 end
+function M.alive() return alive end
+
+-- }======================================================
+
+
+-- {====================================================== fd handlers
+
+local handlers = {}      -- fd -> function(events)
+local masks = {}         -- fd -> events registered with epoll
+local always = {}        -- fd -> true: files epoll refuses (always ready)
+local nalways = 0
+
+-- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn.
+-- Regular files cannot be polled (EPERM): they count as always ready.
+function M.setev(fd, ev, fn)
+  if fn then handlers[fd] = fn end
+  local cur = masks[fd]
+  if cur == ev then return true end
+  if always[fd] then
+    if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = nil
+    else masks[fd] = ev end
+    return true
+  end
+  local ok, err
+  if ev == 0 then
+    if cur then ok, err = core.unwatch(fd) end
+    masks[fd] = nil
+    return true
+  elseif cur then
+    ok, err = core.modify(fd, ev)
+  else
+    ok, err = core.watch(fd, ev)
+    if not ok and err == 1 then  -- EPERM: a regular file
+      always[fd] = true
+      nalways = nalways + 1
+      ok = true
+    end
+  end
+  if not ok then return nil, err end
+  masks[fd] = ev
+  return true
+end
+
+-- Forget fd entirely (call before closing it).
+function M.forget(fd)
+  M.setev(fd, 0)
+  handlers[fd] = nil
+end
+
+-- }======================================================
+
+
+-- {====================================================== ready queue
+
+-- The queue holds {fn, args...} entries; run in order, each once.
+local queue, qhead, qtail = {}, 1, 0
+
+function M.defer(fn, ...)
+  qtail = qtail + 1
+  queue[qtail] = { fn, ... }
+end
+
+local function qempty() return qhead > qtail end
+
+-- }======================================================
+
+
+-- {====================================================== timers
+
+-- A binary heap of timer states ordered by (due, seq).  A cancelled or
+-- rescheduled timer leaves its old entry behind; `gen` tells them apart.
+local heap, nheap, seq = {}, 0, 0
+
+local function less(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+local function heap_push(entry)
+  nheap = nheap + 1
+  local i = nheap
+  heap[i] = entry
+  while i > 1 do
+    local p = floor(i / 2)
+    if less(heap[i], heap[p]) then
+      heap[i], heap[p] = heap[p], heap[i]
+      i = p
+    else break end
+  end
+end
+
+local function heap_pop()
+  local top = heap[1]
+  heap[1] = heap[nheap]
+  heap[nheap] = nil
+  nheap = nheap - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= nheap and less(heap[l], heap[m]) then m = l end
+    if r <= nheap and less(heap[r], heap[m]) then m = r end
+    if m == i then break end
+    heap[i], heap[m] = heap[m], heap[i]
+    i = m
+  end
+  return top
+end
+
+-- Schedule timer state t (fields: ms, fn, args, repeat) from now.
+function M.timer_start(t)
+  seq = seq + 1
+  t.gen = seq
+  t.due = now() + t.ms
+  if not t.active then
+    t.active = true
+    if t.refed then alive = alive + 1 end
+  end
+  heap_push({ t.due, seq, t })
+end
+
+function M.timer_stop(t)
+  if t.active then
+    t.active = false
+    t.gen = nil
+    if t.refed then alive = alive - 1 end
+  end
+end
+
+function M.timer_ref(t, on)
+  if t.refed == on then return end
+  t.refed = on
+  if t.active then alive = alive + (on and 1 or -1) end
+end
+
+-- drop stale entries from the top of the heap
+local function heap_top()
+  while nheap > 0 do
+    local e = heap[1]
+    if e[3].gen == e[2] then return e end
+    heap_pop()
+  end
+  return nil
+end
+
+-- Seconds until the next live timer, 0 if work is ready, nil if none.
+function M.timeout()
+  if not qempty() or nalways > 0 then return 0 end
+  local e = heap_top()
+  if not e then return nil end
+  local d = e[1] - now()
+  return d > 0 and d / 1000 or 0
+end
+
+-- }======================================================
+
+
+-- {====================================================== dispatch
+
+local failure      -- error raised by a callback, re-raised by run()
+
+local function handler(e)
+  if type(e) == 'string' then return traceback(e, 2) end
+  return e
+end
+
+-- Call fn(...) protected; remember the first error and report it.
+local function dispatch(fn, ...)
+  local ok, err = xpcall(fn, handler, ...)
+  if not ok then failure = failure or { err }; return false end
+  return true
+end
+M.dispatch = dispatch
+
+local function run_queue()
+  local last = qtail           -- entries added meanwhile wait a turn
+  while qhead <= last do
+    local e = queue[qhead]
+    queue[qhead] = nil
+    qhead = qhead + 1
+    if not dispatch(e[1], M.unpack(e, 2)) then return false end
+  end
+  if qhead > qtail then qhead, qtail = 1, 0 end
+  return true
+end
+
+local function run_timers()
+  local t0 = now()
+  while true do
+    local e = heap_top()
+    if not e or e[1] > t0 then return true end
+    heap_pop()
+    local t = e[3]
+    if t.rep then
+      t.active = false   -- restart keeps the ref count right
+      if t.refed then alive = alive - 1 end
+      t.ms = t.rep
+      M.timer_start(t)
+    else
+      M.timer_stop(t)
+    end
+    if not dispatch(t.fn, M.unpack(t.args, 1, t.args.n)) then return false end
+  end
+end
+
+local evbuf = {}
+
+local function run_fds(timeout_ms)
+  if nalways > 0 then timeout_ms = 0 end
+  local n = wait(timeout_ms, evbuf)
+  if not n then return true end
+  for i = 1, n do
+    local fd, ev = evbuf[2 * i - 1], evbuf[2 * i]
+    local h = handlers[fd]
+    if h and masks[fd] then
+      if not dispatch(h, ev) then return false end
+    end
+  end
+  if nalways > 0 then
+    for fd in pairs(always) do
+      local h = handlers[fd]
+      if h and masks[fd] then
+        if not dispatch(h, masks[fd]) then return false end
+      end
+    end
+  end
+  return true
+end
+
+-- One turn of the loop.  block: wait for I/O or the next timer.
+local function step(block)
+  if not run_queue() then return end
+  if not run_timers() then return end
+  local ms = 0
+  if block and qempty() then
+    local e = heap_top()
+    ms = e and math.max(0, e[1] - now()) or -1
+  end
+  if not run_fds(ms) then return end
+  if not run_timers() then return end
+  run_queue()
+end
+
+local function raise_failure()
+  if failure then
+    local err = failure[1]
+    failure = nil
+    error(err, 0)
+  end
+end
+
+local function pending() return alive > 0 or not qempty() end
+
+-- cp.run([mode]) -> true if referenced work remains
+function M.run(mode)
+  mode = mode or 'default'
+  if mode == 'default' then
+    while pending() do
+      step(true)
+      raise_failure()
+    end
+  elseif mode == 'once' then
+    if pending() then step(true) end
+    raise_failure()
+  elseif mode == 'nowait' then
+    step(false)
+    raise_failure()
+  else
+    error(("bad argument #1 to 'run' (invalid mode '%s')"):format(tostring(mode)), 2)
+  end
+  return pending()
+end
+
+-- Run the loop until done() is true, whatever the keep-alive count says
+-- (child:wait(), synchronous helpers).  Raises callback errors as run().
+function M.run_until(done)
+  while not done() do
+    step(true)
+    raise_failure()
+  end
+end
+
+-- }======================================================

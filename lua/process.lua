@@ -1,0 +1,58 @@
+-- cp.process: this process, as Node's `process` object.
+local core, M = ...
+
+local methods = {}
+local Process, pself = core.class('childproc.Process', methods)
+M.emitter_methods(methods, pself)
+
+local s = {
+  pid = core.getpid(),
+  execPath = core.exepath(),
+  connected = false,
+}
+local self = core.object(Process, s)
+M.process, M.pself = self, pself
+
+-- computed when read: they change (ppid) or are costly (env)
+local lazy = {
+  ppid = function() return core.getppid() end,
+  env = function() return core.environ() end,
+  argv = function()
+    local argv = { s.execPath }
+    if type(_G.arg) == 'table' then
+      for i = 0, #_G.arg do argv[#argv + 1] = _G.arg[i] end
+    end
+    return argv
+  end,
+  -- the standard streams are made on first use
+  stdin = function()
+    local fd = core.dup(0)
+    local st = M.readable(fd or 0, { ownfd = fd ~= nil })
+    s.stdin = st
+    return st
+  end,
+  stdout = function()
+    local st = M.writable(1, { ownfd = false, sync = true })
+    s.stdout = st
+    return st
+  end,
+  stderr = function()
+    local st = M.writable(2, { ownfd = false, sync = true })
+    s.stderr = st
+    return st
+  end,
+}
+setmetatable(methods, { __index = function(_, k)
+  local f = lazy[k]
+  if f then return f() end
+end })
+
+-- exit([code]): flush what this process still has to say, then leave
+function methods.exit(_, code)
+  if M.before_exit then M.before_exit() end
+  io.stdout:flush()
+  io.stderr:flush()
+  os.exit(code or 0, true)
+end
+
+function methods.cwd() return core.cwd() end

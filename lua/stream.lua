@@ -1,0 +1,319 @@
+-- Readable and Writable streams over non-blocking fds, with Node's
+-- flowing mode, pipe() with backpressure, and a 64 KiB high-water mark.
+local core, M = ...
+
+local read, write = core.read, core.write
+local emit, defer = M.emit, M.defer
+local R, W = 1, 2
+local HIGH_WATER = 64 * 1024
+
+-- {====================================================== Readable
+
+local rmethods = {}
+local Readable, rself = core.class('childproc.Readable', rmethods)
+M.Readable = Readable
+M.emitter_methods(rmethods, rself)
+
+local function r_close(s, self, err)
+  if s.closed then return end
+  s.closed = true
+  if s.watched then s.watched = false; M.unref() end
+  M.forget(s.fd)
+  if s.ownfd then core.close(s.fd) end
+  if err then emit(s, self, 'error', err) end
+  emit(s, self, 'close')
+  if s.onclosed then s.onclosed(self) end
+end
+
+-- Start or stop watching according to the flowing state.
+local function r_update(s)
+  local want = s.flowing and not s.closed and not s.ended
+  if want and not s.watched then
+    s.watched = true
+    M.ref()
+    M.setev(s.fd, R, s.onready)
+  elseif not want and s.watched then
+    s.watched = false
+    M.unref()
+    M.setev(s.fd, 0)
+  end
+end
+
+-- Read what is there now (once, or until it would block when drain is
+-- set: a child that exited has written everything it will write).
+local function r_read(s, self, drain)
+  repeat
+    if s.closed or s.ended or not s.flowing then return end
+    local chunk, err = read(s.fd)
+    if chunk then
+      emit(s, self, 'data', chunk)
+    elseif chunk == false then
+      return
+    elseif err then
+      r_close(s, self, M.syserror(err, 'read'))
+      return
+    else
+      s.ended = true
+      r_update(s)
+      emit(s, self, 'end')
+      r_close(s, self)
+      return
+    end
+  until not drain
+end
+M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
+
+-- A Readable over fd.  opts.ownfd: close fd when done (default true).
+function M.readable(fd, opts)
+  opts = opts or {}
+  local s = { fd = fd, ownfd = opts.ownfd ~= false, flowing = nil }
+  local self = core.object(Readable, s)
+  s.onready = function() r_read(s, self, false) end
+  -- a 'data' listener starts the flow, unless the user paused explicitly
+  s._onlisten = function(_, _, name)
+    if name == 'data' and s.flowing == nil then
+      s.flowing = true
+      r_update(s)
+    end
+  end
+  return self, s
+end
+
+function rmethods.pause(self)
+  local s = rself(self)
+  s.flowing = false
+  r_update(s)
+  return self
+end
+
+function rmethods.resume(self)
+  local s = rself(self)
+  s.flowing = true
+  r_update(s)
+  return self
+end
+
+function rmethods.isPaused(self) return rself(self).flowing == false end
+
+function rmethods.fileno(self)
+  local s = rself(self)
+  if s.closed then return nil end
+  return s.fd
+end
+
+function rmethods.destroy(self, err)
+  local s = rself(self)
+  if not s.closed then
+    s.ended = true
+    r_update(s)
+    r_close(s, self, err)
+  end
+  return self
+end
+
+-- pipe(dest [, {['end'] = true}]) -> dest
+function rmethods.pipe(self, dest, opts)
+  local s = rself(self)
+  M.checktype('pipe', 1, dest, 'userdata')
+  local p = { dest = dest }
+  local src = self
+  p.ondata = function(chunk)
+    if dest:write(chunk) == false then
+      src:pause()
+      if not p.waiting then
+        p.waiting = true
+        dest:once('drain', p.ondrain)
+      end
+    end
+  end
+  p.ondrain = function()
+    p.waiting = false
+    if s.pipes and s.pipes[dest] then src:resume() end
+  end
+  p.onend = function()
+    if not (opts and opts['end'] == false) then dest:close() end
+  end
+  s.pipes = s.pipes or {}
+  s.pipes[dest] = p
+  self:on('data', p.ondata)
+  self:on('end', p.onend)
+  self:resume()
+  return dest
+end
+
+function rmethods.unpipe(self, dest)
+  local s = rself(self)
+  if not s.pipes then return self end
+  for d, p in pairs(s.pipes) do
+    if dest == nil or d == dest then
+      self:off('data', p.ondata)
+      self:off('end', p.onend)
+      if p.waiting then d:off('drain', p.ondrain) end
+      s.pipes[d] = nil
+    end
+  end
+  if next(s.pipes) == nil then s.pipes = nil; self:pause() end
+  return self
+end
+
+-- Hand the fd over (to a child's stdio): this stream is done with it.
+function M.readable_giveaway(self)
+  local s = rself(self)
+  s.ended = true
+  r_update(s)
+  r_close(s, self)
+end
+
+M.rself = rself
+
+-- }======================================================
+
+
+-- {====================================================== Writable
+
+local wmethods = {}
+local Writable, wself = core.class('childproc.Writable', wmethods)
+M.Writable = Writable
+M.emitter_methods(wmethods, wself)
+M.wself = wself
+
+local function w_close(s, self, err)
+  if s.closed then return end
+  s.closed = true
+  if s.holding then s.holding = false; M.unref() end
+  M.forget(s.fd)
+  if s.ownfd then core.close(s.fd) end
+  local cbs = s.cbs
+  s.queue, s.cbs, s.queued = {}, {}, 0
+  for i = 1, #cbs do
+    if cbs[i] then M.dispatch(cbs[i], err) end
+  end
+  if err then emit(s, self, 'error', err) end
+  emit(s, self, 'close')
+end
+
+-- Write out as much of the queue as the fd takes now.
+local function w_flush(s, self)
+  local q, cbs = s.queue, s.cbs
+  while s.head <= s.tail do
+    local data = q[s.head]
+    local n, err = write(s.fd, data, s.off)
+    if n == false then break end
+    if not n then
+      return w_close(s, self, M.syserror(err, 'write'))
+    end
+    s.off = s.off + n
+    s.queued = s.queued - n
+    if s.off < #data then
+      if s.sync then goto continue end
+      break
+    end
+    q[s.head] = nil
+    local cb = cbs[s.head]
+    cbs[s.head] = nil
+    s.head, s.off = s.head + 1, 0
+    if cb then defer(cb) end
+    ::continue::
+  end
+  local empty = s.head > s.tail
+  if empty then
+    s.head, s.tail = 1, 0
+    if s.holding then s.holding = false; M.unref() end
+    M.setev(s.fd, 0)
+    if s.needdrain then
+      s.needdrain = false
+      defer(emit, s, self, 'drain')
+    end
+    if s.ending and not s.finished then
+      s.finished = true
+      local fin = s.finishcb
+      defer(function()
+        if fin then fin() end
+        emit(s, self, 'finish')
+        w_close(s, self)
+      end)
+    end
+  elseif not s.holding then
+    s.holding = true
+    M.ref()
+    M.setev(s.fd, W, s.onready)
+  end
+end
+
+-- A Writable over fd.  opts.sync: blocking writes (this process's own
+-- stdout/stderr, shared with whoever started us).
+function M.writable(fd, opts)
+  opts = opts or {}
+  local s = { fd = fd, ownfd = opts.ownfd ~= false, sync = opts.sync,
+              queue = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0 }
+  local self = core.object(Writable, s)
+  s.onready = function() w_flush(s, self) end
+  return self, s
+end
+
+local function w_error_later(s, self, code, msg)
+  defer(emit, s, self, 'error', M.newerror({ code = code, message = msg }))
+end
+
+-- write(data [, cb]) -> false when 64 KiB or more are queued after it
+function wmethods.write(self, data, cb)
+  local s = wself(self)
+  if type(data) == 'number' then data = tostring(data) end
+  M.checktype('write', 1, data, 'string')
+  if s.closed or s.ending then
+    local err = M.newerror({ code = s.closed and 'ERR_STREAM_DESTROYED'
+                               or 'ERR_STREAM_WRITE_AFTER_END',
+                             message = 'write after end' })
+    if cb then defer(cb, err) end
+    if not s.closed then defer(emit, s, self, 'error', err) end
+    return false
+  end
+  if #data == 0 then
+    if cb then defer(cb) end
+    return s.queued < HIGH_WATER
+  end
+  s.tail = s.tail + 1
+  s.queue[s.tail] = data
+  s.cbs[s.tail] = cb or false
+  s.queued = s.queued + #data
+  if s.head == s.tail then w_flush(s, self) end
+  local ok = s.queued < HIGH_WATER
+  if not ok then s.needdrain = true end
+  return ok
+end
+
+-- close([data] [, cb]): Node's end()
+function wmethods.close(self, data, cb)
+  local s = wself(self)
+  if type(data) == 'function' then data, cb = nil, data end
+  if data ~= nil and not s.ending and not s.closed then self:write(data) end
+  if s.ending or s.closed then
+    if cb then defer(cb) end
+    return self
+  end
+  s.ending = true
+  s.finishcb = cb
+  w_flush(s, self)
+  return self
+end
+wmethods['end'] = wmethods.close
+
+function wmethods.destroy(self, err)
+  local s = wself(self)
+  if not s.closed then w_close(s, self, err) end
+  return self
+end
+
+function wmethods.fileno(self)
+  local s = wself(self)
+  if s.closed then return nil end
+  return s.fd
+end
+
+function M.writable_giveaway(self)
+  local s = wself(self)
+  s.ending = true
+  w_close(s, self)
+end
+
+-- }======================================================

@@ -1,0 +1,40 @@
+/*
+** childproc: Node's child_process for Lua.
+** luaopen_childproc builds the internal `core` table from the C files in
+** src/, then runs the Lua layer (lua/ files, embedded at build time) with
+** it; the last chunk returns the public module table.
+*/
+#include <string.h>
+
+#include "cp.h"
+#include "lua_chunks.h"
+
+__attribute__((visibility("default"))) int luaopen_childproc(lua_State *L);
+
+/* the codec lives in its own files; a build without them has no fork */
+CP_API int cp_codec_open(lua_State *L) __attribute__((weak));
+
+int luaopen_childproc(lua_State *L) {
+  int i;
+  lua_newtable(L);                          /* core */
+  lua_pushliteral(L, CP_VERSION);
+  lua_setfield(L, -2, "version");
+  cp_loop_open(L);                          /* core loop */
+  cp_fd_open(L);
+  cp_spawn_open(L);
+  cp_object_open(L);
+  cp_sys_open(L);
+  lua_pop(L, 1);                            /* core */
+  if (cp_codec_open != NULL) cp_codec_open(L);
+  lua_newtable(L);                          /* core M: the layer's namespace */
+  for (i = 0; cp_chunks[i].name != NULL; i++) {
+    const char *src = cp_chunks[i].src;
+    if (luaL_loadbufferx(L, src, strlen(src), cp_chunks[i].name, "t") != LUA_OK)
+      return lua_error(L);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 1);                      /* core M result */
+    if (cp_chunks[i + 1].name != NULL) lua_pop(L, 1);
+  }
+  return 1;                                 /* the last chunk's module */
+}

@@ -1,0 +1,107 @@
+/*
+** codec.h: private interface shared by the two message codecs of the
+** IPC channel (src/serialize.c for the 'lua' serialization, src/json.c
+** for Node's 'json' serialization) and by their fuzz targets.
+** Nothing here is part of the module's public API.
+*/
+#ifndef CP_CODEC_H
+#define CP_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#ifndef CP_API
+#define CP_API __attribute__((visibility("hidden")))
+#endif
+
+/*
+** One nesting limit for both codecs, encode and decode alike: a table
+** (JSON array or object) at the top level has depth 1, and a message
+** with a table nested deeper than CP_MAX_DEPTH is refused with
+** "excessive nesting (200)". It bounds the C recursion of the encoders
+** and decoders (each level uses a few hundred bytes of C stack and a
+** few Lua stack slots), so hostile input cannot overflow either stack.
+*/
+#define CP_MAX_DEPTH 200
+
+/* Metatable name of the decoder userdata made by core.decoder */
+#define CP_DECODER_MT "childproc.Decoder"
+
+/* Adds lua_encode, json_encode, decoder, json_null to the table on top */
+CP_API int cp_codec_open(lua_State *L);
+
+
+/*
+** {======================================================
+** Output buffer owned by a userdata, so a Lua error raised while a
+** message is being built (out of memory in the Lua API) leaks nothing:
+** its __gc frees the block. The encoders also free it explicitly
+** before raising their own errors.
+** =======================================================
+*/
+typedef struct cp_wbuf {
+  char *p;        /* block (malloc) or NULL */
+  size_t n;       /* bytes used */
+  size_t cap;     /* bytes allocated */
+  size_t limit;   /* largest allowed n */
+} cp_wbuf;
+
+/* Pushes a new empty buffer userdata; returns it */
+CP_API cp_wbuf *cp_wbuf_new(lua_State *L, size_t limit);
+/* Room for 'need' more bytes at p + n, or NULL (out of memory/limit) */
+CP_API char *cp_wbuf_reserve(cp_wbuf *b, size_t need);
+CP_API void cp_wbuf_free(cp_wbuf *b);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Encoder state and error reporting shared by both encoders. Encoding
+** functions return 0 on success and non-zero after recording the error
+** in the state; each table level on the way back adds its key to the
+** path so the message says where the bad value was.
+** =======================================================
+*/
+typedef struct cp_enc {
+  lua_State *L;
+  cp_wbuf *b;
+  int seen;          /* stack slot of the seen table (nil until used) */
+  int path;          /* stack slot of the error path (nil until used) */
+  int npath;         /* segments in the path table */
+  int depth;         /* current table depth */
+  lua_Integer nseen; /* tables numbered so far ('lua' back-references) */
+  int withpath;      /* does the error message take a path? */
+  char msg[96];      /* error message, without the path */
+} cp_enc;
+
+/* Reserves the stack slots and the buffer; pushes 3 values */
+CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit);
+/* Records an error; returns 1 so callers can 'return cp_enc_fail(...)' */
+CP_API int cp_enc_fail(cp_enc *e, int withpath, const char *fmt, ...);
+/* Records that the failing value sits under the key at 'kidx' */
+CP_API void cp_enc_addpath(cp_enc *e, int kidx, int iskey);
+/* Frees the buffer and raises the recorded error */
+CP_API int cp_enc_raise(cp_enc *e);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** JSON pieces used by the decoder in serialize.c
+** =======================================================
+*/
+CP_API int cp_json_encode(lua_State *L);
+/*
+** Decodes the JSON text p[0..n) and pushes its value; returns NULL, or
+** an error message (static, or pushed-free) and pushes nothing.
+*/
+CP_API const char *cp_json_decode(lua_State *L, const char *p, size_t n,
+                                  char *errbuf, size_t errsz);
+/* The unique light userdata standing for JSON null */
+CP_API void *cp_json_nullp(void);
+/* }====================================================== */
+
+#endif

@@ -1,0 +1,68 @@
+/*
+** childproc: the one internal header.
+** The C core is a set of small functions gathered in the internal table
+** `core`; the Lua layer (lua/ files, compiled into the module) builds the
+** Node-like objects on top of it.
+*/
+#ifndef CP_H
+#define CP_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "compat.h"
+
+#define CP_API __attribute__((visibility("hidden")))
+
+#define CP_VERSION "0.1.0"
+
+/* metatable names */
+#define CP_LOOP_MT    "childproc.Loop"
+#define CP_OBJECT_MT_PREFIX "childproc."
+
+/* largest chunk one read() call returns to Lua */
+#define CP_READ_MAX (256 * 1024)
+
+/*
+** The loop: one per Lua state, created by luaopen_childproc and kept as
+** upvalue 1 of every core function.  It owns every fd the core hands out
+** (`kind`), so that lua_close can release them even if Lua never did.
+*/
+enum { CP_FD_NONE = 0, CP_FD_PLAIN, CP_FD_PIDFD };
+
+typedef struct cp_Loop {
+  int epfd;
+  int nowned;               /* size of `kind` */
+  unsigned char *kind;      /* kind[fd]: CP_FD_* */
+} cp_Loop;
+
+#define cp_getloop(L) ((cp_Loop *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* record or forget an fd the core owns */
+CP_API int cp_own(cp_Loop *lp, int fd, int kind);
+CP_API void cp_disown(cp_Loop *lp, int fd);
+
+/* with [core, loop] on top: add funcs to core, each with loop as upvalue */
+static inline void cp_setfuncs(lua_State *L, const luaL_Reg *funcs) {
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+}
+
+/* each file adds its functions to the core table; the stack holds
+** [core, loop] on entry and on exit (cp_loop_open pushes the loop) */
+CP_API void cp_loop_open(lua_State *L);
+CP_API void cp_fd_open(lua_State *L);
+CP_API void cp_spawn_open(lua_State *L);
+CP_API void cp_object_open(lua_State *L);
+CP_API void cp_sys_open(lua_State *L);
+CP_API int cp_codec_open(lua_State *L);
+
+/* push an errno's symbolic name ('ENOENT'), or 'E<number>' */
+CP_API const char *cp_errname(int err);
+
+/* return `nil, errno` from a binding */
+CP_API int cp_fail(lua_State *L, int err);
+
+#endif

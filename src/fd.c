@@ -1,0 +1,229 @@
+/*
+** File descriptors as plain integers for the Lua layer.  Every fd made
+** here is close-on-exec and recorded in the loop's ownership table; the
+** ends the loop watches are made non-blocking by the caller (nonblock).
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "cp.h"
+
+CP_API int cp_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushinteger(L, err);
+  return 2;
+}
+
+static int own2(lua_State *L, cp_Loop *lp, int fds[2]) {
+  int err = cp_own(lp, fds[0], CP_FD_PLAIN);
+  if (err == 0) err = cp_own(lp, fds[1], CP_FD_PLAIN);
+  if (err != 0) {
+    cp_disown(lp, fds[0]);
+    close(fds[0]);
+    close(fds[1]);
+    return cp_fail(L, err);
+  }
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+/* core.pipe() -> rfd, wfd */
+static int fd_pipe(lua_State *L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return cp_fail(L, errno);
+  return own2(L, cp_getloop(L), fds);
+}
+
+/* core.socketpair() -> fd, fd (stream sockets, for message channels) */
+static int fd_socketpair(lua_State *L) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    return cp_fail(L, errno);
+  return own2(L, cp_getloop(L), fds);
+}
+
+/* core.open(path, 'r'|'w'|'rw') -> fd */
+static int fd_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *mode = luaL_optstring(L, 2, "r");
+  int flags = strcmp(mode, "rw") == 0 ? O_RDWR
+            : strcmp(mode, "w") == 0 ? O_WRONLY : O_RDONLY;
+  int fd = open(path, flags | O_CLOEXEC);
+  int err;
+  if (fd < 0) return cp_fail(L, errno);
+  if ((err = cp_own(cp_getloop(L), fd, CP_FD_PLAIN)) != 0) {
+    close(fd);
+    return cp_fail(L, err);
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* core.dup(fd) -> a close-on-exec copy owned by the core */
+static int fd_dup(lua_State *L) {
+  int fd = fcntl((int)luaL_checkinteger(L, 1), F_DUPFD_CLOEXEC, 3);
+  int err;
+  if (fd < 0) return cp_fail(L, errno);
+  if ((err = cp_own(cp_getloop(L), fd, CP_FD_PLAIN)) != 0) {
+    close(fd);
+    return cp_fail(L, err);
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* core.close(fd): 0-2 are never closed (they belong to the host) */
+static int fd_close(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  if (fd > 2) {
+    cp_disown(cp_getloop(L), fd);
+    close(fd);
+  }
+  return 0;
+}
+
+/* core.nonblock(fd, on) */
+static int fd_nonblock(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return cp_fail(L, errno);
+  fl = lua_toboolean(L, 2) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  if (fcntl(fd, F_SETFL, fl) != 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.isopen(fd) -> boolean */
+static int fd_isopen(lua_State *L) {
+  lua_pushboolean(L, fcntl((int)luaL_checkinteger(L, 1), F_GETFD) >= 0);
+  return 1;
+}
+
+/* core.setpipesz(fd, bytes): best effort, the pipe keeps its size on error */
+static int fd_setpipesz(lua_State *L) {
+  int r = fcntl((int)luaL_checkinteger(L, 1), F_SETPIPE_SZ,
+                (int)luaL_checkinteger(L, 2));
+  lua_pushinteger(L, r < 0 ? 0 : r);
+  return 1;
+}
+
+/*
+** core.read(fd [, max]) -> string | nil (end of file) | false (would
+** block) | nil, errno
+*/
+static int fd_read(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, CP_READ_MAX);
+  luaL_Buffer b;
+  char *p;
+  ssize_t n;
+  if (max <= 0 || max > CP_READ_MAX) max = CP_READ_MAX;
+  p = luaL_buffinitsize(L, &b, (size_t)max);
+  do n = read(fd, p, (size_t)max); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    return cp_fail(L, err);
+  }
+  if (n == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/*
+** Write without ever raising SIGPIPE in this process and without changing
+** its disposition: SIGPIPE is blocked in this thread for the call, and a
+** SIGPIPE the write itself raised is consumed before the mask comes back.
+** Sockets need none of this (MSG_NOSIGNAL).
+*/
+static ssize_t write_nosigpipe(int fd, const char *p, size_t len) {
+  sigset_t pipe_set, old, pending;
+  ssize_t n;
+  int err, was_pending;
+  n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0 || errno != ENOTSOCK) return n;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigpending(&pending);
+  was_pending = sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  n = write(fd, p, len);
+  err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = err;
+  return n;
+}
+
+/*
+** core.write(fd, s [, offset]) -> bytes written | false (would block) |
+** nil, errno.  `offset` (0-based) spares the Lua side a substring copy
+** when it resumes a partial write.
+*/
+static int fd_write(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  ssize_t n;
+  luaL_argcheck(L, off >= 0 && (size_t)off <= len, 3, "offset out of range");
+  do n = write_nosigpipe(fd, s + off, len - (size_t)off);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    return cp_fail(L, errno);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.fileno(file) -> the fd of a Lua file handle, or nil */
+static int fd_fileno(lua_State *L) {
+  luaL_Stream *st = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
+  if (st == NULL || st->closef == NULL || st->f == NULL) return 0;
+  fflush(st->f);
+  lua_pushinteger(L, fileno(st->f));
+  return 1;
+}
+
+/* core.errname(errno) -> 'ENOENT';  core.strerror(errno) -> text */
+static int fd_errname(lua_State *L) {
+  lua_pushstring(L, cp_errname((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static int fd_strerror(lua_State *L) {
+  lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg fd_funcs[] = {
+  {"pipe", fd_pipe}, {"socketpair", fd_socketpair}, {"open", fd_open},
+  {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
+  {"isopen", fd_isopen}, {"setpipesz", fd_setpipesz}, {"read", fd_read},
+  {"write", fd_write}, {"fileno", fd_fileno}, {"errname", fd_errname},
+  {"strerror", fd_strerror}, {NULL, NULL}
+};
+
+CP_API void cp_fd_open(lua_State *L) {
+  cp_setfuncs(L, fd_funcs);
+}

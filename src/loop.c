@@ -1,0 +1,201 @@
+/*
+** The event loop's kernel side: one epoll instance, level-triggered.
+** The scheduling (timers, ready queue, keep-alive counts) lives in
+** lua/loop.lua; this file only waits and reports which fds are ready.
+*/
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+
+#include "cp.h"
+
+/* event bits shared with Lua: 1 = readable, 2 = writable */
+#define EV_R 1
+#define EV_W 2
+
+static unsigned to_epoll(int ev) {
+  return ((ev & EV_R) ? EPOLLIN : 0u) | ((ev & EV_W) ? EPOLLOUT : 0u);
+}
+
+/* errors and hang-ups wake both directions: the reader sees EOF or the
+** error from read(), the writer sees EPIPE from write() */
+static int from_epoll(unsigned e) {
+  int ev = 0;
+  if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ev |= EV_R;
+  if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) ev |= EV_W;
+  return ev;
+}
+
+
+/* {====================================================== ownership */
+
+CP_API int cp_own(cp_Loop *lp, int fd, int kind) {
+  if (fd >= lp->nowned) {
+    int n = lp->nowned ? lp->nowned : 64;
+    unsigned char *k;
+    while (n <= fd) n *= 2;
+    k = realloc(lp->kind, (size_t)n);
+    if (k == NULL) return ENOMEM;
+    memset(k + lp->nowned, 0, (size_t)(n - lp->nowned));
+    lp->kind = k;
+    lp->nowned = n;
+  }
+  lp->kind[fd] = (unsigned char)kind;
+  return 0;
+}
+
+CP_API void cp_disown(cp_Loop *lp, int fd) {
+  if (fd >= 0 && fd < lp->nowned) lp->kind[fd] = CP_FD_NONE;
+}
+
+/*
+** At lua_close: close what Lua never closed.  A child that already exited
+** is reaped through its own pidfd (never waitpid(-1)); a running one is
+** left running, as io.popen's files are not waited for either.
+*/
+static int loop__gc(lua_State *L) {
+  cp_Loop *lp = (cp_Loop *)lua_touserdata(L, 1);
+  int fd;
+  for (fd = 0; fd < lp->nowned; fd++) {
+    if (lp->kind[fd] == CP_FD_PIDFD) {
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+    }
+    if (lp->kind[fd] != CP_FD_NONE) close(fd);
+  }
+  free(lp->kind);
+  lp->kind = NULL;
+  lp->nowned = 0;
+  if (lp->epfd >= 0) close(lp->epfd);
+  lp->epfd = -1;
+  return 0;
+}
+
+/* }====================================================== */
+
+
+static int ctl(lua_State *L, int op) {
+  cp_Loop *lp = cp_getloop(L);
+  int fd = (int)luaL_checkinteger(L, 1);
+  struct epoll_event e;
+  memset(&e, 0, sizeof e);
+  e.events = to_epoll((int)luaL_optinteger(L, 2, 0));
+  e.data.fd = fd;
+  if (epoll_ctl(lp->epfd, op, fd, &e) != 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.watch(fd, ev), core.modify(fd, ev), core.unwatch(fd) */
+static int loop_watch(lua_State *L) { return ctl(L, EPOLL_CTL_ADD); }
+static int loop_modify(lua_State *L) { return ctl(L, EPOLL_CTL_MOD); }
+static int loop_unwatch(lua_State *L) { return ctl(L, EPOLL_CTL_DEL); }
+
+/*
+** core.wait(timeout_ms, out) -> n
+** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
+** waits for ever.  An interrupted wait reports nothing rather than failing.
+*/
+static int loop_wait(lua_State *L) {
+  cp_Loop *lp = cp_getloop(L);
+  lua_Number t = luaL_checknumber(L, 1);
+  struct epoll_event ev[64];
+  int i, n, ms;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
+  n = epoll_wait(lp->epfd, ev, 64, ms);
+  if (n < 0) {
+    if (errno == EINTR) n = 0;
+    else return cp_fail(L, errno);
+  }
+  for (i = 0; i < n; i++) {
+    lua_pushinteger(L, ev[i].data.fd);
+    lua_rawseti(L, 2, 2 * i + 1);
+    lua_pushinteger(L, from_epoll(ev[i].events));
+    lua_rawseti(L, 2, 2 * i + 2);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/*
+** core.poll(fds, evs, timeout_ms, out) -> n
+** A private poll(2) over a short list, for the *Sync functions: they must
+** leave the loop's epoll set untouched.  out[i] = ready bits of fds[i].
+*/
+static int loop_poll(lua_State *L) {
+  struct pollfd pf[64];
+  int i, n, ms;
+  lua_Number t;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  t = luaL_checknumber(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 1);
+  luaL_argcheck(L, n <= 64, 1, "too many fds");
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    lua_rawgeti(L, 2, i + 1);
+    pf[i].fd = (int)lua_tointeger(L, -2);
+    pf[i].events = (short)(((lua_tointeger(L, -1) & EV_R) ? POLLIN : 0) |
+                           ((lua_tointeger(L, -1) & EV_W) ? POLLOUT : 0));
+    pf[i].revents = 0;
+    lua_pop(L, 2);
+  }
+  ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
+  if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR) return cp_fail(L, errno);
+  for (i = 0; i < n; i++) {
+    int r = 0;
+    if (pf[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) r |= EV_R;
+    if (pf[i].revents & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) r |= EV_W;
+    lua_pushinteger(L, r);
+    lua_rawseti(L, 4, i + 1);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.pollfd() -> the epoll fd, readable whenever a watched fd is ready */
+static int loop_pollfd(lua_State *L) {
+  lua_pushinteger(L, cp_getloop(L)->epfd);
+  return 1;
+}
+
+/* core.now() -> monotonic milliseconds, as a float */
+static int loop_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e3 + (lua_Number)ts.tv_nsec / 1e6);
+  return 1;
+}
+
+static const luaL_Reg loop_funcs[] = {
+  {"watch", loop_watch}, {"modify", loop_modify}, {"unwatch", loop_unwatch},
+  {"wait", loop_wait}, {"poll", loop_poll}, {"pollfd", loop_pollfd},
+  {"now", loop_now}, {NULL, NULL}
+};
+
+/*
+** Creates the loop userdata, leaves it on the stack above the core table.
+** Its metatable has __gc before the epoll fd exists, so an error in
+** between leaks nothing.
+*/
+CP_API void cp_loop_open(lua_State *L) {
+  cp_Loop *lp = (cp_Loop *)cp_newuserdata(L, sizeof *lp, 0);
+  lp->epfd = -1;
+  lp->nowned = 0;
+  lp->kind = NULL;
+  luaL_newmetatable(L, CP_LOOP_MT);
+  lua_pushcfunction(L, loop__gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (lp->epfd < 0) luaL_error(L, "childproc: epoll_create1: %s", strerror(errno));
+  cp_setfuncs(L, loop_funcs);
+}

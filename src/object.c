@@ -1,0 +1,82 @@
+/*
+** Objects of the Lua layer (ChildProcess, streams, timers, watchers) are
+** userdata, so they carry a `childproc.X` metatable that names them in
+** error messages, and so Lua code cannot confuse them with plain tables.
+** Each holds one table (its uservalue) with its fields; methods live in
+** the class's own table.
+*/
+#include "cp.h"
+
+/* __index(u, k): the object's own fields first, then the class's methods */
+static int object__index(lua_State *L) {
+  if (cp_getuservalue(L, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_gettable(L, lua_upvalueindex(1));  /* methods may have a fallback */
+  return 1;
+}
+
+/* __newindex(u, k, v): user keys go to the fields table */
+static int object__newindex(lua_State *L) {
+  if (cp_getuservalue(L, 1) != LUA_TTABLE) return 0;
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* self(u) -> fields table; raises a type error naming the class */
+static int object_self(lua_State *L) {
+  luaL_checkudata(L, 1, lua_tostring(L, lua_upvalueindex(1)));
+  cp_getuservalue(L, 1);
+  return 1;
+}
+
+/*
+** core.class(name, methods [, meta]) -> metatable, self
+** `meta` holds extra metamethods (__close, __tostring...).  `self(u)`
+** returns u's fields table after checking u's class.
+*/
+static int object_class(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_newmetatable(L, name);                     /* mt */
+  if (lua_istable(L, 3)) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, object__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, object__newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, object_self, 1);            /* mt, self */
+  return 2;
+}
+
+/* core.object(mt, fields) -> a new userdata of that class */
+static int object_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  cp_newuserdata(L, 0, 1);
+  lua_pushvalue(L, 2);
+  cp_setuservalue(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static const luaL_Reg object_funcs[] = {
+  {"class", object_class}, {"object", object_new}, {NULL, NULL}
+};
+
+CP_API void cp_object_open(lua_State *L) {
+  cp_setfuncs(L, object_funcs);
+}

@@ -1,0 +1,373 @@
+/*
+** Starting a child without copying the parent's memory: clone() with
+** CLONE_VM | CLONE_VFORK runs a small function on its own stack that sets
+** up the child (signals, session, ids, cwd, fds) and execs.  The parent is
+** suspended until that exec, so the cost is the same for a 1 MiB heap and a
+** 10 GiB one.  The child's exit is then watched through a pidfd.
+**
+** The child side uses raw system calls only: it shares this process's
+** memory, so it must not take libc locks, run signal handlers, or go
+** through sanitizer interceptors.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "cp.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define CHILD_STACK (256 * 1024)
+
+extern char **environ;
+
+/* which step of the child failed, reported to the parent */
+enum { STEP_EXEC = 1, STEP_CHDIR, STEP_SETUID, STEP_SETGID, STEP_SETSID,
+       STEP_SETPGID, STEP_DUP };
+
+static const char *const step_names[] = {
+  "", "spawn", "chdir", "setuid", "setgid", "setsid", "setpgid", "dup2"
+};
+
+/* everything the child needs, prepared by the parent */
+typedef struct Plan {
+  char **paths;        /* candidate paths to exec, NULL-terminated */
+  char **argv;
+  char **envp;
+  const char *cwd;
+  int *fdmap;          /* fdmap[i]: source for child fd i, or -1 */
+  int nfd;
+  int flags;           /* CP_SPAWN_* */
+  long uid, gid;       /* -1: unchanged */
+  int errfd;           /* write end of the error pipe (close-on-exec) */
+} Plan;
+
+#define CP_SPAWN_SETSID  1
+#define CP_SPAWN_SETPGID 2
+
+/* the kernel's struct sigaction for rt_sigaction */
+struct ksigaction {
+  void *handler;
+  unsigned long flags;
+  void *restorer;
+  uint64_t mask;
+};
+
+__attribute__((noreturn))
+__attribute__((no_sanitize("address", "undefined")))
+static void child_fail(const Plan *p, int step, int err) {
+  int msg[2];
+  msg[0] = step;
+  msg[1] = err;
+  syscall(SYS_write, p->errfd, msg, sizeof msg);
+  syscall(SYS_exit_group, 127);
+  for (;;) {}
+}
+
+#define SYSFAIL(step) child_fail(p, (step), errno)
+
+__attribute__((no_sanitize("address", "undefined")))
+static int child_main(void *arg) {
+  const Plan *p = (const Plan *)arg;
+  struct ksigaction dfl;
+  uint64_t empty = 0;
+  int i, sig, err = ENOENT;
+
+  /* default dispositions for every signal (the handlers of this process
+  ** must not run in a child that shares its memory) */
+  dfl.handler = NULL;  /* SIG_DFL */
+  dfl.flags = 0;
+  dfl.restorer = NULL;
+  dfl.mask = 0;
+  for (sig = 1; sig < 65; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+
+  if ((p->flags & CP_SPAWN_SETSID) && syscall(SYS_setsid) < 0)
+    SYSFAIL(STEP_SETSID);
+  if ((p->flags & CP_SPAWN_SETPGID) && syscall(SYS_setpgid, 0, 0) < 0)
+    SYSFAIL(STEP_SETPGID);
+  if (p->gid >= 0 || p->uid >= 0)
+    syscall(SYS_setgroups, 0, NULL);  /* may fail unprivileged: as libuv */
+  if (p->gid >= 0 && syscall(SYS_setgid, p->gid) < 0) SYSFAIL(STEP_SETGID);
+  if (p->uid >= 0 && syscall(SYS_setuid, p->uid) < 0) SYSFAIL(STEP_SETUID);
+  if (p->cwd != NULL && syscall(SYS_chdir, p->cwd) < 0) SYSFAIL(STEP_CHDIR);
+
+  /* the parent made sure every source that is not already in place is
+  ** numbered >= nfd, so no dup2 here clobbers a later source */
+  for (i = 0; i < p->nfd; i++) {
+    int src = p->fdmap[i];
+    if (src == i) {
+      if (syscall(SYS_fcntl, i, F_SETFD, 0) < 0) SYSFAIL(STEP_DUP);
+    }
+    else if (src >= 0) {
+      if (syscall(SYS_dup3, src, i, 0) < 0) SYSFAIL(STEP_DUP);
+    }
+    else syscall(SYS_close, i);
+  }
+  /* every other fd, even those opened without close-on-exec by the host,
+  ** is closed by the exec (the error pipe stays usable until then) */
+  if (syscall(SYS_close_range, p->nfd, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (i = p->nfd; i < 65536; i++) syscall(SYS_fcntl, i, F_SETFD, FD_CLOEXEC);
+  }
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof empty);
+
+  for (i = 0; p->paths[i] != NULL; i++) {
+    syscall(SYS_execve, p->paths[i], p->argv, p->envp);
+    if (errno == EACCES) err = EACCES;  /* as execvp: keep looking */
+    else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
+  child_fail(p, STEP_EXEC, err);
+  return 0;
+}
+
+
+/* {====================================================== plan building */
+
+/* an array of n+1 pointers in a userdata (Lua owns it: a raise leaks
+** nothing) */
+static char **newvec(lua_State *L, size_t n) {
+  char **v = (char **)cp_newuserdata(L, (n + 1) * sizeof(char *), 0);
+  memset(v, 0, (n + 1) * sizeof(char *));
+  return v;
+}
+
+/* array of strings at idx -> NULL-terminated vector (kept on the stack) */
+static char **tovec(lua_State *L, int idx, const char *what) {
+  size_t i, n = lua_rawlen(L, idx);
+  char **v = newvec(L, n);
+  for (i = 0; i < n; i++) {
+    size_t len;
+    const char *s;
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    s = lua_tolstring(L, -1, &len);
+    if (s == NULL || strlen(s) != len)
+      luaL_error(L, "%s[%d] must be a string without NUL bytes", what, (int)i + 1);
+    v[i] = (char *)s;
+    lua_pop(L, 1);  /* still referenced by the table at idx */
+  }
+  return v;
+}
+
+/* the PATH this spawn searches: the child's own, else ours */
+static const char *search_path(char **envp) {
+  const char *path = NULL;
+  char **e;
+  for (e = envp; e != NULL && *e != NULL; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  if (path == NULL && envp == environ) path = getenv("PATH");
+  return path != NULL ? path : "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* candidate paths for `file` (execvp's search, done before the clone) */
+static char **candidates(lua_State *L, const char *file, char **envp) {
+  const char *path, *s;
+  size_t n = 1, flen = strlen(file), i = 0;
+  char **v;
+  luaL_Buffer b;
+  if (strchr(file, '/') != NULL || flen == 0) {
+    v = newvec(L, 1);
+    v[0] = (char *)file;
+    return v;
+  }
+  path = search_path(envp);
+  for (s = path; *s; s++) n += (*s == ':');
+  v = newvec(L, n);
+  /* one buffer holds every candidate, NUL-separated */
+  luaL_buffinit(L, &b);
+  for (s = path;;) {
+    const char *end = strchr(s, ':');
+    size_t dlen = end ? (size_t)(end - s) : strlen(s);
+    if (dlen == 0) luaL_addchar(&b, '.');
+    else luaL_addlstring(&b, s, dlen);
+    luaL_addchar(&b, '/');
+    luaL_addlstring(&b, file, flen);
+    luaL_addchar(&b, '\0');
+    i++;
+    if (end == NULL) break;
+    s = end + 1;
+  }
+  luaL_pushresult(&b);
+  {
+    const char *all = lua_tostring(L, -1);
+    size_t k;
+    for (k = 0; k < i; k++) {
+      v[k] = (char *)all;
+      all += strlen(all) + 1;
+    }
+  }
+  return v;
+}
+
+/* }====================================================== */
+
+
+/*
+** core.spawn(file, argv, envp, cwd, fdmap, flags, uid, gid)
+**   -> pid, pidfd | nil, errno, step
+** argv, envp: arrays of strings (envp nil: this process's environment);
+** fdmap: fdmap[i+1] is the fd the child gets as fd i, or -1 for closed.
+*/
+static int cp_spawn(lua_State *L) {
+  cp_Loop *lp = cp_getloop(L);
+  Plan p;
+  const char *file = luaL_checkstring(L, 1);
+  int i, pid, pidfd, errpipe[2], msg[2], extra[64], nextra = 0, err;
+  ssize_t got;
+  sigset_t all, old;
+  void *stack;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  memset(&p, 0, sizeof p);
+  p.argv = tovec(L, 2, "argv");
+  p.envp = lua_istable(L, 3) ? tovec(L, 3, "env") : environ;
+  p.paths = candidates(L, file, p.envp);
+  p.cwd = luaL_optstring(L, 4, NULL);
+  p.nfd = (int)lua_rawlen(L, 5);
+  luaL_argcheck(L, p.nfd <= 64, 5, "too many stdio entries");
+  p.fdmap = (int *)cp_newuserdata(L, (size_t)(p.nfd + 1) * sizeof(int), 0);
+  for (i = 0; i < p.nfd; i++) {
+    lua_rawgeti(L, 5, i + 1);
+    p.fdmap[i] = (int)luaL_optinteger(L, -1, -1);
+    lua_pop(L, 1);
+  }
+  p.flags = (int)luaL_optinteger(L, 6, 0);
+  p.uid = (long)luaL_optinteger(L, 7, -1);
+  p.gid = (long)luaL_optinteger(L, 8, -1);
+
+  /* move sources that sit where another child fd goes out of the way */
+  for (i = 0; i < p.nfd; i++) {
+    int src = p.fdmap[i];
+    if (src >= 0 && src != i && src < p.nfd) {
+      int fd = fcntl(src, F_DUPFD_CLOEXEC, p.nfd);
+      if (fd < 0) { err = errno; goto fail_extra; }
+      extra[nextra++] = p.fdmap[i] = fd;
+    }
+  }
+
+  if (pipe2(errpipe, O_CLOEXEC) != 0) { err = errno; goto fail_extra; }
+  p.errfd = errpipe[1];
+  stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    err = errno;
+    close(errpipe[0]);
+    close(errpipe[1]);
+    goto fail_extra;
+  }
+  /* no handler of ours may run in the child before it resets them */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid = clone(child_main, (char *)stack + CHILD_STACK,
+              CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
+  err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  munmap(stack, CHILD_STACK);
+  close(errpipe[1]);
+  for (i = 0; i < nextra; i++) close(extra[i]);
+  nextra = 0;
+  if (pid < 0) {
+    close(errpipe[0]);
+    return cp_fail(L, err);
+  }
+  /* end of file: the exec happened; a message: which step failed */
+  do got = read(errpipe[0], msg, sizeof msg); while (got < 0 && errno == EINTR);
+  close(errpipe[0]);
+  if (got == (ssize_t)sizeof msg) {
+    siginfo_t si;
+    waitid(P_PID, (id_t)pid, &si, WEXITED);  /* our own child, by pid */
+    lua_pushnil(L);
+    lua_pushinteger(L, msg[1]);
+    lua_pushstring(L, step_names[msg[0] >= 1 && msg[0] <= STEP_DUP ? msg[0] : 1]);
+    return 3;
+  }
+  /* race-free: the child is ours and not reaped, so its pid is not reused */
+  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0 || cp_own(lp, pidfd, CP_FD_PIDFD) != 0) {
+    /* cannot watch it: do not leave it running unwatched */
+    err = pidfd < 0 ? errno : ENOMEM;
+    if (pidfd >= 0) close(pidfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return cp_fail(L, err);
+  }
+  lua_pushinteger(L, pid);
+  lua_pushinteger(L, pidfd);
+  return 2;
+
+fail_extra:
+  for (i = 0; i < nextra; i++) close(extra[i]);
+  return cp_fail(L, err);
+}
+
+/*
+** core.waitid(pidfd) -> nil (still running) | code, signal
+** Reaps through the pidfd only; exactly one of code/signal is non-nil.
+*/
+static int cp_waitid(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) != 0)
+    return cp_fail(L, errno);
+  if (si.si_pid == 0) return 0;
+  if (si.si_code == CLD_EXITED) {
+    lua_pushinteger(L, si.si_status);
+    lua_pushnil(L);
+  }
+  else {
+    lua_pushnil(L);
+    lua_pushinteger(L, si.si_status);
+  }
+  return 2;
+}
+
+/* core.pidfd_kill(pidfd, sig) -> true | nil, errno */
+static int cp_pidfd_kill(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int sig = (int)luaL_checkinteger(L, 2);
+  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) != 0)
+    return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.kill(pid, sig) -> true | nil, errno */
+static int cp_kill(lua_State *L) {
+  if (kill((pid_t)luaL_checkinteger(L, 1), (int)luaL_checkinteger(L, 2)) != 0)
+    return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.getpgid(pid) -> pgid | nil, errno */
+static int cp_getpgid(lua_State *L) {
+  pid_t g = getpgid((pid_t)luaL_checkinteger(L, 1));
+  if (g < 0) return cp_fail(L, errno);
+  lua_pushinteger(L, g);
+  return 1;
+}
+
+static const luaL_Reg spawn_funcs[] = {
+  {"spawn", cp_spawn}, {"waitid", cp_waitid}, {"pidfd_kill", cp_pidfd_kill},
+  {"kill", cp_kill}, {"getpgid", cp_getpgid}, {NULL, NULL}
+};
+
+CP_API void cp_spawn_open(lua_State *L) {
+  cp_setfuncs(L, spawn_funcs);
+}

@@ -1,0 +1,89 @@
+/*
+** Facts about this process: ids, environment, interpreter path, signals.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cp.h"
+
+extern char **environ;
+
+#define CP_SIGNALS(X) \
+  X(SIGHUP) X(SIGINT) X(SIGQUIT) X(SIGILL) X(SIGTRAP) X(SIGABRT) X(SIGBUS) \
+  X(SIGFPE) X(SIGKILL) X(SIGUSR1) X(SIGSEGV) X(SIGUSR2) X(SIGPIPE) \
+  X(SIGALRM) X(SIGTERM) X(SIGSTKFLT) X(SIGCHLD) X(SIGCONT) X(SIGSTOP) \
+  X(SIGTSTP) X(SIGTTIN) X(SIGTTOU) X(SIGURG) X(SIGXCPU) X(SIGXFSZ) \
+  X(SIGVTALRM) X(SIGPROF) X(SIGWINCH) X(SIGIO) X(SIGPWR) X(SIGSYS)
+
+/* core.signals: { SIGTERM = 15, [15] = 'SIGTERM', ... } */
+static void push_signals(lua_State *L) {
+  lua_newtable(L);
+#define CP_SIGSET(s) \
+  lua_pushinteger(L, s); lua_setfield(L, -2, #s); \
+  lua_pushstring(L, #s); lua_rawseti(L, -2, s);
+  CP_SIGNALS(CP_SIGSET)
+#undef CP_SIGSET
+}
+
+static int sys_getpid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+static int sys_getppid(lua_State *L) {
+  lua_pushinteger(L, getppid());
+  return 1;
+}
+
+/* core.environ() -> { NAME = value } */
+static int sys_environ(lua_State *L) {
+  char **e;
+  lua_newtable(L);
+  for (e = environ; *e != NULL; e++) {
+    const char *eq = strchr(*e, '=');
+    if (eq == NULL) continue;
+    lua_pushlstring(L, *e, (size_t)(eq - *e));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+/* core.exepath() -> the running executable (the Lua interpreter) */
+static int sys_exepath(lua_State *L) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n < 0) return cp_fail(L, errno);
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+/* core.exit(code): leave now, after the Lua side flushed what it had */
+static int sys_exit(lua_State *L) {
+  _exit((int)luaL_optinteger(L, 1, 0));
+  return 0;
+}
+
+/* core.cwd() -> the current directory */
+static int sys_cwd(lua_State *L) {
+  char buf[PATH_MAX];
+  if (getcwd(buf, sizeof buf) == NULL) return cp_fail(L, errno);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+  {"getpid", sys_getpid}, {"getppid", sys_getppid}, {"environ", sys_environ},
+  {"exepath", sys_exepath}, {"exit", sys_exit}, {"cwd", sys_cwd},
+  {NULL, NULL}
+};
+
+CP_API void cp_sys_open(lua_State *L) {
+  cp_setfuncs(L, sys_funcs);
+  push_signals(L);
+  lua_setfield(L, -3, "signals");
+}
