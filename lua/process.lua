@@ -11,7 +11,7 @@ local s = {
   connected = false,
 }
 local self = core.object(Process, s)
-M.process, M.pself = self, pself
+M.process, M.pself, M.process_methods = self, pself, methods
 
 -- computed when read: they change (ppid) or are costly (env)
 local lazy = {

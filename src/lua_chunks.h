@@ -1356,7 +1356,7 @@ static const struct { const char *name; const char *src; } cp_chunks[] = {
   "  connected = false,\n"
   "}\n"
   "local self = core.object(Process, s)\n"
-  "M.process, M.pself = self, pself\n"
+  "M.process, M.pself, M.process_methods = self, pself, methods\n"
   "\n"
   "-- computed when read: they change (ppid) or are costly (env)\n"
   "local lazy = {\n"
