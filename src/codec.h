@@ -80,8 +80,12 @@ typedef struct cp_enc {
 /* Reserves the stack slots and the buffer; pushes 3 values */
 CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit);
 /* Records an error; returns 1 so callers can 'return cp_enc_fail(...)' */
-CP_API int cp_enc_fail(cp_enc *e, int withpath, const char *fmt, ...);
-/* Records that the failing value sits under the key at 'kidx' */
+CP_API int cp_enc_fail(cp_enc *e, int withpath, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+/*
+** Records that the failing value sits under the key at stack index
+** 'kidx' ('iskey': the key itself is what failed)
+*/
 CP_API void cp_enc_addpath(cp_enc *e, int kidx, int iskey);
 /* Frees the buffer and raises the recorded error */
 CP_API int cp_enc_raise(cp_enc *e);
@@ -95,11 +99,12 @@ CP_API int cp_enc_raise(cp_enc *e);
 */
 CP_API int cp_json_encode(lua_State *L);
 /*
-** Decodes the JSON text p[0..n) and pushes its value; returns NULL, or
-** an error message (static, or pushed-free) and pushes nothing.
+** Decodes the JSON text p[0..n) (one line) and pushes its value;
+** returns 0, or 1 after writing a message into errbuf, with the stack
+** as it was.
 */
-CP_API const char *cp_json_decode(lua_State *L, const char *p, size_t n,
-                                  char *errbuf, size_t errsz);
+CP_API int cp_json_decode(lua_State *L, const char *p, size_t n,
+                          char *errbuf, size_t errsz);
 /* The unique light userdata standing for JSON null */
 CP_API void *cp_json_nullp(void);
 /* }====================================================== */

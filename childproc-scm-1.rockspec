@@ -1,0 +1,33 @@
+rockspec_format = "3.0"
+package = "childproc"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",
+}
+description = {
+  summary = "Node's child_process for Lua: spawn, exec, fork, streams, a message channel and an event loop",
+  detailed = [[
+childproc gives Lua programs spawn, exec, execFile, fork and their Sync
+forms, ChildProcess objects with events, stdio streams with pipe() and
+backpressure, a message channel between a Lua parent and forked Lua
+children, and the small event loop (timers, fd watchers, cp.run()) that
+Lua lacks. Linux only: children start with clone(CLONE_VM|CLONE_VFORK)
+and are watched through pidfds.
+]],
+  license = "MIT",
+}
+supported_platforms = { "linux" }
+dependencies = { "lua >= 5.4, < 5.5" }
+build = {
+  type = "builtin",
+  modules = {
+    childproc = {
+      sources = { "lua_childproc.c", "src/loop.c", "src/fd.c", "src/spawn.c",
+                  "src/object.c", "src/sys.c", "src/error.c",
+                  "src/serialize.c", "src/json.c" },
+      incdirs = { "src" },
+      defines = { "_GNU_SOURCE" },
+    },
+  },
+}
+test = { type = "busted" }

@@ -1,0 +1,866 @@
+/*
+** serialize.c: the 'lua' serialization of the IPC channel, the output
+** buffer and error reporting shared with json.c, and the incremental
+** decoder (core.decoder) used by both serializations.
+**
+** A 'lua' frame is a 4-byte little-endian unsigned payload length and
+** the payload: one value, encoded as a type tag (one byte) and its
+** body. Multi-byte numbers are little-endian.
+**
+**   0x01 false    0x02 true
+**   0x03 int8     0x04 int32    0x05 int64   (two's complement)
+**   0x06 float    8 bytes: the IEEE 754 bits, so -0.0, inf, NaN travel
+**   0x07 string   u8 length, bytes
+**   0x08 string   u32 length, bytes
+**   0x09 table    u32 narr, u32 nhash, narr values (keys 1..narr),
+**                 then nhash key/value pairs
+**   0x0a ref      u32 n: the n-th table of this payload (1-based, in
+**                 the order their 0x09 tags appear)
+**
+** Tables are numbered before their contents are written, so a table
+** can refer to itself or to an ancestor: shared references and cycles
+** come back as they were. There is no nil tag: nil is neither a valid
+** message nor a valid key. The decoder checks everything (lengths
+** against the remaining payload, tags, references, NaN keys, nesting,
+** trailing bytes) and never allocates more than the bytes it has read
+** justify.
+*/
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define WBUF_MT "childproc.wbuf"
+
+/* Largest payload a frame can declare */
+#define FRAME_MAX ((size_t)UINT32_MAX)
+
+/* Tables are presized to at most this many slots before their contents
+** are read, so a hostile count cannot make a small frame allocate much */
+#define PRESIZE_MAX 8
+
+enum {
+  T_FALSE = 1, T_TRUE, T_INT8, T_INT32, T_INT64, T_FLOAT,
+  T_STR8, T_STR32, T_TABLE, T_REF
+};
+
+
+/*
+** {======================================================
+** Little-endian helpers
+** =======================================================
+*/
+static void put_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  put_u32(p, (uint32_t)v);
+  put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const unsigned char *p) {
+  return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Output buffer (see codec.h)
+** =======================================================
+*/
+static int wbuf_gc(lua_State *L) {
+  cp_wbuf_free((cp_wbuf *)lua_touserdata(L, 1));
+  return 0;
+}
+
+CP_API cp_wbuf *cp_wbuf_new(lua_State *L, size_t limit) {
+  cp_wbuf *b = (cp_wbuf *)lua_newuserdatauv(L, sizeof(*b), 0);
+  b->p = NULL;
+  b->n = b->cap = 0;
+  b->limit = limit;
+  if (luaL_newmetatable(L, WBUF_MT)) {
+    lua_pushcfunction(L, wbuf_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+/*
+** Doubling keeps appends linear; realloc of a large block moves pages
+** (mremap) rather than bytes on Linux, so big strings are copied once.
+*/
+CP_API char *cp_wbuf_reserve(cp_wbuf *b, size_t need) {
+  if (need > b->limit - b->n)
+    return NULL;
+  if (need > b->cap - b->n) {
+    size_t ncap = b->cap ? b->cap : 256;
+    char *np;
+    while (ncap - b->n < need) {
+      if (ncap > SIZE_MAX / 2) { ncap = b->n + need; break; }
+      ncap *= 2;
+    }
+    np = (char *)realloc(b->p, ncap);
+    if (np == NULL)
+      return NULL;
+    b->p = np;
+    b->cap = ncap;
+  }
+  return b->p + b->n;
+}
+
+CP_API void cp_wbuf_free(cp_wbuf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->n = b->cap = 0;
+}
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Encoder state and errors (see codec.h)
+** =======================================================
+*/
+CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit) {
+  luaL_checkstack(L, 8, "cannot encode");
+  e->L = L;
+  e->b = cp_wbuf_new(L, limit);
+  lua_pushnil(L);
+  e->seen = lua_gettop(L);
+  lua_pushnil(L);
+  e->path = lua_gettop(L);
+  e->npath = 0;
+  e->depth = 0;
+  e->nseen = 0;
+  e->withpath = 0;
+  e->msg[0] = '\0';
+}
+
+CP_API int cp_enc_fail(cp_enc *e, int withpath, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+  va_end(ap);
+  e->withpath = withpath;
+  return 1;
+}
+
+static int is_name(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len > 40 || !(s[0] == '_' || (s[0] | 32) >= 'a'))
+    return 0;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (!(c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+          (c >= 'A' && c <= 'Z')))
+      return 0;
+  }
+  return 1;
+}
+
+/*
+** Pushes a short readable form of the key at kidx: '.name' for names,
+** '[...]' otherwise; strings are quoted and cut, since keys can be
+** binary or huge.
+*/
+static void push_segment(lua_State *L, int kidx) {
+  switch (lua_type(L, kidx)) {
+    case LUA_TSTRING: {
+      size_t len, i;
+      const char *s = lua_tolstring(L, kidx, &len);
+      luaL_Buffer B;
+      if (is_name(s, len)) {
+        lua_pushfstring(L, ".%s", s);
+        return;
+      }
+      luaL_buffinit(L, &B);
+      luaL_addstring(&B, "[\"");
+      for (i = 0; i < len && i < 24; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 32 || c > 126 || c == '"' || c == '\\') {
+          char hex[8];
+          snprintf(hex, sizeof(hex), "\\x%02x", c);
+          luaL_addstring(&B, hex);
+        }
+        else
+          luaL_addchar(&B, (char)c);
+      }
+      luaL_addstring(&B, i < len ? "...\"]" : "\"]");
+      luaL_pushresult(&B);
+      return;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, kidx))
+        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, kidx));
+      else
+        lua_pushfstring(L, "[%f]", (LUAI_UACNUMBER)lua_tonumber(L, kidx));
+      return;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, kidx) ? "[true]" : "[false]");
+      return;
+    default:
+      lua_pushfstring(L, "[<%s>]", luaL_typename(L, kidx));
+      return;
+  }
+}
+
+CP_API void cp_enc_addpath(cp_enc *e, int kidx, int iskey) {
+  lua_State *L = e->L;
+  if (!e->withpath || !lua_checkstack(L, 4))
+    return;
+  if (lua_isnil(L, e->path)) {
+    lua_newtable(L);
+    lua_replace(L, e->path);
+  }
+  if (iskey)
+    lua_pushliteral(L, "[<key>]");
+  else
+    push_segment(L, kidx);
+  lua_rawseti(L, e->path, ++e->npath);
+}
+
+/*
+** The error is raised without position information: it describes the
+** message, and the Lua layer re-raises it at the caller of send().
+*/
+CP_API int cp_enc_raise(cp_enc *e) {
+  lua_State *L = e->L;
+  cp_wbuf_free(e->b);
+  if (e->withpath && e->npath > 0) {
+    int i;
+    luaL_Buffer B;
+    luaL_buffinit(L, &B);
+    luaL_addstring(&B, e->msg);
+    luaL_addstring(&B, " (at msg");
+    for (i = e->npath; i >= 1; i--) {  /* segments were added inner first */
+      lua_rawgeti(L, e->path, i);
+      luaL_addvalue(&B);
+    }
+    luaL_addchar(&B, ')');
+    luaL_pushresult(&B);
+  }
+  else
+    lua_pushstring(L, e->msg);
+  return lua_error(L);
+}
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** 'lua' encoder
+** =======================================================
+*/
+static int enc_value(cp_enc *e, int idx);
+
+/* Room for n bytes, or a recorded error */
+static unsigned char *enc_room(cp_enc *e, size_t n) {
+  unsigned char *p = (unsigned char *)cp_wbuf_reserve(e->b, n);
+  if (p == NULL) {
+    if (n > e->b->limit - e->b->n)
+      cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
+                  e->b->limit);
+    else
+      cp_enc_fail(e, 0, "not enough memory");
+  }
+  return p;
+}
+
+static int enc_tag(cp_enc *e, int tag) {
+  unsigned char *p = enc_room(e, 1);
+  if (p == NULL) return 1;
+  p[0] = (unsigned char)tag;
+  e->b->n++;
+  return 0;
+}
+
+static int enc_integer(cp_enc *e, lua_Integer i) {
+  unsigned char *p = enc_room(e, 9);
+  if (p == NULL) return 1;
+  if (i >= -128 && i <= 127) {
+    p[0] = T_INT8;
+    p[1] = (unsigned char)(int8_t)i;
+    e->b->n += 2;
+  }
+  else if (i >= INT32_MIN && i <= INT32_MAX) {
+    p[0] = T_INT32;
+    put_u32(p + 1, (uint32_t)(int32_t)i);
+    e->b->n += 5;
+  }
+  else {
+    p[0] = T_INT64;
+    put_u64(p + 1, (uint64_t)i);
+    e->b->n += 9;
+  }
+  return 0;
+}
+
+static int enc_float(cp_enc *e, lua_Number x) {
+  double d = (double)x;
+  uint64_t bits;
+  unsigned char *p = enc_room(e, 9);
+  if (p == NULL) return 1;
+  memcpy(&bits, &d, sizeof(bits));  /* the bits as they are: NaN too */
+  p[0] = T_FLOAT;
+  put_u64(p + 1, bits);
+  e->b->n += 9;
+  return 0;
+}
+
+/* The one copy of the string's bytes into the frame */
+static int enc_string(cp_enc *e, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(e->L, idx, &len);
+  unsigned char *p;
+  if (len > FRAME_MAX)
+    return cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
+                       e->b->limit);
+  if ((p = enc_room(e, len + 5)) == NULL)
+    return 1;
+  if (len < 256) {
+    p[0] = T_STR8;
+    p[1] = (unsigned char)len;
+    memcpy(p + 2, s, len);
+    e->b->n += 2 + len;
+  }
+  else {
+    p[0] = T_STR32;
+    put_u32(p + 1, (uint32_t)len);
+    memcpy(p + 5, s, len);
+    e->b->n += 5 + len;
+  }
+  return 0;
+}
+
+/*
+** Writes the array part (keys 1..n while non-nil) then every other
+** pair; both counts are patched in once known. Only raw access: a
+** metatable's __index or __pairs must not change what is sent.
+*/
+static int enc_table(cp_enc *e, int idx) {
+  lua_State *L = e->L;
+  size_t at;
+  lua_Integer narr = 0, nhash = 0;
+  unsigned char *p;
+  if (!lua_checkstack(L, 8))
+    return cp_enc_fail(e, 0, "not enough stack space");
+  if (lua_isnil(L, e->seen)) {
+    lua_newtable(L);
+    lua_replace(L, e->seen);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {  /* seen: back-reference */
+    lua_Integer ref = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if ((p = enc_room(e, 5)) == NULL) return 1;
+    p[0] = T_REF;
+    put_u32(p + 1, (uint32_t)ref);
+    e->b->n += 5;
+    return 0;
+  }
+  lua_pop(L, 1);
+  if (e->depth >= CP_MAX_DEPTH)
+    return cp_enc_fail(e, 0, "excessive nesting (%d)", CP_MAX_DEPTH);
+  e->depth++;
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, ++e->nseen);  /* numbered before its contents */
+  lua_rawset(L, e->seen);
+  if ((p = enc_room(e, 9)) == NULL) return 1;
+  p[0] = T_TABLE;
+  at = e->b->n + 1;
+  e->b->n += 9;
+  while (lua_rawgeti(L, idx, narr + 1) != LUA_TNIL) {
+    if (enc_value(e, lua_gettop(L))) {
+      lua_pushinteger(L, narr + 1);
+      cp_enc_addpath(e, lua_gettop(L), 0);
+      return 1;
+    }
+    lua_pop(L, 1);
+    narr++;
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int top = lua_gettop(L);
+    if (lua_isinteger(L, top - 1)) {
+      lua_Integer k = lua_tointeger(L, top - 1);
+      if (k >= 1 && k <= narr) {  /* already in the array part */
+        lua_pop(L, 1);
+        continue;
+      }
+    }
+    if (enc_value(e, top - 1)) {
+      cp_enc_addpath(e, top - 1, 1);
+      return 1;
+    }
+    if (enc_value(e, top)) {
+      cp_enc_addpath(e, top - 1, 0);
+      return 1;
+    }
+    lua_settop(L, top - 1);
+    nhash++;
+  }
+  /* each entry takes at least a byte, so counts fit the u32 fields */
+  put_u32((unsigned char *)e->b->p + at, (uint32_t)narr);
+  put_u32((unsigned char *)e->b->p + at + 4, (uint32_t)nhash);
+  e->depth--;
+  return 0;
+}
+
+static int enc_value(cp_enc *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      return enc_tag(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        return enc_integer(e, lua_tointeger(L, idx));
+      return enc_float(e, lua_tonumber(L, idx));
+    case LUA_TSTRING:
+      return enc_string(e, idx);
+    case LUA_TTABLE:
+      return enc_table(e, idx);
+    default:
+      return cp_enc_fail(e, 1, "cannot send a %s", luaL_typename(L, idx));
+  }
+}
+
+/*
+** core.lua_encode(value) -> frame. Raises (with nothing allocated left
+** behind) on a value that cannot be sent.
+*/
+static int l_lua_encode(lua_State *L) {
+  cp_enc e;
+  unsigned char *p;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  cp_enc_init(&e, L, FRAME_MAX + 4);
+  if ((p = enc_room(&e, 4)) == NULL)
+    return cp_enc_raise(&e);
+  e.b->n = 4;
+  if (enc_value(&e, 1)) {
+    lua_settop(L, e.path);
+    return cp_enc_raise(&e);
+  }
+  put_u32((unsigned char *)e.b->p, (uint32_t)(e.b->n - 4));
+  lua_pushlstring(L, e.b->p, e.b->n);
+  cp_wbuf_free(e.b);
+  return 1;
+}
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** 'lua' decoder of one payload
+** =======================================================
+*/
+typedef struct ldec {
+  lua_State *L;
+  const unsigned char *start, *p, *end;
+  int refs;            /* stack slot of the table of tables, or nil */
+  lua_Integer nrefs;
+  int depth;
+  char *err;
+  size_t errsz;
+} ldec;
+
+static int dec_fail(ldec *d, const char *what) {
+  snprintf(d->err, d->errsz, "malformed 'lua' message: %s at byte %zu",
+           what, (size_t)(d->p - d->start));
+  return 1;
+}
+
+#define NEED(d, n) \
+  if ((size_t)((d)->end - (d)->p) < (size_t)(n)) \
+    return dec_fail(d, "truncated payload")
+
+static int dec_value(ldec *d);
+
+static int dec_string(ldec *d, size_t len) {
+  NEED(d, len);
+  lua_pushlstring(d->L, (const char *)d->p, len);
+  d->p += len;
+  return 0;
+}
+
+/*
+** Counts are only trusted as far as the bytes left can hold them, and
+** presizing is capped: the frame must prove its size with real bytes.
+*/
+static int dec_table(ldec *d) {
+  lua_State *L = d->L;
+  uint32_t narr, nhash, i;
+  size_t left;
+  if (d->depth >= CP_MAX_DEPTH) {
+    snprintf(d->err, d->errsz, "excessive nesting (%d)", CP_MAX_DEPTH);
+    return 1;
+  }
+  NEED(d, 8);
+  narr = get_u32(d->p);
+  nhash = get_u32(d->p + 4);
+  d->p += 8;
+  left = (size_t)(d->end - d->p);
+  if (narr > left || nhash > left / 2 || narr + (size_t)nhash * 2 > left)
+    return dec_fail(d, "table size beyond the payload");
+  lua_createtable(L, narr < PRESIZE_MAX ? (int)narr : PRESIZE_MAX,
+                  nhash < PRESIZE_MAX ? (int)nhash : PRESIZE_MAX);
+  if (lua_isnil(L, d->refs)) {
+    lua_newtable(L);
+    lua_replace(L, d->refs);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->refs, ++d->nrefs);  /* before contents: cycles */
+  d->depth++;
+  for (i = 1; i <= narr; i++) {
+    if (dec_value(d)) return 1;
+    lua_rawseti(L, -2, i);
+  }
+  for (i = 0; i < nhash; i++) {
+    if (dec_value(d)) return 1;
+    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+        isnan(lua_tonumber(L, -1)))
+      return dec_fail(d, "NaN key");
+    if (dec_value(d)) return 1;
+    lua_rawset(L, -3);
+  }
+  d->depth--;
+  return 0;
+}
+
+static int dec_value(ldec *d) {
+  lua_State *L = d->L;
+  int tag;
+  if (!lua_checkstack(L, 6)) {
+    snprintf(d->err, d->errsz, "not enough stack space");
+    return 1;
+  }
+  NEED(d, 1);
+  tag = *d->p++;
+  switch (tag) {
+    case T_FALSE: case T_TRUE:
+      lua_pushboolean(L, tag == T_TRUE);
+      return 0;
+    case T_INT8:
+      NEED(d, 1);
+      lua_pushinteger(L, (int8_t)d->p[0]);
+      d->p += 1;
+      return 0;
+    case T_INT32:
+      NEED(d, 4);
+      lua_pushinteger(L, (int32_t)get_u32(d->p));
+      d->p += 4;
+      return 0;
+    case T_INT64:
+      NEED(d, 8);
+      lua_pushinteger(L, (lua_Integer)get_u64(d->p));
+      d->p += 8;
+      return 0;
+    case T_FLOAT: {
+      uint64_t bits;
+      double x;
+      NEED(d, 8);
+      bits = get_u64(d->p);
+      memcpy(&x, &bits, sizeof(x));
+      lua_pushnumber(L, (lua_Number)x);
+      d->p += 8;
+      return 0;
+    }
+    case T_STR8: {
+      size_t len;
+      NEED(d, 1);
+      len = d->p[0];
+      d->p += 1;
+      return dec_string(d, len);
+    }
+    case T_STR32: {
+      size_t len;
+      NEED(d, 4);
+      len = get_u32(d->p);
+      d->p += 4;
+      return dec_string(d, len);
+    }
+    case T_TABLE:
+      return dec_table(d);
+    case T_REF: {
+      uint32_t ref;
+      NEED(d, 4);
+      ref = get_u32(d->p);
+      if (ref < 1 || ref > d->nrefs)
+        return dec_fail(d, "bad back-reference");
+      d->p += 4;
+      lua_rawgeti(L, d->refs, ref);
+      return 0;
+    }
+    default:
+      d->p--;
+      return dec_fail(d, "bad type tag");
+  }
+}
+
+/*
+** Decodes one payload and pushes its value; returns 0, or 1 with the
+** stack as it was and a message in err.
+*/
+static int lua_decode_payload(lua_State *L, const char *p, size_t n,
+                              char *err, size_t errsz) {
+  ldec d;
+  int base = lua_gettop(L);
+  luaL_checkstack(L, 4, "cannot decode");
+  d.L = L;
+  d.start = d.p = (const unsigned char *)p;
+  d.end = d.start + n;
+  d.nrefs = 0;
+  d.depth = 0;
+  d.err = err;
+  d.errsz = errsz;
+  lua_pushnil(L);
+  d.refs = lua_gettop(L);
+  if (dec_value(&d)) {
+    lua_settop(L, base);
+    return 1;
+  }
+  if (d.p != d.end) {
+    dec_fail(&d, "trailing bytes");
+    lua_settop(L, base);
+    return 1;
+  }
+  lua_remove(L, d.refs);
+  return 0;
+}
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Incremental decoder: core.decoder(kind, maxMessageSize)
+** Bytes [r, w) of buf are pending; for 'json', [r, scan) is known to
+** hold no newline, so a long line is scanned once, not once per feed.
+** =======================================================
+*/
+enum { K_LUA, K_JSON };
+
+typedef struct decoder {
+  char *buf;
+  size_t r, w, scan, cap;
+  size_t max;      /* largest payload (lua) or line (json) */
+  int kind;
+  int dead;        /* after an error: the message is in user value 1 */
+} decoder;
+
+/* Above this, an emptied buffer is given back to the system */
+#define KEEP_MAX ((size_t)1 << 20)
+
+static decoder *check_decoder(lua_State *L) {
+  return (decoder *)luaL_checkudata(L, 1, CP_DECODER_MT);
+}
+
+/*
+** Compacts when what was consumed at the front is at least what must
+** move (so each byte is moved at most once per byte consumed), and
+** grows geometrically otherwise: appends stay linear.
+*/
+static int dec_append(decoder *d, const char *s, size_t n) {
+  size_t pending = d->w - d->r;
+  if (n > d->cap - d->w) {
+    if (d->r > 0 && d->r >= pending && n <= d->cap - pending) {
+      memmove(d->buf, d->buf + d->r, pending);
+    }
+    else {
+      size_t ncap = d->cap ? d->cap : 4096;
+      char *nb;
+      if (n > SIZE_MAX / 2 - pending) return 1;
+      while (ncap < pending + n) ncap *= 2;
+      if ((nb = (char *)malloc(ncap)) == NULL) return 1;
+      if (pending) memcpy(nb, d->buf + d->r, pending);
+      free(d->buf);
+      d->buf = nb;
+      d->cap = ncap;
+    }
+    d->scan -= d->r;
+    d->r = 0;
+    d->w = pending;
+  }
+  memcpy(d->buf + d->w, s, n);
+  d->w += n;
+  return 0;
+}
+
+/* Kills the decoder: returns nil, msg, n (messages decoded before it) */
+static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
+  d->dead = 1;
+  free(d->buf);
+  d->buf = NULL;
+  d->r = d->w = d->scan = d->cap = 0;
+  lua_pushstring(L, msg);
+  lua_setiuservalue(L, 1, 1);
+  lua_pushnil(L);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushinteger(L, n);
+  return 3;
+}
+
+/*
+** dec:feed(chunk, out) -> n: decodes every complete message into
+** out[1..n]. On a bad frame: nil, msg, n, where out[1..n] still holds
+** the messages that came before it, in order.
+*/
+static int l_feed(lua_State *L) {
+  decoder *d = check_decoder(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer n = 0;
+  char err[160];
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (d->dead) {
+    lua_pushnil(L);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  lua_settop(L, 3);
+  if (len > 0 && dec_append(d, s, len))
+    return luaL_error(L, "not enough memory");
+  for (;;) {
+    if (d->kind == K_LUA) {
+      size_t plen;
+      if (d->w - d->r < 4) break;
+      plen = get_u32((const unsigned char *)d->buf + d->r);
+      if (plen > d->max) {
+        snprintf(err, sizeof(err), "message of %zu bytes exceeds the "
+                 "limit of %zu bytes", plen, d->max);
+        return dec_die(L, d, err, n);
+      }
+      if (d->w - d->r - 4 < plen) break;
+      if (lua_decode_payload(L, d->buf + d->r + 4, plen, err, sizeof(err)))
+        return dec_die(L, d, err, n);
+      d->r = d->scan = d->r + 4 + plen;
+    }
+    else {
+      const char *nl = (const char *)memchr(d->buf + d->scan, '\n',
+                                            d->w - d->scan);
+      size_t llen;
+      if (nl == NULL) {
+        d->scan = d->w;
+        if (d->w - d->r > d->max) {
+          snprintf(err, sizeof(err), "line longer than the limit of "
+                   "%zu bytes", d->max);
+          return dec_die(L, d, err, n);
+        }
+        break;
+      }
+      llen = (size_t)(nl - (d->buf + d->r));
+      if (llen > 0 && d->buf[d->r + llen - 1] == '\r')
+        llen--;
+      if (llen > d->max) {
+        snprintf(err, sizeof(err), "line longer than the limit of "
+                 "%zu bytes", d->max);
+        return dec_die(L, d, err, n);
+      }
+      if (llen > 0 &&
+          cp_json_decode(L, d->buf + d->r, llen, err, sizeof(err)))
+        return dec_die(L, d, err, n);
+      d->r = d->scan = (size_t)(nl - d->buf) + 1;
+      if (llen == 0) continue;  /* empty lines carry nothing */
+    }
+    lua_rawseti(L, 3, ++n);
+  }
+  if (d->r == d->w) {
+    d->r = d->w = d->scan = 0;
+    if (d->cap > KEEP_MAX) {
+      free(d->buf);
+      d->buf = NULL;
+      d->cap = 0;
+    }
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* dec:pending() -> bytes buffered: a message cut off by the peer's exit */
+static int l_pending(lua_State *L) {
+  decoder *d = check_decoder(L);
+  lua_pushinteger(L, (lua_Integer)(d->w - d->r));
+  return 1;
+}
+
+static int l_decoder_gc(lua_State *L) {
+  decoder *d = check_decoder(L);
+  free(d->buf);
+  d->buf = NULL;
+  d->r = d->w = d->scan = d->cap = 0;
+  return 0;
+}
+
+static int l_decoder_tostring(lua_State *L) {
+  decoder *d = check_decoder(L);
+  lua_pushfstring(L, "childproc.Decoder (%s%s)",
+                  d->kind == K_LUA ? "lua" : "json", d->dead ? ", dead" : "");
+  return 1;
+}
+
+/*
+** core.decoder(kind, maxMessageSize) -> decoder. The limit defaults to
+** the largest payload a 'lua' frame can declare.
+*/
+static int l_decoder(lua_State *L) {
+  static const char *const kinds[] = {"lua", "json", NULL};
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)FRAME_MAX);
+  decoder *d;
+  luaL_argcheck(L, max >= 0, 2, "must not be negative");
+  d = (decoder *)lua_newuserdatauv(L, sizeof(*d), 1);
+  d->buf = NULL;
+  d->r = d->w = d->scan = d->cap = 0;
+  d->max = (uint64_t)max > FRAME_MAX && kind == K_LUA ? FRAME_MAX
+                                                       : (size_t)max;
+  d->kind = kind;
+  d->dead = 0;
+  luaL_setmetatable(L, CP_DECODER_MT);
+  return 1;
+}
+/* }====================================================== */
+
+
+CP_API int cp_codec_open(lua_State *L) {
+  static const luaL_Reg core_fns[] = {
+    {"lua_encode", l_lua_encode},
+    {"json_encode", cp_json_encode},
+    {"decoder", l_decoder},
+    {NULL, NULL}
+  };
+  static const luaL_Reg dec_methods[] = {
+    {"feed", l_feed},
+    {"pending", l_pending},
+    {NULL, NULL}
+  };
+  luaL_checkstack(L, 4, "cannot open the codecs");
+  luaL_setfuncs(L, core_fns, 0);
+  lua_pushlightuserdata(L, cp_json_nullp());
+  lua_setfield(L, -2, "json_null");
+  if (luaL_newmetatable(L, CP_DECODER_MT)) {
+    luaL_newlib(L, dec_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_decoder_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_decoder_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  return 0;
+}
