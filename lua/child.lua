@@ -8,12 +8,13 @@ local methods = {}
 local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
   __close = function(self) self:kill() end,
   __tostring = function(self)
-    return 'ChildProcess (' .. tostring(cself(self).pid or 'not started') .. ')'
+    return 'ChildProcess (' .. tostring(M.cself(self).pid or 'not started') .. ')'
   end,
 })
 M.ChildProcess = ChildProcess
 M.cself = cself
 M.emitter_methods(methods, cself)
+M.child_methods = methods  -- lua/ipc.lua adds send and disconnect
 
 -- options each function accepts
 M.SPAWN_OPTIONS = {
@@ -162,11 +163,18 @@ end
 M.child_maybe_close = maybe_close
 
 local function on_exit(s, self)
-  local code, sig = core.waitid(s.pidfd)
-  if code == nil and sig == nil then return end  -- not yet (spurious wake)
-  M.forget(s.pidfd)
-  core.close(s.pidfd)
-  s.pidfd = nil
+  local code, sig
+  if s.pidfd then code, sig = core.waitid(s.pidfd)
+  else code, sig = core.waitpid(s.pid) end
+  if code == nil and sig == nil then return false end  -- still running
+  if s.pidfd then
+    M.forget(s.pidfd)
+    core.close(s.pidfd)
+    s.pidfd = nil
+  elseif s.poller then
+    M.timer_stop(s.poller)
+  end
+  s.gone = true
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
   if s.timer then M.timer_stop(s.timer) end
@@ -184,6 +192,7 @@ local function on_exit(s, self)
   s.exited = true  -- only now: 'close' must not overtake 'exit'
   emit(s, self, 'exit', s.exitCode, s.signalCode)
   maybe_close(s, self)
+  return true
 end
 
 local function stream_closed(s, self)
@@ -269,31 +278,25 @@ function M.start(plan)
   local self = core.object(ChildProcess, s)
   M.ref()
   local fdmap, stdio, after, given = setup_stdio(plan, s, self)
-  local pid, pidfd, step
-  if fdmap then
+  local pid, pidfd, err
+  if not fdmap then
+    err = stdio
+  else
     if plan.prespawn then plan.prespawn(plan) end
-    local err
-    pid, err, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
-                                fdmap, plan.flags, plan.uid, plan.gid)
-    if pid then
-      pidfd = err
-    else
-      pidfd = err
-    end
+    local step
+    pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
+                                  fdmap, plan.flags, plan.uid, plan.gid)
     for _, fd in ipairs(after) do core.close(fd) end
     if not pid then
       for _, st in pairs(stdio) do st:destroy() end
-      stdio = {}
       local syscall, path = 'spawn ' .. plan.spawnfile, plan.spawnfile
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
-      stdio = M.syserror(pidfd, syscall, path, { spawnargs = plan.spawnargs })
+      err = M.syserror(pidfd, syscall, path, { spawnargs = plan.spawnargs })
+      pidfd = nil
     end
-  else
-    stdio = after  -- the error
   end
-  if not pid then
-    local err = stdio
+  if err then
     s.spawnerror = err
     s.exited = true
     if plan.onfail then plan.onfail(s, self) end
@@ -318,7 +321,20 @@ function M.start(plan)
       M.rself(st).onclosed = function() stream_closed(s, self) end
     end
   end
-  M.setev(pidfd, 1, function() on_exit(s, self) end)
+  if pidfd then
+    M.setev(pidfd, 1, function() on_exit(s, self) end)
+  else
+    -- no pidfds here (old kernel, valgrind): ask by pid, backing off
+    local t = { ms = 1, refed = false, args = { n = 0 } }
+    t.fn = function()
+      if not on_exit(s, self) then
+        t.ms = math.min(t.ms * 2, 50)
+        M.timer_start(t)
+      end
+    end
+    s.poller = t
+    M.timer_start(t)
+  end
   if plan.timeout and plan.timeout > 0 then
     local t = { ms = plan.timeout, refed = false, args = { n = 0 } }
     t.fn = function()
@@ -353,7 +369,7 @@ function methods.kill(self, sig, opts)
   local s = cself(self)
   local signum = M.signum('kill', sig, 'SIGTERM')
   local group = type(opts) == 'table' and opts.group
-  if s.exited or not s.pidfd then return false end
+  if s.exited or s.gone then return false end
   local ok, err
   if group then
     if core.getpgid(s.pid) ~= s.pid then
@@ -361,8 +377,10 @@ function methods.kill(self, sig, opts)
         .. " spawn it with detached or processGroup)", 2)
     end
     ok, err = core.kill(-s.pid, signum)
-  else
+  elseif s.pidfd then
     ok, err = core.pidfd_kill(s.pidfd, signum)
+  else
+    ok, err = core.kill(s.pid, signum)  -- not reaped yet: still ours
   end
   if ok then
     if signum ~= 0 then s.killed = true end

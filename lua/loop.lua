@@ -27,6 +27,11 @@ local nalways = 0
 -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn.
 -- Regular files cannot be polled (EPERM): they count as always ready.
 function M.setev(fd, ev, fn)
+  if false then
+    -- a new owner: the old one may have closed fd without forget() (a
+    -- user's socket closed under cp.watch), and epoll then dropped it
+    M.forget(fd)
+  end
   if fn then handlers[fd] = fn end
   local cur = masks[fd]
   if cur == ev then return true end
@@ -60,6 +65,9 @@ function M.forget(fd)
   M.setev(fd, 0)
   handlers[fd] = nil
 end
+
+-- fd -> its handler and registered events (nil when nobody watches it)
+function M.fdhandler(fd) return handlers[fd], masks[fd] end
 
 -- }======================================================
 
@@ -170,6 +178,7 @@ end
 -- {====================================================== dispatch
 
 local failure      -- error raised by a callback, re-raised by run()
+local ncalls = 0   -- callbacks run so far: a turn that ran one must not block
 
 local function handler(e)
   if type(e) == 'string' then return traceback(e, 2) end
@@ -178,6 +187,7 @@ end
 
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
+  ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
   if not ok then failure = failure or { err }; return false end
   return true
@@ -241,10 +251,11 @@ end
 
 -- One turn of the loop.  block: wait for I/O or the next timer.
 local function step(block)
+  local before = ncalls
   if not run_queue() then return end
   if not run_timers() then return end
   local ms = 0
-  if block and qempty() then
+  if block and qempty() and ncalls == before then
     local e = heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
   end
@@ -261,7 +272,12 @@ local function raise_failure()
   end
 end
 
-local function pending() return alive > 0 or not qempty() end
+-- M.onpending (lua/watch.lua) lets go of watchers whose fd was closed
+-- under them, before their count can keep the loop waiting for ever.
+local function pending()
+  if M.onpending and alive > 0 then M.onpending() end
+  return alive > 0 or not qempty()
+end
 
 -- cp.run([mode]) -> true if referenced work remains
 function M.run(mode)

@@ -247,7 +247,9 @@ describe('examples', function()
     end)
     -- The parent has exited; the child must still be there, running timer.lua
     local cmdline = readfile(proc .. '/cmdline')
-    assert(cmdline, 'the detached child ' .. pid .. ' is gone')
+    assert(cmdline, 'the detached child ' .. pid .. ' is gone: did' ..
+           ' detached.lua wait for it (unref not honoured) or did' ..
+           ' timer.lua fail?\n' .. show(r))
     assert.truthy(cmdline:find('timer.lua', 1, true))
     local stat = assert(readfile(proc .. '/stat'))
     local state, _, pgrp, session =

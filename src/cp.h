@@ -17,7 +17,7 @@
 #define CP_VERSION "0.1.0"
 
 /* metatable names */
-#define CP_LOOP_MT    "childproc.Loop"
+#define CP_LOOP_MT    "childproc.core.Loop"
 #define CP_OBJECT_MT_PREFIX "childproc."
 
 /* largest chunk one read() call returns to Lua */

@@ -385,7 +385,9 @@ static int enc_table(cp_enc *e, int idx) {
   at = e->b->n + 1;
   e->b->n += 9;
   while (lua_rawgeti(L, idx, narr + 1) != LUA_TNIL) {
-    if (enc_value(e, lua_gettop(L))) {
+    int top = lua_gettop(L);
+    if (enc_value(e, top)) {
+      lua_settop(L, top);  /* drop what inner levels left: stay in bounds */
       lua_pushinteger(L, narr + 1);
       cp_enc_addpath(e, lua_gettop(L), 0);
       return 1;
@@ -405,10 +407,12 @@ static int enc_table(cp_enc *e, int idx) {
       }
     }
     if (enc_value(e, top - 1)) {
+      lua_settop(L, top);
       cp_enc_addpath(e, top - 1, 1);
       return 1;
     }
     if (enc_value(e, top)) {
+      lua_settop(L, top);
       cp_enc_addpath(e, top - 1, 0);
       return 1;
     }
@@ -737,6 +741,7 @@ static int l_feed(lua_State *L) {
   if (len > 0 && dec_append(d, s, len))
     return luaL_error(L, "not enough memory");
   for (;;) {
+    if (d->r == d->w) break;  /* nothing (buf may even be NULL) */
     if (d->kind == K_LUA) {
       size_t plen;
       if (d->w - d->r < 4) break;

@@ -298,6 +298,12 @@ static int cp_spawn(lua_State *L) {
   }
   /* race-free: the child is ours and not reaped, so its pid is not reused */
   pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0 && errno == ENOSYS) {
+    /* no pidfds (kernel < 5.3, or valgrind): the Lua side polls by pid */
+    lua_pushinteger(L, pid);
+    lua_pushnil(L);
+    return 2;
+  }
   if (pidfd < 0 || cp_own(lp, pidfd, CP_FD_PIDFD) != 0) {
     /* cannot watch it: do not leave it running unwatched */
     err = pidfd < 0 ? errno : ENOMEM;
@@ -315,16 +321,12 @@ fail_extra:
   return cp_fail(L, err);
 }
 
-/*
-** core.waitid(pidfd) -> nil (still running) | code, signal
-** Reaps through the pidfd only; exactly one of code/signal is non-nil.
-*/
-static int cp_waitid(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+/* reap one child of ours without blocking: nothing if it still runs,
+** else code, nil (exited) or nil, signal (killed) */
+static int reap(lua_State *L, idtype_t type, id_t id) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) != 0)
-    return cp_fail(L, errno);
+  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) return cp_fail(L, errno);
   if (si.si_pid == 0) return 0;
   if (si.si_code == CLD_EXITED) {
     lua_pushinteger(L, si.si_status);
@@ -335,6 +337,17 @@ static int cp_waitid(lua_State *L) {
     lua_pushinteger(L, si.si_status);
   }
   return 2;
+}
+
+/* core.waitid(pidfd): reaps through the pidfd only */
+static int cp_waitid(lua_State *L) {
+  return reap(L, (idtype_t)P_PIDFD, (id_t)luaL_checkinteger(L, 1));
+}
+
+/* core.waitpid(pid): the same for a child that has no pidfd; by its own
+** pid, never -1 */
+static int cp_waitpid(lua_State *L) {
+  return reap(L, P_PID, (id_t)luaL_checkinteger(L, 1));
 }
 
 /* core.pidfd_kill(pidfd, sig) -> true | nil, errno */
@@ -364,7 +377,7 @@ static int cp_getpgid(lua_State *L) {
 }
 
 static const luaL_Reg spawn_funcs[] = {
-  {"spawn", cp_spawn}, {"waitid", cp_waitid}, {"pidfd_kill", cp_pidfd_kill},
+  {"spawn", cp_spawn}, {"waitid", cp_waitid}, {"waitpid", cp_waitpid}, {"pidfd_kill", cp_pidfd_kill},
   {"kill", cp_kill}, {"getpgid", cp_getpgid}, {NULL, NULL}
 };
 

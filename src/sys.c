@@ -1,6 +1,7 @@
 /*
 ** Facts about this process: ids, environment, interpreter path, signals.
 */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -76,9 +77,33 @@ static int sys_cwd(lua_State *L) {
   return 1;
 }
 
+/* core.setenv(name, value|nil): a forked child hides its channel's
+** variables from the processes it starts, as Node does */
+static int sys_setenv(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int r = lua_isnoneornil(L, 2) ? unsetenv(name)
+        : setenv(name, luaL_checkstring(L, 2), 1);
+  if (r != 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.sopath() -> the absolute path of this module's shared object, or
+** nil (a forked 'lua' child loads the very same file) */
+static int sys_sopath(lua_State *L) {
+  Dl_info info;
+  char buf[PATH_MAX];
+  if (dladdr((void *)sys_sopath, &info) == 0 || info.dli_fname == NULL ||
+      realpath(info.dli_fname, buf) == NULL)
+    return 0;
+  lua_pushstring(L, buf);
+  return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
   {"getpid", sys_getpid}, {"getppid", sys_getppid}, {"environ", sys_environ},
   {"exepath", sys_exepath}, {"exit", sys_exit}, {"cwd", sys_cwd},
+  {"setenv", sys_setenv}, {"sopath", sys_sopath},
   {NULL, NULL}
 };
 

@@ -1,0 +1,59 @@
+-- fuzz/gen_corpus.lua: writes the seed corpus of both fuzz targets.
+-- Run from the repository root once the module builds:
+--   lua5.4 fuzz/gen_corpus.lua
+-- Each file is one slicing byte (see fuzz/fuzz_common.h) then the bytes.
+local core = require('childproc')._core
+
+local function write(kind, name, slicing, bytes)
+  local f = assert(io.open(('fuzz/corpus/%s/%s'):format(kind, name), 'wb'))
+  f:write(string.char(slicing), bytes)
+  f:close()
+end
+
+local shared = {x = 1}
+local cyc = {1, 2}
+cyc.self = cyc
+local lua_seeds = {
+  scalars = {true, false, 0, -1, 127, 128, -129, 70000, math.mininteger,
+             math.maxinteger, 3.0, -0.0, 1/0, -1/0, 0/0, 0.1},
+  strings = {'', 'a\0b', ('x'):rep(300), 'caf\xc3\xa9'},
+  nested = {a = {b = {c = {d = {'deep'}}}}, [1] = {}, [2.5] = 'f'},
+  shared = {shared, shared, s = shared},
+  cycle = cyc,
+  tablekey = {[{}] = 1, [shared] = shared},
+  mixed = {1, 2, 3, nil, 5, n = 5, [-1] = true},
+}
+local i = 0
+for name, v in pairs(lua_seeds) do
+  i = i + 1
+  write('lua', name, (i * 37) % 256, core.lua_encode(v))
+end
+-- several frames in one input, sliced byte by byte
+write('lua', 'frames', 1, core.lua_encode(1) .. core.lua_encode({'a'}) ..
+  core.lua_encode('z'))
+-- regressions of the format's edges: bad tag, truncated, trailing bytes
+write('lua', 'badtag', 0, '\2\0\0\0\9\0')
+write('lua', 'truncated', 0, core.lua_encode({1, 2, 3}):sub(1, -2))
+write('lua', 'trailing', 0, '\2\0\0\0\1\1')
+write('lua', 'badref', 0, '\14\0\0\0\9\1\0\0\0\0\0\0\0\10\2\0\0\0')
+
+local json_seeds = {
+  object = '{"a":1,"b":[true,false,null],"c":{"d":"e"}}\n',
+  array = '[1,-2,3.5,1e300,-0,12345678901234567890,9223372036854775807]\n',
+  strings = '"\\u00e9\\ud83d\\ude00\\ud800\\n\\t\\"\\\\\\/ caf\xc3\xa9"\n',
+  crlf = '{"x":[]}\r\n\r\n{}\n',
+  nested = ('['):rep(50) .. (']'):rep(50) .. '\n',
+  literals = 'true\nfalse\nnull\n0\n-1.5e-7\n',
+  node = '{"cmd":"NODE_HANDLE_ACK"}\n{"counter":3}\n',
+  bad = '{"a":}\n',
+  badutf8 = '"\xff"\n',
+  spaces = ' [ 1 , { "k" : [ ] } ] \n',
+}
+i = 0
+for name, s in pairs(json_seeds) do
+  i = i + 1
+  write('json', name, (i * 41) % 256, s)
+end
+write('json', 'encoded', 2, core.json_encode({1, 'two', {three = 3.0},
+  core.json_null, 1/0}))
+write('json', 'bytewise', 1, '{"a":"b"}\n[1]\n')

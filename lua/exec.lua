@@ -1,0 +1,183 @@
+-- cp.exec and cp.execFile: run a command, buffer its output, and hand it
+-- to one callback after 'close'.  Built on spawn_plan + start (child.lua).
+local core, M = ...
+
+local type, tostring, pairs, concat = type, tostring, pairs, table.concat
+
+local MAX_BUFFER = 1024 * 1024
+
+-- options of each function (Node v20's, without the Windows-only effects)
+local EXEC_OPTIONS = {
+  cwd = true, env = true, encoding = true, shell = true, timeout = true,
+  maxBuffer = true, killSignal = true, uid = true, gid = true,
+  windowsHide = true,
+}
+local EXECFILE_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
+for k in pairs(EXEC_OPTIONS) do EXECFILE_OPTIONS[k] = true end
+M.EXEC_OPTIONS, M.EXECFILE_OPTIONS = EXEC_OPTIONS, EXECFILE_OPTIONS
+
+-- Output is always a Lua string of raw bytes: these encodings change nothing.
+local ENCODINGS = { utf8 = true, ['utf-8'] = true, buffer = true }
+M.EXEC_ENCODINGS = ENCODINGS
+
+-- The checks common to exec, execFile and the Sync family.  Returns a copy
+-- of opts without the keys spawn_plan does not know, and maxBuffer.
+function M.exec_options(fname, opts, extra)
+  local enc = opts.encoding
+  if enc ~= nil and not ENCODINGS[enc] then
+    error(("bad argument to '%s' (option 'encoding' must be 'utf8' or 'buffer', got '%s')")
+      :format(fname, tostring(enc)), 3)
+  end
+  local maxbuf = opts.maxBuffer
+  if maxbuf == nil then
+    maxbuf = MAX_BUFFER
+  elseif type(maxbuf) ~= 'number' or maxbuf ~= maxbuf or maxbuf < 0 then
+    error(("bad argument to '%s' (option 'maxBuffer' must be a non-negative number)")
+      :format(fname), 3)
+  else
+    maxbuf = math.floor(maxbuf)  -- math.huge stays math.huge
+  end
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k ~= 'encoding' and k ~= 'maxBuffer' and not (extra and extra[k]) then
+      copy[k] = v
+    end
+  end
+  return copy, maxbuf
+end
+
+-- Node's ERR_CHILD_PROCESS_STDIO_MAXBUFFER
+local function maxbuffer_error(name)
+  return M.newerror({ code = 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER',
+                      message = name .. ' maxBuffer length exceeded' })
+end
+
+local function run(fname, file, args, opts, cb, cmd)
+  local spawnopts, maxbuf = M.exec_options(fname, opts)
+  local plan = M.spawn_plan(fname, file, args, spawnopts)
+
+  local out, nbytes = { {}, {} }, { 0, 0 }  -- chunks and byte counts, per stream
+  local full = { false, false }              -- past maxBuffer: bytes dropped
+  local names = { 'stdout', 'stderr' }
+  local ex, killed, done = nil, false, false
+  local child, s
+
+  -- Signal the child (timeout, maxBuffer).  Its output is still read (and
+  -- dropped past maxBuffer) until it exits, so that it dies of the signal
+  -- sent, not of a SIGPIPE; once it has exited, the pipes are closed, so a
+  -- grandchild that holds them open cannot delay the callback.
+  local function kill()
+    if killed then return end
+    killed = true
+    child:kill(plan.killSignal)
+  end
+
+  local function finish(code)
+    if done then return end
+    done = true
+    if not cb then return end
+    local stdout, stderr = concat(out[1]), concat(out[2])
+    out = nil
+    local signal = s.signalCode
+    if not ex and code == 0 and signal == nil and not s.spawnerror then
+      return cb(nil, stdout, stderr)
+    end
+    if not ex then
+      ex = M.newerror({
+        message = 'Command failed: ' .. cmd .. '\n' .. stderr,
+        code = code,
+        killed = s.killed or killed,
+        signal = signal,
+      })
+    else
+      if ex.killed == nil then ex.killed = s.killed or killed end
+      if ex.signal == nil then ex.signal = signal end
+    end
+    ex.cmd = cmd
+    ex.stdout, ex.stderr = stdout, stderr
+    return cb(ex, stdout, stderr)
+  end
+
+  plan.onstart = function(st, _)
+    -- the child's own timer sends killSignal right after this
+    st.ontimeout = function() killed = true end
+  end
+
+  child, s = M.start(plan)
+
+  for i = 1, 2 do
+    local stream = s.stdio[i]
+    if stream then
+      local chunks, name = out[i], names[i]
+      stream:on('data', function(chunk)
+        if full[i] then return end
+        local len = nbytes[i] + #chunk
+        if len > maxbuf then
+          local keep = maxbuf - nbytes[i]
+          nbytes[i], full[i] = maxbuf, true
+          if cb and keep > 0 then chunks[#chunks + 1] = chunk:sub(1, keep) end
+          if not ex then ex = maxbuffer_error(name) end
+          kill()
+        else
+          nbytes[i] = len
+          if cb then chunks[#chunks + 1] = chunk end
+        end
+      end)
+      stream:on('error', function(e) if not ex then ex = e end end)
+    end
+  end
+
+  child:on('error', function(e) if not ex then ex = e end end)
+  child:on('exit', function()
+    -- what it wrote before exiting has been read (child.lua drains the
+    -- pipes before 'exit'); after a kill, stop waiting for the pipes
+    if killed then
+      M.defer(function()
+        if s.stdout then s.stdout:destroy() end
+        if s.stderr then s.stderr:destroy() end
+      end)
+    end
+  end)
+  child:on('close', function(code)
+    if s.spawnerror then code = nil end
+    finish(code)
+  end)
+  return child
+end
+
+local function checkcb(fname, cb, n)
+  if cb ~= nil and type(cb) ~= 'function' then
+    local mt = getmetatable(cb)
+    if not (mt and mt.__call) then
+      error(("bad argument #%d to '%s' (function expected, got %s)")
+        :format(n, fname, type(cb)), 3)
+    end
+  end
+end
+
+-- cp.exec(command [, options] [, callback]) -> ChildProcess
+function M.exec(command, opts, cb)
+  if type(opts) == 'function' then opts, cb = nil, opts end
+  command = M.checkstr('exec', 'command', command)
+  opts = M.checkoptions('exec', 2, opts, EXEC_OPTIONS)
+  checkcb('exec', cb, 3)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.shell = type(opts.shell) == 'string' and opts.shell or true
+  return run('exec', command, nil, o, cb, command)
+end
+
+-- cp.execFile(file [, args] [, options] [, callback]) -> ChildProcess
+function M.execFile(file, args, opts, cb)
+  local a, o, c = M.splitargs('execFile', args, opts, cb)
+  file = M.checkstr('execFile', 'file', file)
+  o = M.checkoptions('execFile', 3, o, EXECFILE_OPTIONS)
+  checkcb('execFile', c, 4)
+  local cmd = file
+  if a and #a > 0 then
+    local parts = { file }
+    for i = 1, #a do parts[i + 1] = tostring(a[i]) end
+    cmd = concat(parts, ' ')
+  end
+  return run('execFile', file, a, o, c, cmd)
+end

@@ -1,0 +1,560 @@
+-- The message channel between a parent and a forked child: a socketpair,
+-- framed by the 'lua' codec (src/serialize.c) or by Node's newline-
+-- delimited JSON (src/json.c).  Both ends are the same code: a channel
+-- belongs either to a ChildProcess (the parent's side) or to cp.process
+-- (the child's side, found by M.channel_autostart when the module loads).
+local core, M = ...
+
+local emit, defer, dispatch = M.emit, M.defer, M.dispatch
+local read, write = core.read, core.write
+local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local R, W = 1, 2
+local HIGH_WATER = 64 * 1024        -- send() returns false from here on
+local MAX_READS = 64                -- reads per readiness event (16 MiB)
+local DEFAULT_MAX = 1024 * 1024 * 1024
+local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
+
+local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
+                    'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
+
+local encoders = { lua = core.lua_encode, json = core.json_encode }
+
+local open_channels = {}            -- channel -> true while its fd is open
+
+-- {====================================================== options
+
+local function check_serialization(fname, v, level)
+  if v == nil then return 'lua' end
+  if v ~= 'lua' and v ~= 'json' then
+    error(("bad argument to '%s' (option 'serialization' must be 'lua' or"
+      .. " 'json', got %s)"):format(fname, tostring(v)), level + 1)
+  end
+  if not encoders[v] then
+    error(("bad argument to '%s' (this build has no '%s' codec)")
+      :format(fname, v), level + 1)
+  end
+  return v
+end
+M.check_serialization = check_serialization
+
+local function check_maxsize(fname, v, level)
+  if v == nil then return DEFAULT_MAX end
+  if math.type(v) ~= 'integer' or v < 1 then
+    error(("bad argument to '%s' (option 'maxMessageSize' must be a positive"
+      .. " integer)"):format(fname), level + 1)
+  end
+  return v
+end
+M.check_maxsize = check_maxsize
+
+-- spawn() with an 'ipc' entry validates the channel's options up front,
+-- before any fd is made (fork() checks them itself, earlier still)
+local spawn_plan = M.spawn_plan
+function M.spawn_plan(fname, command, args, opts)
+  if type(opts) == 'table' then
+    check_serialization(fname, opts.serialization, 2)
+    check_maxsize(fname, opts.maxMessageSize, 2)
+  end
+  return spawn_plan(fname, command, args, opts)
+end
+
+-- }======================================================
+
+
+-- {====================================================== the channel
+
+--[[ A channel `ch`:
+  fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
+  s, self: the owner's fields and object; side: 'child' | 'process'
+  q, cbs, head, tail, off, queued: frames waiting to be written
+  want_ref: the owner wants the channel to keep the loop alive
+  counted: it currently adds 1 to the loop's keep-alive count
+  ev: the epoll mask now set
+  disconnecting: no more sends and no more 'message's; close when flushed
+  closed: the fd is closed
+]]
+
+local function update(ch)
+  local pending = ch.head <= ch.tail
+  local want = not ch.closed and (ch.want_ref or pending)
+  if want ~= ch.counted then
+    ch.counted = want
+    if want then M.ref() else M.unref() end
+  end
+  if not ch.closed then
+    local ev = R | (pending and W or 0)
+    if ev ~= ch.ev then
+      ch.ev = ev
+      M.setev(ch.fd, ev, ch.onready)
+    end
+  end
+end
+
+local function channel_error(code, message)
+  return M.newerror({ code = code, message = message })
+end
+
+-- Tear the channel down now; 'disconnect' (and the child's 'close', which
+-- must come after it) follow from the loop, never from inside a call.
+local function close_channel(ch)
+  if ch.closed then return end
+  ch.closed, ch.disconnecting = true, true
+  open_channels[ch] = nil
+  M.forget(ch.fd)
+  core.close(ch.fd)
+  local cbs, head, tail = ch.cbs, ch.head, ch.tail
+  ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
+  update(ch)
+  local s, self = ch.s, ch.self
+  s.connected = false
+  for i = head, tail do
+    local cb = cbs[i]
+    if cb then
+      defer(cb, channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed'))
+    end
+  end
+  if ch.silent then  -- a spawn that failed: no channel ever was
+    s.channel_open = false
+    return
+  end
+  defer(function()
+    if ch.side == 'child' then s.channel_open = false end
+    dispatch(emit, s, self, 'disconnect')
+    if ch.side == 'child' then M.child_maybe_close(s, self) end
+  end)
+end
+
+-- Write what the socket takes now.  Returns false when the peer is gone.
+local function flush(ch)
+  local q, cbs = ch.q, ch.cbs
+  while ch.head <= ch.tail do
+    local frame = q[ch.head]
+    local n = write(ch.fd, frame, ch.off)
+    if n == false then break end
+    if not n then  -- EPIPE, ECONNRESET: the other side has gone
+      close_channel(ch)
+      return false
+    end
+    ch.off = ch.off + n
+    ch.queued = ch.queued - n
+    if ch.off < #frame then break end
+    q[ch.head] = nil
+    local cb = cbs[ch.head]
+    cbs[ch.head] = nil
+    ch.head, ch.off = ch.head + 1, 0
+    if cb then defer(cb) end
+  end
+  if ch.head > ch.tail then
+    ch.head, ch.tail = 1, 0
+    if ch.disconnecting then close_channel(ch); return true end
+  end
+  update(ch)
+  return true
+end
+
+-- Node's internal messages (json mode): objects whose cmd starts with
+-- 'NODE_'.  They never reach 'message' listeners.
+local function is_internal(m)
+  if type(m) ~= 'table' then return false end
+  local cmd = rawget(m, 'cmd')
+  return type(cmd) == 'string' and #cmd > 4 and cmd:sub(1, 5) == 'NODE_'
+end
+
+local function send_frame(ch, frame, cb)
+  ch.tail = ch.tail + 1
+  ch.q[ch.tail] = frame
+  ch.cbs[ch.tail] = cb or false
+  ch.queued = ch.queued + #frame
+  if ch.head == ch.tail then flush(ch) else update(ch) end
+end
+
+local function internal(ch, m)
+  local s, self = ch.s, ch.self
+  if m.cmd == 'NODE_HANDLE' then
+    -- A Node peer sent a handle (socket, server) along with m.msg.  The
+    -- kernel closed the fd when we read the bytes without it; acknowledge
+    -- so the peer's send queue moves on, and deliver the message itself.
+    send_frame(ch, ch.encode({ cmd = 'NODE_HANDLE_ACK' }))
+    if m.msg ~= nil then dispatch(emit, s, self, 'message', m.msg) end
+  end
+  dispatch(emit, s, self, 'internalMessage', m)
+end
+
+local function bad_input(ch, msg)
+  local code = msg:find('limit', 1, true) and 'ERR_IPC_MESSAGE_TOO_LARGE'
+    or 'ERR_IPC_BAD_MESSAGE'
+  local err = channel_error(code, 'IPC channel: ' .. msg)
+  local s, self = ch.s, ch.self
+  ch.disconnecting = true
+  close_channel(ch)
+  -- 'error' before 'disconnect' (which close_channel has deferred)
+  dispatch(emit, s, self, 'error', err)
+end
+
+local function deliver(ch, n)
+  local out, s, self = ch.out, ch.s, ch.self
+  local json = ch.mode == 'json'
+  for i = 1, n do
+    local m = out[i]
+    out[i] = nil
+    if not ch.disconnecting then
+      if json and is_internal(m) then internal(ch, m)
+      else dispatch(emit, s, self, 'message', m) end
+    end
+  end
+end
+
+local function on_readable(ch)
+  local fd, dec = ch.fd, ch.dec
+  for _ = 1, MAX_READS do
+    if ch.closed then return end
+    local chunk = read(fd)
+    if chunk then
+      if not ch.disconnecting then  -- after disconnect(): drained, dropped
+        local n, msg, before = dec:feed(chunk, ch.out)
+        if n then
+          if n > 0 then deliver(ch, n) end
+        else
+          deliver(ch, before or 0)
+          return bad_input(ch, msg)
+        end
+      end
+    elseif chunk == false then
+      return
+    else
+      -- end of file (or ECONNRESET): the other side closed or exited.  A
+      -- message cut off by its exit (dec:pending() > 0) is dropped, as a
+      -- message it never sent.
+      return close_channel(ch)
+    end
+  end
+end
+
+local function new_channel(fd, mode, max, side, s, self)
+  local ch = {
+    fd = fd, mode = mode, encode = encoders[mode],
+    dec = core.decoder(mode, max), out = {},
+    side = side, s = s, self = self,
+    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0,
+    want_ref = side == 'child', counted = false, ev = 0,
+    closed = false, disconnecting = false,
+  }
+  ch.onready = function(ev)
+    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch) end
+    if ev & R ~= 0 then on_readable(ch) end
+  end
+  open_channels[ch] = true
+  update(ch)
+  return ch
+end
+
+-- send(message [, callback]) -> boolean, for both sides
+local function send(fname, ch, message, a, b, c)
+  local cb = type(a) == 'function' and a or type(b) == 'function' and b
+    or type(c) == 'function' and c or nil
+  if message == nil then
+    error(("bad argument #1 to '%s' (a message expected, got nil)")
+      :format(fname), 3)
+  end
+  if not ch then
+    error(("bad argument to '%s' (no IPC channel: the process was not"
+      .. " forked, or spawned with an 'ipc' stdio entry)"):format(fname), 3)
+  end
+  local ok, frame = pcall(ch.encode, message)
+  if not ok then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, tostring(frame)), 3)
+  end
+  if ch.disconnecting then
+    local err = channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed')
+    if cb then defer(cb, err)
+    else defer(function() dispatch(emit, ch.s, ch.self, 'error', err) end) end
+    return false
+  end
+  send_frame(ch, frame, cb)
+  return ch.queued < HIGH_WATER
+end
+
+local function disconnect(ch)
+  if not ch or ch.disconnecting then
+    local s, self = ch and ch.s, ch and ch.self
+    if ch then
+      defer(function()
+        dispatch(emit, s, self, 'error', channel_error('ERR_IPC_DISCONNECTED',
+          'IPC channel is already disconnected'))
+      end)
+    end
+    return
+  end
+  ch.disconnecting = true
+  ch.s.connected = false
+  -- what was sent goes out first; the close then comes from the loop
+  if ch.head > ch.tail then
+    defer(close_channel, ch)
+  end
+end
+
+-- Blocking flush of every open channel (process:exit, end of a forked
+-- script).  Gives up on a peer that takes nothing for FLUSH_PATIENCE ms.
+local function flush_all()
+  local res = {}
+  for ch in pairs(open_channels) do
+    local last = core.now()
+    while not ch.closed and ch.head <= ch.tail do
+      local before = ch.queued
+      if not flush(ch) then break end
+      if ch.head > ch.tail then break end
+      if ch.queued < before then last = core.now() end
+      if core.now() - last > FLUSH_PATIENCE then break end
+      core.poll({ ch.fd }, { W }, 100, res)
+    end
+  end
+end
+
+local before_exit = M.before_exit
+function M.before_exit()
+  flush_all()
+  if before_exit then before_exit() end
+end
+
+-- }======================================================
+
+
+-- {====================================================== parent side
+
+-- The 'ipc' entry of a child's stdio (lua/child.lua calls this): make
+-- the pair, tell the child where its end is, return that end.
+function M.ipc_setup(plan, s, self, fd)
+  local opts = plan.opts or {}
+  local mode = check_serialization('spawn', opts.serialization, 2)
+  local max = check_maxsize('spawn', opts.maxMessageSize, 2)
+  local mine, theirs = core.socketpair()
+  if not mine then return nil, theirs end
+  core.nonblock(mine, true)
+  -- the child's environment: ours (or opts.env) without any other
+  -- channel's variables, plus this channel's
+  local env = {}
+  if plan.env then
+    for _, kv in ipairs(plan.env) do env[#env + 1] = kv end
+  else
+    for k, v in pairs(core.environ()) do env[#env + 1] = k .. '=' .. v end
+  end
+  local drop = {}
+  for _, k in ipairs(ENV_NAMES) do drop[k] = true end
+  local out = {}
+  for _, kv in ipairs(env) do
+    if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
+  end
+  if mode == 'json' then  -- exactly what Node's fork sets
+    out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
+    out[#out + 1] = 'NODE_CHANNEL_SERIALIZATION_MODE=json'
+  else
+    out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
+    out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
+  end
+  table.sort(out)
+  plan.env = out
+  local ch = new_channel(mine, mode, max, 'child', s, self)
+  s._ch = ch
+  s.channel = {
+    ref = function() ch.want_ref = true; update(ch) end,
+    unref = function() ch.want_ref = false; update(ch) end,
+  }
+  s.channel_open, s.connected = true, true
+  -- a spawn that fails has no channel: no 'disconnect', no ref left
+  local onfail = plan.onfail
+  plan.onfail = function(s2, self2)
+    ch.silent = true
+    close_channel(ch)
+    if onfail then onfail(s2, self2) end
+  end
+  return theirs
+end
+
+local cmethods = M.child_methods
+
+function cmethods.send(self, message, a, b, c)
+  local s = M.cself(self)
+  return send('send', s._ch, message, a, b, c)
+end
+
+function cmethods.disconnect(self)
+  local s = M.cself(self)
+  if not s._ch then
+    error("bad argument to 'disconnect' (the child has no IPC channel)", 2)
+  end
+  disconnect(s._ch)
+end
+
+-- }======================================================
+
+
+-- {====================================================== child side
+
+local pmethods, pself = M.process_methods, M.pself
+local pch        -- this process's channel, when it was forked
+
+function pmethods.send(self, message, a, b, c)
+  pself(self)
+  return send('send', pch, message, a, b, c)
+end
+
+function pmethods.disconnect(self)
+  pself(self)
+  if not pch then
+    error("bad argument to 'disconnect' (this process has no IPC channel)", 2)
+  end
+  disconnect(pch)
+end
+
+-- A forked child stays alive while its cp.process listens for 'message'
+-- or 'disconnect' (as Node's process.channel is ref'd by such listeners).
+local function listening(ps)
+  return M.listeners(ps, 'message') + M.listeners(ps, 'disconnect') > 0
+end
+
+-- {------------------------------------------------------ the loop after the script
+
+--[[ A script run as `lua5.4 worker.lua` (a Node parent, or spawn with an
+  'ipc' entry) gets no bootstrap.  So that its event loop runs after the
+  script, a 'return' hook watches the outermost main chunk: when it
+  returns, the hook removes itself and runs the loop.  Inside a hook the
+  garbage collector runs and errors propagate as the script's own (lua.c
+  prints them and exits 1).  Until then every return pays for the hook;
+  cp.run() and child:wait() take it off while they run.  (A __gc
+  finalizer at lua_close would run with the collector stopped.) ]]
+local mainhook
+
+local function find_main()
+  local level, found = 3, nil
+  while true do
+    local info = debug.getinfo(level, 'S')
+    if not info then break end
+    if info.what == 'main' then found = level end
+    level = level + 1
+  end
+  if not found then return nil end
+  local f = debug.getinfo(found, 'f').func
+  local caller = debug.getinfo(found + 1, 'f')
+  return f, caller and caller.func
+end
+
+local function run_after_main()
+  debug.sethook()
+  mainhook = nil
+  M.run()
+  flush_all()
+end
+
+local function install_hook()
+  if debug.gethook() then return end  -- a debugger's: leave it alone
+  local mainf, caller = find_main()
+  if not mainf then return end
+  local getinfo = debug.getinfo
+  mainhook = function()
+    local info = getinfo(2, 'ft')
+    if info.func == mainf then return run_after_main() end
+    -- `return f()` at the end of the script: the tail call's frame
+    if info.istailcall and caller then
+      local up = getinfo(3, 'f')
+      if up and up.func == caller then return run_after_main() end
+    end
+  end
+  debug.sethook(mainhook, 'r')
+end
+
+-- cp.run() and child:wait() called by the script run without the hook
+local function unhooked(f)
+  return function(...)
+    if not mainhook or debug.gethook() ~= mainhook then return f(...) end
+    local hook = mainhook
+    debug.sethook()
+    local r = M.pack(pcall(f, ...))
+    if mainhook == hook then debug.sethook(hook, 'r') end
+    if not r[1] then error(r[2], 0) end
+    return M.unpack(r, 2, r.n)
+  end
+end
+M.run = unhooked(M.run)
+M.run_until = unhooked(M.run_until)
+
+-- }------------------------------------------------------
+
+-- Run by lua/init.lua when the module loads: a process started with a
+-- channel finds it in its environment.
+function M.channel_autostart()
+  local fdtext, mode = os.getenv('CHILDPROC_CHANNEL_FD'),
+    os.getenv('CHILDPROC_SERIALIZATION') or 'lua'
+  if not fdtext then
+    fdtext, mode = os.getenv('NODE_CHANNEL_FD'),
+      os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
+  end
+  if not fdtext then return end
+  -- as Node: the processes this one starts do not see this channel
+  for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
+  local fd = math.tointeger(tonumber(fdtext))
+  if not fd or fd < 0 or not core.isopen(fd) then return end
+  if not encoders[mode] then
+    error(("childproc: the parent asked for the '%s' serialization; this"
+      .. " module speaks 'lua' and 'json' (fork with serialization: 'json')")
+      :format(mode), 0)
+  end
+  -- a close-on-exec copy, so grandchildren do not inherit the channel
+  local own = core.dup(fd)
+  if own then
+    if fd > 2 then core.close(fd) end
+    fd = own
+  end
+  core.nonblock(fd, true)
+  local ps = pself(M.process)
+  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
+  ps.connected = true
+  local function relisten()
+    if pch.closed then return end
+    local want = listening(ps)
+    if want ~= pch.want_ref then pch.want_ref = want; update(pch) end
+  end
+  ps._onlisten, ps._onunlisten = relisten, relisten
+  install_hook()
+end
+
+-- The bootstrap of a 'lua' fork: `lua5.4 -e BOOT script args...`.  lua.c
+-- runs -e code before the script, with `arg` already built: run the
+-- script as lua.c would, then the loop, then exit (flushing the channel)
+-- before lua.c gets to run the script itself.
+function M.runmain()
+  if mainhook then debug.sethook(); mainhook = nil end
+  local arg = _G.arg or {}
+  local progname, lo = 'lua', 0
+  while arg[lo - 1] ~= nil do lo = lo - 1 end
+  if lo < 0 then progname = arg[lo] end
+  local function report(msg)
+    flush_all()
+    io.stdout:flush()
+    io.stderr:write(progname, ': ', tostring(msg), '\n')
+    io.stderr:flush()
+    os.exit(1, true)
+  end
+  local function handler(e)
+    if type(e) ~= 'string' then
+      local mt = getmetatable(e)
+      if mt and mt.__tostring then
+        local ok, str = pcall(tostring, e)
+        if ok and type(str) == 'string' then return str end
+      end
+      e = ('(error object is a %s value)'):format(type(e))
+    end
+    return debug.traceback(e, 2)
+  end
+  local script = arg[0]
+  local chunk, err = loadfile(script ~= '-' and script or nil)
+  if not chunk then report(err) end
+  local ok, e = xpcall(chunk, handler, M.unpack(arg, 1, #arg))
+  if not ok then report(e) end
+  ok, e = xpcall(M.run, handler)
+  if not ok then report(e) end
+  flush_all()
+  io.stdout:flush()
+  os.exit(0, true)
+end
+
+-- }======================================================

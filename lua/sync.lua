@@ -1,0 +1,352 @@
+-- cp.spawnSync, cp.execSync, cp.execFileSync: block until the child is
+-- done.  They never run the async loop nor touch its state: their own
+-- pipes, a private poll(2) (core.poll) and the child's pidfd; no
+-- M.setev/M.defer/M.ref, no timer, no reaping of anybody else's child.
+local core, M = ...
+
+local type, tostring, pairs, ipairs, concat = type, tostring, pairs, ipairs, table.concat
+local read, write, close, now = core.read, core.write, core.close, core.now
+
+local ETIMEDOUT, ENOBUFS, EPIPE = 110, 105, 32   -- Linux errno values
+local SIGKILL = 9
+
+local SPAWNSYNC_OPTIONS = {
+  cwd = true, input = true, argv0 = true, stdio = true, env = true,
+  uid = true, gid = true, timeout = true, killSignal = true,
+  maxBuffer = true, encoding = true, shell = true, windowsHide = true,
+  windowsVerbatimArguments = true,
+}
+local EXECSYNC_OPTIONS = {
+  cwd = true, input = true, stdio = true, env = true, shell = true,
+  uid = true, gid = true, timeout = true, killSignal = true,
+  maxBuffer = true, encoding = true, windowsHide = true,
+}
+local EXECFILESYNC_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
+for k in pairs(EXECSYNC_OPTIONS) do EXECFILESYNC_OPTIONS[k] = true end
+
+-- {====================================================== validation
+
+-- opts -> plan, input, maxBuffer (raises on bad arguments)
+local function prepare(fname, command, args, opts, allowed)
+  opts = M.checkoptions(fname, 3, opts, allowed)
+  local input = opts.input
+  if input ~= nil then
+    if type(input) == 'number' then input = tostring(input)
+    elseif type(input) ~= 'string' then
+      error(("bad argument to '%s' (option 'input' must be a string, got %s)")
+        :format(fname, type(input)), 3)
+    end
+  end
+  local spawnopts, maxbuf = M.exec_options(fname, opts, { input = true })
+  local plan = M.spawn_plan(fname, command, args, spawnopts)
+  for i, e in ipairs(plan.stdio) do
+    if e == 'ipc' then
+      error(("bad argument to '%s' (stdio[%d]: 'ipc' is not available in %s)")
+        :format(fname, i, fname), 3)
+    end
+  end
+  return plan, input, maxbuf
+end
+
+-- }======================================================
+
+
+-- {====================================================== running
+
+-- Node's error for a spawnSync that failed: 'spawnSync ls ENOENT'
+local function sync_error(errno, plan)
+  local e = M.syserror(errno, 'spawnSync ' .. plan.spawnfile, plan.spawnfile,
+                       { spawnargs = plan.spawnargs })
+  e.message = e.syscall .. ' ' .. e.code
+  return e
+end
+
+-- plan.stdio -> fdmap for the child, our ends, and the child's ends
+-- (closed after the spawn).  nil, errno, syscall when a pipe fails.
+local function setup(plan, input)
+  local fdmap, after, readers, writer = {}, {}, {}, nil
+  local devnull
+  local function undo(errno, syscall)
+    for _, fd in ipairs(after) do close(fd) end
+    for _, r in ipairs(readers) do close(r.fd) end
+    if writer then close(writer.fd) end
+    return nil, errno, syscall
+  end
+  for i, e in ipairs(plan.stdio) do
+    local fd = i - 1
+    if e == 'pipe' then
+      local r, w = core.pipe()
+      if not r then return undo(w, 'pipe') end
+      if fd == 0 then
+        fdmap[i] = r
+        after[#after + 1] = r
+        core.nonblock(w, true)
+        writer = { fd = w, data = input or '', off = 0 }
+      else
+        fdmap[i] = w
+        after[#after + 1] = w
+        core.nonblock(r, true)
+        readers[#readers + 1] = { fd = r, slot = fd, chunks = {}, n = 0 }
+      end
+    elseif e == 'inherit' then
+      fdmap[i] = core.isopen(fd) and fd or -1
+    elseif e == 'ignore' then
+      if fd <= 2 then
+        if not devnull then
+          local nfd, err = core.open('/dev/null', 'rw')
+          if not nfd then return undo(err, 'open') end
+          devnull = nfd
+          after[#after + 1] = nfd
+        end
+        fdmap[i] = devnull
+      else
+        fdmap[i] = -1
+      end
+    elseif math.type(e) == 'integer' then
+      fdmap[i] = e
+    else
+      local mt = getmetatable(e)
+      if mt == M.Readable or mt == M.Writable then
+        fdmap[i] = e:fileno() or -1
+      else
+        fdmap[i] = core.fileno(e) or -1
+      end
+    end
+  end
+  return fdmap, after, readers, writer
+end
+
+-- The blocking part: feed stdin, read every pipe, watch the pidfd, until
+-- the child has exited and every pipe is closed.  Fills st.
+local function pump(plan, st, readers, writer, maxbuf)
+  local pidfd = st.pidfd
+  local deadline = plan.timeout and plan.timeout > 0 and now() + plan.timeout or nil
+
+  local function close_writer()
+    if writer and not writer.closed then writer.closed = true; close(writer.fd) end
+  end
+  local function close_reader(r)
+    if not r.closed then r.closed = true; close(r.fd) end
+  end
+  -- timeout or maxBuffer: signal the child once, stop reading (as libuv:
+  -- a grandchild holding the pipes open must not keep us waiting)
+  local function kill(errno)
+    st.errno = st.errno or errno
+    if not st.exited and not st.killed then
+      st.killed = true
+      core.pidfd_kill(pidfd, plan.killSignal)
+    end
+    close_writer()
+    for _, r in ipairs(readers) do close_reader(r) end
+  end
+
+  if writer and #writer.data == 0 then close_writer() end
+
+  local function on_read(r)
+    while not r.closed do
+      local chunk, err = read(r.fd)
+      if chunk then
+        local n = r.n + #chunk
+        if n > maxbuf then
+          local keep = maxbuf - r.n
+          if keep > 0 then r.chunks[#r.chunks + 1] = chunk:sub(1, keep) end
+          r.n = maxbuf
+          return kill(ENOBUFS)
+        end
+        r.n = n
+        r.chunks[#r.chunks + 1] = chunk
+      elseif chunk == false then
+        return
+      else
+        if err then st.errno = st.errno or err end
+        return close_reader(r)
+      end
+    end
+  end
+
+  local function on_write()
+    while not writer.closed do
+      local data = writer.data
+      if writer.off >= #data then return close_writer() end
+      local n, err = write(writer.fd, data, writer.off)
+      if n == false then return end
+      if not n then
+        -- a child that does not read all its input is not an error
+        if err ~= EPIPE then st.errno = st.errno or err end
+        return close_writer()
+      end
+      writer.off = writer.off + n
+    end
+  end
+
+  local function on_exit()
+    local code, sig = core.waitid(pidfd)
+    if code == nil and sig == nil then return end   -- not yet
+    st.exited = true
+    st.status, st.signum = code, sig
+    close(pidfd)
+    st.pidfd = nil
+    -- nobody is left to read the rest of the input
+    close_writer()
+  end
+
+  local out = {}
+  while true do
+    local fds, evs, what, n = {}, {}, {}, 0
+    if writer and not writer.closed then
+      n = n + 1; fds[n], evs[n], what[n] = writer.fd, 2, on_write
+    end
+    for _, r in ipairs(readers) do
+      if not r.closed then
+        n = n + 1; fds[n], evs[n], what[n] = r.fd, 1, r
+      end
+    end
+    if not st.exited then
+      n = n + 1; fds[n], evs[n], what[n] = pidfd, 1, on_exit
+    end
+    if n == 0 then break end
+    local ms = -1
+    if deadline then
+      ms = deadline - now()
+      if ms <= 0 then
+        deadline = nil
+        kill(ETIMEDOUT)
+        goto continue
+      end
+    end
+    core.poll(fds, evs, ms, out)
+    for k = 1, n do
+      if out[k] ~= 0 then
+        local w = what[k]
+        if type(w) == 'table' then on_read(w) else w() end
+      end
+    end
+    ::continue::
+  end
+end
+
+-- plan -> the result table of spawnSync
+local function run(plan, input, maxbuf)
+  local fdmap, after, readers, writer = setup(plan, input)
+  if not fdmap then
+    return { pid = 0, error = M.syserror(after, readers) }
+  end
+  local pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
+                                      fdmap, plan.flags, plan.uid, plan.gid)
+  for _, fd in ipairs(after) do close(fd) end
+  if not pid then
+    for _, r in ipairs(readers) do close(r.fd) end
+    if writer then close(writer.fd) end
+    local err
+    if step == 'chdir' then
+      err = M.syserror(pidfd, 'chdir', plan.cwd, { spawnargs = plan.spawnargs })
+    elseif step and step ~= 'spawn' then
+      err = M.syserror(pidfd, step, nil, { spawnargs = plan.spawnargs })
+    else
+      err = sync_error(pidfd, plan)
+    end
+    return { pid = 0, error = err }
+  end
+
+  local st = { pidfd = pidfd }
+  local ok, e = pcall(pump, plan, st, readers, writer, maxbuf)
+  if not ok then
+    -- a Lua error (memory, an interrupt): leave nothing behind
+    if writer and not writer.closed then close(writer.fd) end
+    for _, r in ipairs(readers) do if not r.closed then close(r.fd) end end
+    if st.pidfd then
+      core.pidfd_kill(st.pidfd, SIGKILL)
+      core.poll({ st.pidfd }, { 1 }, -1, {})
+      core.waitid(st.pidfd)
+      close(st.pidfd)
+    end
+    error(e, 0)
+  end
+
+  local output = {}
+  for _, r in ipairs(readers) do output[r.slot] = concat(r.chunks) end
+  return {
+    pid = pid,
+    output = output,
+    stdout = output[1],
+    stderr = output[2],
+    status = st.status,
+    signal = st.signum and M.signals[st.signum] or nil,
+    error = st.errno and sync_error(st.errno, plan) or nil,
+  }
+end
+
+-- }======================================================
+
+
+-- {====================================================== the functions
+
+-- cp.spawnSync(command [, args] [, options]) -> result
+function M.spawnSync(command, args, opts)
+  local a, o = M.splitargs('spawnSync', args, opts)
+  if type(o) == 'function' then
+    error("bad argument #3 to 'spawnSync' (table expected, got function)", 2)
+  end
+  local plan, input, maxbuf = prepare('spawnSync', command, a, o, SPAWNSYNC_OPTIONS)
+  return run(plan, input, maxbuf)
+end
+
+-- Node's checkExecSyncError: the error to raise for ret, or nil
+local function check(ret, cmd)
+  local err
+  if ret.error then
+    err = ret.error
+    for k, v in pairs(ret) do
+      if k ~= 'error' then err[k] = v end
+    end
+  elseif ret.status ~= 0 then
+    local msg = 'Command failed: ' .. cmd
+    if ret.stderr and #ret.stderr > 0 then msg = msg .. '\n' .. ret.stderr end
+    err = M.newerror({ message = msg, status = ret.status, signal = ret.signal,
+                       stdout = ret.stdout, stderr = ret.stderr, pid = ret.pid,
+                       output = ret.output })
+  end
+  return err
+end
+
+-- As Node: with no stdio option, stderr is captured (for the error) and
+-- then copied to this process's stderr.
+local function copy_stderr(inherit, ret)
+  if inherit and ret.stderr and #ret.stderr > 0 then
+    io.stderr:write(ret.stderr)
+    io.stderr:flush()
+  end
+end
+
+-- cp.execSync(command [, options]) -> stdout; raises on failure
+function M.execSync(command, opts)
+  command = M.checkstr('execSync', 'command', command)
+  opts = M.checkoptions('execSync', 2, opts, EXECSYNC_OPTIONS)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.shell = type(opts.shell) == 'string' and opts.shell or true
+  local plan, input, maxbuf = prepare('execSync', command, nil, o, EXECSYNC_OPTIONS)
+  local ret = run(plan, input, maxbuf)
+  copy_stderr(opts.stdio == nil, ret)
+  local err = check(ret, command)
+  if err then error(err, 0) end
+  return ret.stdout
+end
+
+-- cp.execFileSync(file [, args] [, options]) -> stdout; raises on failure
+function M.execFileSync(file, args, opts)
+  local a, o = M.splitargs('execFileSync', args, opts)
+  if type(o) == 'function' then
+    error("bad argument #3 to 'execFileSync' (table expected, got function)", 2)
+  end
+  local plan, input, maxbuf = prepare('execFileSync', file, a, o, EXECFILESYNC_OPTIONS)
+  local ret = run(plan, input, maxbuf)
+  copy_stderr(o == nil or o.stdio == nil, ret)
+  local parts = { (o and o.argv0) or file }
+  for i, v in ipairs(a or {}) do parts[i + 1] = tostring(v) end
+  local err = check(ret, concat(parts, ' '))
+  if err then error(err, 0) end
+  return ret.stdout
+end
+
+-- }======================================================

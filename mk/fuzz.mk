@@ -1,0 +1,40 @@
+# mk/fuzz.mk: libFuzzer targets for the two message codecs.
+# 'make fuzz' builds fuzz/fuzz_lua and fuzz/fuzz_json and runs each for
+# FUZZ_SECONDS from a scratch copy of its seed corpus (fuzz/corpus/<kind>),
+# so the repository's corpus only grows on purpose. A crash stops with a
+# non-zero status and leaves the input as fuzz/crash-<kind>-*: fix the bug,
+# then move the input into fuzz/corpus/<kind>/ as a regression.
+
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc \
+  $(shell pkg-config --cflags lua5.4)
+FUZZ_LIBS := $(shell pkg-config --libs lua5.4)
+FUZZ_SOURCES := src/serialize.c src/json.c
+FUZZ_DEPS := $(FUZZ_SOURCES) src/codec.h fuzz/fuzz_common.h mk/fuzz.mk
+FUZZ_BINS := fuzz/fuzz_lua fuzz/fuzz_json
+
+.PHONY: fuzz fuzz-build fuzz-clean
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz/fuzz_lua: fuzz/fuzz_lua.c $(FUZZ_DEPS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
+
+fuzz/fuzz_json: fuzz/fuzz_json.c $(FUZZ_DEPS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for k in lua json; do \
+	  w=$$(mktemp -d); cp fuzz/corpus/$$k/* "$$w"/; \
+	  echo "fuzz_$$k: $(FUZZ_SECONDS) s"; \
+	  rc=0; fuzz/fuzz_$$k -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=fuzz/crash-$$k- $(FUZZ_FLAGS) "$$w" || rc=$$?; \
+	  rm -rf "$$w"; \
+	  if [ $$rc -ne 0 ]; then echo "fuzz_$$k failed ($$rc)"; exit $$rc; fi; \
+	done
+
+fuzz-clean:
+	rm -f $(FUZZ_BINS)

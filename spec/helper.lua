@@ -1,0 +1,398 @@
+-- Shared helpers for the childproc specs (loaded by busted before every
+-- spec file, see .busted).  Everything here is a global on purpose: the
+-- spec files use these names without requiring anything.
+--
+--   run_until(pred, ms [, what])   drive cp.run('once') until pred() is true
+--   poll_until(pred, ms [, what])  the same, re-checking every few ms (for
+--                                  state outside the loop: /proc, files)
+--   recorder()                     record events as {name, ...}
+--   fds(), fds_desc()              this process's open fds
+--   children(), procstat(pid)      /proc views of processes
+--   no_children()                  fail (after cleaning up) if a child is left
+--   leakcheck()                    before_each/after_each: no child left behind,
+--                                  no new fd left open
+--   luaproc(code, opts)            run code in a fresh lua5.4 interpreter
+--   badargs(cases)                 table-driven bad-argument specs
+--   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close
+
+local lfs = require 'lfs'
+local cp = require 'childproc'
+local luassert = require 'luassert'
+
+ROOT = lfs.currentdir()
+
+function readfile(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local s = f:read('a')
+  f:close()
+  return s
+end
+
+function writefile(path, data)
+  local f = assert(io.open(path, 'wb'))
+  assert(f:write(data))
+  f:close()
+  return path
+end
+
+-- quote for /bin/sh
+function shq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- /proc/<pid>/stat as a table (nil when the process is gone)
+function procstat(pid)
+  local st = readfile('/proc/' .. tostring(pid) .. '/stat')
+  if not st then return nil end
+  local p, comm, rest = st:match('^(%d+) %((.*)%) (.*)$')
+  if not p then return nil end
+  local f = {}
+  for w in rest:gmatch('%S+') do f[#f + 1] = w end
+  -- fields after comm: state ppid pgrp session ...
+  return { pid = tonumber(p), comm = comm, state = f[1],
+           ppid = tonumber(f[2]), pgrp = tonumber(f[3]),
+           session = tonumber(f[4]) }
+end
+
+MYPID = procstat('self').pid
+
+-- a process is alive while /proc has it and it is not a zombie
+function alive(pid)
+  local st = procstat(pid)
+  return st ~= nil and st.state ~= 'Z'
+end
+
+-- a field of /proc/<pid>/status (self by default), e.g. 'VmRSS'
+function procstatus(field, pid)
+  local s = readfile('/proc/' .. tostring(pid or 'self') .. '/status') or ''
+  return s:match('\n' .. field .. ':%s*([^\n]*)')
+end
+
+function rss_kib(field)
+  return tonumber((procstatus(field or 'VmRSS') or ''):match('^(%d+)'))
+end
+
+-- The processes whose parent is this process.
+function children()
+  local out = {}
+  for name in lfs.dir('/proc') do
+    if name:match('^%d+$') then
+      local st = procstat(name)
+      if st and st.ppid == MYPID then out[#out + 1] = st end
+    end
+  end
+  table.sort(out, function(a, b) return a.pid < b.pid end)
+  return out
+end
+
+local function describe_procs(list)
+  local t = {}
+  for _, p in ipairs(list) do
+    t[#t + 1] = ('%d(%s,%s)'):format(p.pid, p.comm, p.state)
+  end
+  return table.concat(t, ' ')
+end
+
+-- This process's open fds, as a sorted array of numbers (the fd that
+-- lfs.dir itself opens on /proc/self/fd is left out).
+function fds()
+  local list = {}
+  local mine = '/proc/' .. MYPID .. '/fd'
+  for name in lfs.dir('/proc/self/fd') do
+    if name:match('^%d+$') then
+      local t = lfs.symlinkattributes('/proc/self/fd/' .. name, 'target')
+      if t and t ~= mine then list[#list + 1] = tonumber(name) end
+    end
+  end
+  table.sort(list)
+  return list
+end
+
+-- The same, with targets, for failure messages.
+function fds_desc(list)
+  local t = {}
+  for _, fd in ipairs(list or fds()) do
+    local target = lfs.symlinkattributes('/proc/self/fd/' .. fd, 'target')
+    t[#t + 1] = fd .. '->' .. tostring(target)
+  end
+  return table.concat(t, ' ')
+end
+
+-- the fd number of this process that points at path (io.open'ed files)
+function fd_of(path)
+  for _, fd in ipairs(fds()) do
+    if lfs.symlinkattributes('/proc/self/fd/' .. fd, 'target') == path then
+      return fd
+    end
+  end
+end
+
+-- {====================================================== the loop
+
+-- Drive cp.run('once') until pred() is true.  A guard timer bounds the
+-- wait: when `ms` pass, this raises.  The guard is closed afterwards, so
+-- it never keeps the loop alive or fires in a later spec.
+function run_until(pred, ms, what)
+  ms = ms or 10000
+  if pred() then return true end
+  local expired = false
+  local guard = cp.setTimeout(function() expired = true end, ms)
+  local ok, err = pcall(function()
+    while not pred() do
+      if expired then
+        error(('run_until: %s not reached after %d ms'):format(
+          what or 'condition', ms), 0)
+      end
+      cp.run('once')
+    end
+  end)
+  guard:close()
+  if not ok then error(err, 2) end
+  return true
+end
+
+-- As run_until, for conditions outside the loop's knowledge (/proc):
+-- a short interval timer wakes the loop so pred() is checked again.
+function poll_until(pred, ms, what)
+  local tick = cp.setInterval(function() end, 5)
+  local ok, err = pcall(run_until, pred, ms, what)
+  tick:close()
+  if not ok then error(err, 2) end
+  return true
+end
+
+-- Run the loop until child has emitted 'close'; returns its arguments.
+function wait_close(child, ms)
+  local got
+  child:once('close', function(...) got = table.pack(...) end)
+  run_until(function() return got ~= nil end, ms or 10000, "'close'")
+  return table.unpack(got, 1, got.n)
+end
+
+-- }======================================================
+
+
+-- {====================================================== recorder
+
+-- rec = recorder(); obj:on('exit', rec 'exit'); ... rec.events is a list
+-- of {name, args...}.  rec:listen(obj, {'spawn','exit'}, 'prefix.')
+-- attaches several at once.  'data' events recorded with rec:data(name)
+-- are merged when consecutive, so chunking does not matter.
+function recorder()
+  local rec = { events = {} }
+  local mt = {}
+  mt.__index = mt
+  mt.__call = function(self, name)
+    return function(...)
+      self.events[#self.events + 1] = { name, ... }
+    end
+  end
+  function mt:listen(obj, names, prefix)
+    for _, n in ipairs(names) do obj:on(n, self((prefix or '') .. n)) end
+    return self
+  end
+  function mt:data(name)
+    return function(chunk)
+      local last = self.events[#self.events]
+      if last and last[1] == name then
+        last[2] = last[2] .. chunk
+      else
+        self.events[#self.events + 1] = { name, chunk }
+      end
+    end
+  end
+  function mt:names()
+    local t = {}
+    for i, e in ipairs(self.events) do t[i] = e[1] end
+    return t
+  end
+  function mt:index(name)
+    for i, e in ipairs(self.events) do if e[1] == name then return i end end
+  end
+  function mt:count(name)
+    local n = 0
+    for _, e in ipairs(self.events) do if e[1] == name then n = n + 1 end end
+    return n
+  end
+  function mt:get(name)
+    for _, e in ipairs(self.events) do if e[1] == name then return e end end
+  end
+  -- only the events whose name is in names, in order
+  function mt:only(names)
+    local set, t = {}, {}
+    for _, n in ipairs(names) do set[n] = true end
+    for _, e in ipairs(self.events) do if set[e[1]] then t[#t + 1] = e end end
+    return t
+  end
+  -- all 'data' chunks of name, concatenated
+  function mt:text(name)
+    local t = {}
+    for _, e in ipairs(self.events) do if e[1] == name then t[#t + 1] = e[2] end end
+    return table.concat(t)
+  end
+  return setmetatable(rec, mt)
+end
+
+-- Spawn, collect stdout/stderr, wait for 'close'.  Returns a result table
+-- {code, signal, stdout, stderr, child}.
+function collect(cmd, args, opts, ms)
+  local child = cp.spawn(cmd, args, opts)
+  local out, err, res = {}, {}, {}
+  if child.stdout then child.stdout:on('data', function(c) out[#out + 1] = c end) end
+  if child.stderr then child.stderr:on('data', function(c) err[#err + 1] = c end) end
+  child:on('error', function(e) res.error = e end)
+  child:on('close', function(code, sig)
+    res.code, res.signal, res.closed = code, sig, true
+  end)
+  run_until(function() return res.closed end,
+            ms or 10000, "'close' of " .. tostring(cmd))
+  res.stdout, res.stderr, res.child = table.concat(out), table.concat(err), child
+  return res
+end
+
+-- }======================================================
+
+
+-- {====================================================== leaks
+
+-- busted's block functions (it, before_each...) live in the spec file's
+-- environment, not in _G: find them through the caller's _ENV.
+local function busted_env(level)
+  local f = debug.getinfo(level + 1, 'f').func
+  for i = 1, 255 do
+    local name, val = debug.getupvalue(f, i)
+    if not name then break end
+    if name == '_ENV' then return val end
+  end
+  return _G
+end
+
+-- Fails when this process has children left.  Cleans up first (SIGKILL,
+-- then lets the loop reap them) so one failure does not spread.
+function no_children()
+  local left = children()
+  if #left == 0 then return true end
+  local live = {}
+  for _, c in ipairs(left) do
+    if c.state ~= 'Z' then live[#live + 1] = c end
+    cp.kill(c.pid, 'SIGKILL')
+  end
+  pcall(poll_until, function()
+    for _, c in ipairs(children()) do
+      if c.state ~= 'Z' then return false end
+    end
+    return true
+  end, 3000)
+  error('child processes left behind: ' .. describe_procs(left), 2)
+end
+
+-- Register checks around each spec of the enclosing describe block: no
+-- child process left, no fd left open that was not open before (after a
+-- full GC, so only handles the loop still holds count).  Setting
+-- CHILDPROC_SPEC_NOFDCHECK=1 skips the fd part (to see other failures
+-- while an fd leak is being fixed).
+function leakcheck()
+  local env = busted_env(2)
+  local before
+  env.before_each(function()
+    collectgarbage(); collectgarbage()
+    before = fds()
+  end)
+  env.after_each(function()
+    no_children()
+    if os.getenv('CHILDPROC_SPEC_NOFDCHECK') then return end
+    collectgarbage(); collectgarbage()
+    local after = fds()
+    if #after ~= #before then
+      local b = {}
+      for _, fd in ipairs(before) do b[fd] = true end
+      local new = {}
+      for _, fd in ipairs(after) do if not b[fd] then new[#new + 1] = fd end end
+      luassert.same(before, after, 'fds left open: ' .. fds_desc(new))
+    end
+  end)
+end
+
+-- }======================================================
+
+
+-- {====================================================== luaproc
+
+function tmpname(suffix)
+  local n = os.tmpname()
+  if suffix then
+    os.remove(n)
+    n = n .. suffix
+  end
+  return n
+end
+
+-- Run a shell command line; returns stdout, exit status (number or
+-- 'SIGn'), stderr.
+function shell(cmdline, stdin)
+  local errf = tmpname()
+  local inf
+  if stdin then inf = writefile(tmpname(), stdin) end
+  local p = assert(io.popen('exec 2>' .. shq(errf) .. ' <' ..
+    shq(inf or '/dev/null') .. '; ' .. cmdline, 'r'))
+  local out = p:read('a')
+  local _, how, code = p:close()
+  local err = readfile(errf) or ''
+  os.remove(errf)
+  if inf then os.remove(inf) end
+  if how == 'signal' then code = 'SIG' .. code end
+  return out, code, err
+end
+
+-- luaproc(code [, opts]) -> stdout, status, stderr
+-- Runs `code` in a fresh `lua5.4` (through `timeout`, so a hang is bounded)
+-- in the repository root, with LUA_CPATH finding ./childproc.so.
+-- opts: args (array), stdin (string), env (table of extra variables),
+-- pre (shell text run before, e.g. "trap '' PIPE;"), timeout (seconds, 30).
+function luaproc(code, opts)
+  opts = opts or {}
+  local src = writefile(tmpname('.lua'), code)
+  local args = {}
+  for i, a in ipairs(opts.args or {}) do args[i] = shq(a) end
+  local envs = { 'LUA_CPATH=' .. shq('./?.so;;'),
+                 'LUA_PATH=' .. shq('./?.lua;./spec/?.lua;;') }
+  for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. '=' .. shq(v) end
+  local cmd = ('cd %s && %s exec env %s timeout -k 2 %d lua5.4 %s %s'):format(
+    shq(ROOT), opts.pre or '', table.concat(envs, ' '), opts.timeout or 30,
+    shq(src), table.concat(args, ' '))
+  local out, status, err = shell(cmd, opts.stdin)
+  os.remove(src)
+  return out, status, err
+end
+
+-- }======================================================
+
+
+-- {====================================================== bad arguments
+
+-- badargs{ {'description', function() ... end, 'pattern' [, 'pattern2'...]}, ... }
+-- Each case must raise an error whose message matches every pattern
+-- (plain find, case-insensitive), and must start no process.
+function badargs(cases)
+  local it = busted_env(2).it
+  for _, c in ipairs(cases) do
+    it('raises for ' .. c[1], function()
+      local ok, err = pcall(c[2])
+      luassert.is_false(ok, c[1] .. ' did not raise')
+      local msg = tostring(err):lower()
+      for i = 3, #c do
+        luassert.is_truthy(msg:find(c[i]:lower(), 1, true),
+          ('error for %s should mention %q: %s'):format(c[1], c[i], tostring(err)))
+      end
+      -- nothing started, nothing deferred: the loop has nothing to do
+      luassert.same({}, children())
+      local ran, rerr = pcall(cp.run, 'nowait')
+      assert(ran, 'a deferred event was raised: ' .. tostring(rerr))
+    end)
+  end
+end
+
+-- }======================================================
+
+return true
