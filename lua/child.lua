@@ -181,7 +181,9 @@ local function on_exit(s, self)
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
   for _, st in pairs(s.stdio) do
-    if getmetatable(st) == M.Readable then
+    if getmetatable(st) == M.Writable then
+      M.writable_orphan(st)
+    elseif getmetatable(st) == M.Readable then
       local rs = M.rself(st)
       if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
         st:resume()
@@ -292,7 +294,8 @@ function M.start(plan)
       local syscall, path = 'spawn ' .. plan.spawnfile, plan.spawnfile
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
-      err = M.syserror(pidfd, syscall, path, { spawnargs = plan.spawnargs })
+      err = M.syserror(pidfd, syscall, path,
+        { spawnargs = { table.unpack(plan.spawnargs, 2) } })  -- as Node: no command
       pidfd = nil
     end
   end

@@ -23,15 +23,17 @@ local open_channels = {}            -- channel -> true while its fd is open
 
 -- {====================================================== options
 
+-- check_*(fname, value, level): `level` as error()'s, from inside check_*
+
 local function check_serialization(fname, v, level)
   if v == nil then return 'lua' end
   if v ~= 'lua' and v ~= 'json' then
     error(("bad argument to '%s' (option 'serialization' must be 'lua' or"
-      .. " 'json', got %s)"):format(fname, tostring(v)), level + 1)
+      .. " 'json', got %s)"):format(fname, tostring(v)), level)
   end
   if not encoders[v] then
     error(("bad argument to '%s' (this build has no '%s' codec)")
-      :format(fname, v), level + 1)
+      :format(fname, v), level)
   end
   return v
 end
@@ -41,7 +43,7 @@ local function check_maxsize(fname, v, level)
   if v == nil then return DEFAULT_MAX end
   if math.type(v) ~= 'integer' or v < 1 then
     error(("bad argument to '%s' (option 'maxMessageSize' must be a positive"
-      .. " integer)"):format(fname), level + 1)
+      .. " integer)"):format(fname), level)
   end
   return v
 end
@@ -52,8 +54,8 @@ M.check_maxsize = check_maxsize
 local spawn_plan = M.spawn_plan
 function M.spawn_plan(fname, command, args, opts)
   if type(opts) == 'table' then
-    check_serialization(fname, opts.serialization, 2)
-    check_maxsize(fname, opts.maxMessageSize, 2)
+    check_serialization(fname, opts.serialization, 4)
+    check_maxsize(fname, opts.maxMessageSize, 4)
   end
   return spawn_plan(fname, command, args, opts)
 end

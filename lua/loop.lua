@@ -27,7 +27,7 @@ local nalways = 0
 -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn.
 -- Regular files cannot be polled (EPERM): they count as always ready.
 function M.setev(fd, ev, fn)
-  if false then
+  if fn and masks[fd] and handlers[fd] ~= fn then
     -- a new owner: the old one may have closed fd without forget() (a
     -- user's socket closed under cp.watch), and epoll then dropped it
     M.forget(fd)
@@ -178,7 +178,6 @@ end
 -- {====================================================== dispatch
 
 local failure      -- error raised by a callback, re-raised by run()
-local ncalls = 0   -- callbacks run so far: a turn that ran one must not block
 
 local function handler(e)
   if type(e) == 'string' then return traceback(e, 2) end
@@ -187,7 +186,6 @@ end
 
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
-  ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
   if not ok then failure = failure or { err }; return false end
   return true
@@ -251,11 +249,10 @@ end
 
 -- One turn of the loop.  block: wait for I/O or the next timer.
 local function step(block)
-  local before = ncalls
   if not run_queue() then return end
   if not run_timers() then return end
   local ms = 0
-  if block and qempty() and ncalls == before then
+  if block and qempty() then
     local e = heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
   end

@@ -310,6 +310,14 @@ function wmethods.fileno(self)
   return s.fd
 end
 
+-- The reader is gone (the child exited): a queue still waiting meets
+-- EPIPE now; an idle stream just closes, as Node destroys stdin on exit.
+function M.writable_orphan(self)
+  local s = wself(self)
+  if s.closed then return end
+  if s.head <= s.tail then w_flush(s, self) else w_close(s, self) end
+end
+
 function M.writable_giveaway(self)
   local s = wself(self)
   s.ending = true

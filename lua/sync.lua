@@ -283,8 +283,8 @@ end
 
 -- cp.spawnSync(command [, args] [, options]) -> result
 function M.spawnSync(command, args, opts)
-  local a, o = M.splitargs('spawnSync', args, opts)
-  if type(o) == 'function' then
+  local a, o, c = M.splitargs('spawnSync', args, opts)
+  if c ~= nil or type(o) == 'function' then
     error("bad argument #3 to 'spawnSync' (table expected, got function)", 2)
   end
   local plan, input, maxbuf = prepare('spawnSync', command, a, o, SPAWNSYNC_OPTIONS)
@@ -335,8 +335,8 @@ end
 
 -- cp.execFileSync(file [, args] [, options]) -> stdout; raises on failure
 function M.execFileSync(file, args, opts)
-  local a, o = M.splitargs('execFileSync', args, opts)
-  if type(o) == 'function' then
+  local a, o, c = M.splitargs('execFileSync', args, opts)
+  if c ~= nil or type(o) == 'function' then
     error("bad argument #3 to 'execFileSync' (table expected, got function)", 2)
   end
   local plan, input, maxbuf = prepare('execFileSync', file, a, o, EXECFILESYNC_OPTIONS)

@@ -144,6 +144,10 @@ function run_until(pred, ms, what)
         error(('run_until: %s not reached after %d ms'):format(
           what or 'condition', ms), 0)
       end
+      -- handle what is ready without blocking first, so pred() is looked
+      -- at again before the loop waits
+      cp.run('nowait')
+      if pred() then break end
       cp.run('once')
     end
   end)

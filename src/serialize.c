@@ -690,9 +690,14 @@ static int dec_append(decoder *d, const char *s, size_t n) {
       char *nb;
       if (n > SIZE_MAX / 2 - pending) return 1;
       while (ncap < pending + n) ncap *= 2;
-      if ((nb = (char *)malloc(ncap)) == NULL) return 1;
-      if (pending) memcpy(nb, d->buf + d->r, pending);
-      free(d->buf);
+      if (d->r == 0) {  /* realloc can move pages instead of bytes */
+        if ((nb = (char *)realloc(d->buf, ncap)) == NULL) return 1;
+      }
+      else {
+        if ((nb = (char *)malloc(ncap)) == NULL) return 1;
+        memcpy(nb, d->buf + d->r, pending);
+        free(d->buf);
+      }
       d->buf = nb;
       d->cap = ncap;
     }

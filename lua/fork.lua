@@ -1,0 +1,92 @@
+-- cp.fork(modulePath [, args] [, options]): a new Lua interpreter on
+-- modulePath, with a message channel (lua/ipc.lua) as its 'ipc' stdio.
+local core, M = ...
+
+local type, ipairs, pairs, error = type, ipairs, pairs, error
+
+local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true }
+for k in pairs(M.SPAWN_OPTIONS) do FORK_OPTIONS[k] = true end
+FORK_OPTIONS.shell = nil     -- Node's fork has none either
+
+-- The 'lua' serialization's bootstrap, run by `lua -e` before lua.c
+-- would run the script: load this very module (the parent's file, so
+-- both ends speak the same format even when the child's LUA_CPATH does
+-- not find it), then run the script, the loop, and exit (lua/ipc.lua's
+-- M.runmain).
+local BOOT = "local p=%q local cp=package.loaded.childproc "
+  .. "if not cp and p~='' then local f=package.loadlib(p,'luaopen_childproc') "
+  .. "if f then cp=f('childproc',p) package.loaded.childproc=cp end end "
+  .. "cp=cp or require'childproc' cp._M.runmain()"
+
+local function strings(fname, what, t)
+  if t == nil then return {} end
+  if type(t) ~= 'table' or not M.isarray(t) then
+    error(("bad argument to '%s' (option '%s' must be an array of strings)")
+      :format(fname, what), 3)
+  end
+  local out = {}
+  for i, v in ipairs(t) do
+    out[i] = M.checkstr(fname, ("%s[%d]"):format(what, i), v)
+  end
+  return out
+end
+
+-- stdio as Node's fork: a word w means {w, w, w, 'ipc'}; an array must
+-- hold an 'ipc' (stdio_list in lua/child.lua refuses two)
+local function fork_stdio(fname, stdio, silent)
+  if stdio == nil then
+    local w = silent and 'pipe' or 'inherit'
+    return { w, w, w, 'ipc' }
+  end
+  if type(stdio) == 'string' then
+    return { stdio, stdio, stdio, 'ipc' }
+  end
+  if type(stdio) == 'table' then
+    for _, e in pairs(stdio) do
+      if e == 'ipc' then return stdio end
+    end
+    error(("bad argument to '%s' (option 'stdio' must hold an 'ipc' entry)")
+      :format(fname), 3)
+  end
+  error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
+    :format(fname), 3)
+end
+
+function M.fork(modulePath, args, opts)
+  local fname = 'fork'
+  modulePath = M.checkstr(fname, 'modulePath', modulePath)
+  local a, o = M.splitargs(fname, args, opts)
+  if type(o) == 'function' then o = nil end
+  o = M.checkoptions(fname, 3, o, FORK_OPTIONS)
+  local mode = M.check_serialization(fname, o.serialization, 3)
+  M.check_maxsize(fname, o.maxMessageSize, 3)
+  local execPath = o.execPath
+  if execPath == nil then
+    execPath = core.exepath()
+    if not execPath then
+      error("bad argument to 'fork' (cannot find the running interpreter;"
+        .. " give option 'execPath')", 2)
+    end
+  else
+    execPath = M.checkstr(fname, "option 'execPath'", execPath)
+  end
+  local argv = strings(fname, 'execArgv', o.execArgv)
+  -- resolved against this process's directory, as Node's path.resolve
+  if modulePath:sub(1, 1) ~= '/' then
+    local cwd = core.cwd()
+    if cwd then modulePath = cwd .. '/' .. modulePath end
+  end
+  if mode == 'lua' then
+    argv[#argv + 1] = '-e'
+    argv[#argv + 1] = BOOT:format(core.sopath and core.sopath() or '')
+  end
+  argv[#argv + 1] = modulePath
+  for _, v in ipairs(a or {}) do argv[#argv + 1] = v end
+  local so = {}
+  for k, v in pairs(o) do
+    if k ~= 'execPath' and k ~= 'execArgv' and k ~= 'silent' then so[k] = v end
+  end
+  so.stdio = fork_stdio(fname, o.stdio, o.silent)
+  local plan = M.spawn_plan(fname, execPath, argv, so)
+  return (M.start(plan))
+end

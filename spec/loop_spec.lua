@@ -1,0 +1,208 @@
+-- The event loop: run modes, keep-alive, errors raised in callbacks.
+local cp = require 'childproc'
+
+describe('cp.run', function()
+  leakcheck()
+
+  it('returns false at once when nothing is referenced', function()
+    assert.same({ n = 1, false }, table.pack(cp.run()))
+    assert.same({ n = 1, false }, table.pack(cp.run('once')))
+    assert.same({ n = 1, false }, table.pack(cp.run('nowait')))
+  end)
+
+  it("'default' runs until no referenced work is left", function()
+    local fired = {}
+    cp.setTimeout(function()
+      fired[#fired + 1] = 'a'
+      cp.setTimeout(function() fired[#fired + 1] = 'b' end, 1)
+    end, 1)
+    assert.is_false(cp.run())
+    assert.same({ 'a', 'b' }, fired)
+  end)
+
+  it("'nowait' returns without blocking and says work remains", function()
+    local guard_fired, long_fired = false, false
+    local long = cp.setTimeout(function() long_fired = true end, 3600 * 1000)
+    -- unref'd: it keeps nothing alive, but would wake a blocked loop
+    local guard = cp.setTimeout(function() guard_fired = true end, 3000):unref()
+    assert.is_true(cp.run('nowait'))
+    assert.is_true(cp.run('nowait'))
+    assert.is_false(guard_fired)
+    assert.is_false(long_fired)
+    long:close()
+    guard:close()
+    assert.is_false(cp.run('nowait'))
+  end)
+
+  it("'nowait' never blocks, in a fresh interpreter (bounded by timeout)", function()
+    local out, status = luaproc([[
+      local cp = require 'childproc'
+      cp.setTimeout(function() print('fired') end, 3600 * 1000)
+      print(cp.run('nowait'), cp.run('nowait'))
+      os.exit(0)
+    ]], { timeout = 20 })
+    assert.same({ 'true\ttrue\n', 0 }, { out, status })
+  end)
+
+  it("'once' returns after handling an event, without waiting for more", function()
+    local closed, late = false, false
+    local c = cp.spawn('nosuchcmd-for-once')
+    c:on('error', function() end)
+    c:on('close', function() closed = true end)
+    local t = cp.setTimeout(function() late = true end, 3000)
+    -- the failed spawn's 'error'/'close' are ready now: 'once' handles
+    -- them and returns; it must not then sit in epoll until the timer
+    cp.run('once')
+    assert.is_true(closed)
+    assert.is_false(late, "run('once') waited for the next timer")
+    t:close()
+  end)
+
+  it("'once' blocks until an event comes (a timer)", function()
+    local fired = false
+    cp.setTimeout(function() fired = true end, 20)
+    cp.run('once')
+    assert.is_true(fired)
+  end)
+
+  it('refuses an unknown mode', function()
+    local ok, err = pcall(cp.run, 'sometimes')
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find('run', 1, true), tostring(err))
+  end)
+
+  describe('errors raised in callbacks', function()
+    it('leave cp.run() with the error and traceback; a second run() continues', function()
+      local later = false
+      cp.setTimeout(function() error('boom-in-timer') end, 1)
+      cp.setTimeout(function() later = true end, 30)
+      local ok, err = pcall(cp.run)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find('boom-in-timer', 1, true), tostring(err))
+      assert.is_truthy(tostring(err):find('traceback', 1, true), tostring(err))
+      assert.is_false(later)
+      -- the loop stays consistent and carries on with what is left
+      assert.is_false(cp.run())
+      assert.is_true(later)
+    end)
+
+    it('from a child listener, and the child still closes afterwards', function()
+      local c = cp.spawn('sh', { '-c', 'echo hi' })
+      local closed = false
+      c:on('exit', function() error('boom-in-exit') end)
+      c:on('close', function() closed = true end)
+      local ok, err = pcall(run_until, function() return closed end, 10000)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find('boom-in-exit', 1, true), tostring(err))
+      run_until(function() return closed end, 10000)
+      assert.is_true(closed)
+      assert.is_false(cp.run())
+    end)
+
+    it('error objects (tables) come out as they are', function()
+      local obj = { code = 'MINE' }
+      cp.setTimeout(function() error(obj) end, 1)
+      local ok, err = pcall(cp.run)
+      assert.is_false(ok)
+      assert.equal(obj, err)
+    end)
+
+    it('an uncaught error ends a plain script with status 1 and the traceback', function()
+      local out, status, err = luaproc([[
+        local cp = require 'childproc'
+        cp.setTimeout(function() error('kaboom-uncaught') end, 1)
+        cp.run()
+        print('not reached')
+      ]])
+      assert.equal('', out)
+      assert.equal(1, status)
+      assert.is_truthy(err:find('kaboom-uncaught', 1, true), err)
+      assert.is_truthy(err:find('traceback', 1, true), err)
+    end)
+  end)
+
+  describe("an 'error' event with no listener", function()
+    it('raises from cp.run()', function()
+      local c = cp.spawn('nosuchcmd-nolistener')
+      local ok, err = pcall(cp.run)
+      assert.is_false(ok)
+      assert.equal('table', type(err))
+      assert.equal('ENOENT', err.code)
+      assert.equal('spawn nosuchcmd-nolistener', err.syscall)
+      -- nothing is left behind; the loop runs on
+      assert.is_false(cp.run())
+      assert.is_nil(c.pid)
+    end)
+
+    it('does not raise when a listener exists', function()
+      local c = cp.spawn('nosuchcmd-withlistener')
+      local got
+      c:on('error', function(e) got = e end)
+      assert.is_false(cp.run())
+      assert.equal('ENOENT', got.code)
+    end)
+  end)
+
+  describe('keep-alive', function()
+    it('a child keeps run() going until its close', function()
+      local c = cp.spawn('sh', { '-c', 'exit 4' })
+      local closed
+      c:on('close', function(code) closed = code end)
+      assert.is_false(cp.run())
+      assert.equal(4, closed)
+    end)
+
+    it('child:unref() lets cp.run() return while the child runs', function()
+      local c = cp.spawn('sleep', { '100' }, { stdio = 'ignore' })
+      c:unref()
+      -- if unref did nothing, run() would wait for the child: this
+      -- unref'd guard then ends it, and the assertion below fails
+      local guard_fired = false
+      local guard = cp.setTimeout(function()
+        guard_fired = true
+        c:kill('SIGKILL')
+      end, 5000):unref()
+      assert.is_false(cp.run())
+      assert.is_false(guard_fired)
+      assert.is_true(alive(c.pid))
+      guard:close()
+      c:ref()
+      c:kill('SIGKILL')
+      assert.same({ n = 2, nil, 'SIGKILL' }, table.pack(c:wait()))
+    end)
+
+    it('child:unref() with piped output lets cp.run() return', function()
+      local c = cp.spawn('sh', { '-c', 'echo started; exec sleep 100' })
+      local out = ''
+      c.stdout:on('data', function(d) out = out .. d end)
+      run_until(function() return out == 'started\n' end)
+      c:unref()
+      local guard_fired = false
+      local guard = cp.setTimeout(function()
+        guard_fired = true
+        c:kill('SIGKILL')
+      end, 5000):unref()
+      assert.is_false(cp.run())
+      assert.is_false(guard_fired)
+      guard:close()
+      c:kill('SIGKILL')
+      assert.same({ n = 2, nil, 'SIGKILL' }, table.pack(c:wait()))
+    end)
+  end)
+
+  describe('cp.loop', function()
+    it('is pollable: pollfd(), events(), timeout()', function()
+      assert.equal('integer', math.type(cp.loop:pollfd()))
+      assert.equal('r', cp.loop:events())
+      assert.is_nil(cp.loop:timeout())
+      local t = cp.setTimeout(function() end, 60000)
+      local secs = cp.loop:timeout()
+      assert.equal('number', type(secs))
+      assert.is_true(secs > 0 and secs <= 60)
+      t:close()
+      cp.setImmediate(function() end)
+      assert.equal(0, cp.loop:timeout())
+      cp.run()
+    end)
+  end)
+end)
