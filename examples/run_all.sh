@@ -58,6 +58,9 @@ run '' examples/detached.lua 2
 run '' examples/execfile.lua
 run '' examples/sync.lua
 run '' examples/parent.lua 3
+# compute_*.lua are another helper's; --demo runs server and client, then ends.
+run '' examples/compute_server.lua --demo
+run '' examples/compute_pool.lua --demo
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

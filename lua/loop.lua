@@ -178,6 +178,7 @@ end
 -- {====================================================== dispatch
 
 local failure      -- error raised by a callback, re-raised by run()
+local ncalls = 0   -- callbacks run so far: a turn that ran one must not block
 
 local function handler(e)
   if type(e) == 'string' then return traceback(e, 2) end
@@ -186,6 +187,7 @@ end
 
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
+  ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
   if not ok then failure = failure or { err }; return false end
   return true
@@ -247,12 +249,15 @@ local function run_fds(timeout_ms)
   return true
 end
 
--- One turn of the loop.  block: wait for I/O or the next timer.
+-- One turn of the loop.  block: wait for I/O or the next timer ('ref':
+-- only while something referenced is left after the queue has run).
 local function step(block)
+  local before = ncalls
   if not run_queue() then return end
   if not run_timers() then return end
   local ms = 0
-  if block and qempty() then
+  if block and qempty() and ncalls == before
+      and (block ~= 'ref' or alive > 0) then
     local e = heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
   end
@@ -281,11 +286,11 @@ function M.run(mode)
   mode = mode or 'default'
   if mode == 'default' then
     while pending() do
-      step(true)
+      step('ref')
       raise_failure()
     end
   elseif mode == 'once' then
-    if pending() then step(true) end
+    if pending() then step('ref') end
     raise_failure()
   elseif mode == 'nowait' then
     step(false)
