@@ -101,8 +101,8 @@ do
   if not exists(ROOT .. '/childproc.so') then
     why.childproc = 'no ' .. ROOT .. '/childproc.so (run make)'
   else
-    out, ok = sh(ENV .. " lua5.4 -e \"require 'childproc'\" 2>&1")
-    if ok then have.childproc = true else why.childproc = 'require failed: ' .. out:match('[^\n]*') end
+    out, ok = sh(ENV .. " lua5.4 -e \"print(require 'childproc'.version)\" 2>&1")
+    if ok then have.childproc = out else why.childproc = 'require failed: ' .. out:match('[^\n]*') end
   end
   have.popen = true
 end
@@ -332,11 +332,11 @@ cmdline[#cmdline + 1] = 'lua5.4 bench/run.lua'
 for _, a in ipairs(arg) do cmdline[#cmdline + 1] = a end
 
 local header = {
-  { 'date', sh('date -u "+%Y-%m-%d %H:%M UTC"') },
+  { 'date', os.date('!%Y-%m-%d %H:%M UTC', T_START) .. ' (start)' },
   { 'machine', ('Linux %s, %s CPUs (%s), %s'):format(sh('uname -r'), sh('nproc'), cpu,
     sh("awk '/MemTotal/ {printf \"%.0f GiB RAM\", $2/1048576}' /proc/meminfo")) },
   { 'peers', ('node %s; luv %s; childproc %s; gcc -O2'):format(
-    have.node or 'absent', have.luv and 'present' or 'absent', have.childproc and 'present' or 'absent') },
+    have.node or 'absent', have.luv and 'present' or 'absent', have.childproc or 'absent') },
   { 'command', table.concat(cmdline, ' ') },
   { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program'):format(ROUNDS, SCALE, TIMEOUT) },
   { 'suite wall time', ('%d s'):format(elapsed) },
@@ -350,6 +350,7 @@ for peer, reason in pairs(skipped) do notes[#notes + 1] = ('peer %s skipped: %s'
 
 -- rows of the long table
 local lines = {}
+local RATIO = {} -- row -> peer -> number
 for _, b in ipairs(BENCHES) do
   if not ONLY or ONLY[b.name] then
     for _, r in ipairs(b.rows) do
@@ -368,7 +369,10 @@ for _, b in ipairs(BENCHES) do
           runs = ('%d/%d'):format(nok, nok + nf)
           if peer == 'childproc' then ratio = ''
           elseif med and cpm then
-            ratio = fmt(higher_better(unit) and cpm / med or med / cpm)
+            local x = higher_better(unit) and cpm / med or med / cpm
+            RATIO[r] = RATIO[r] or {}
+            RATIO[r][peer] = x
+            ratio = fmt(x)
           else ratio = '—' end
         end
         lines[#lines + 1] = { r, unit, peer, cell, runs, ratio }
@@ -376,6 +380,32 @@ for _, b in ipairs(BENCHES) do
     end
   end
 end
+
+-- the targets of issue 6, as a least childproc ratio against one peer
+local TARGETS = {
+  { 'spawn_seq', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
+  { 'spawn_par32', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
+  { 'spawn_heap2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
+  { 'stdout_2g', 'node', 1.5, '>= 1.5x Node' },
+  { 'stdout_2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C reader' },
+  { 'stdin_1g', 'node', 1.0, '>= Node' },
+  { 'exec_echo', 'c-posix_spawn', 0.9, ">= 0.9x plain C sh -c 'echo hello'" },
+  { 'fork_first_msg', 'node', 1 / 0.07, '<= 0.07x Node\'s time' },
+  { 'ipc_rtt', 'c-fork', 0.9, '>= 0.9x plain C socketpair ping-pong' },
+  { 'ipc_rtt', 'node', 1.2, '>= 1.2x Node' },
+  { 'ipc_bulk', 'node-advanced', 10, ">= 10x Node 'advanced'" },
+  { 'children_1000_rss', 'luv', 1.0, 'memory per child <= luv' },
+  { 'children_1000_wall', 'c-posix_spawn', 1 / 1.1, 'wall time <= 1.1x plain C' },
+}
+local tlines = {}
+for _, t in ipairs(TARGETS) do
+  if results[t[1]] and (not ONLY or ONLY[t[1]:gsub('_rss$', ''):gsub('_wall$', '')]) then
+    local x = RATIO[t[1]] and RATIO[t[1]][t[2]]
+    tlines[#tlines + 1] = { t[1], t[2], t[4], x and fmt(x) or '—', ('%.3g'):format(t[3]),
+      x == nil and 'n/a' or x >= t[3] and 'met' or 'MISSED' }
+  end
+end
+local TH = { 'benchmark', 'against', 'target', 'ratio', 'needed', '' }
 
 local H = { 'benchmark', 'unit', 'peer', 'median', 'rounds', 'childproc ratio' }
 local out = {}
@@ -396,6 +426,12 @@ if opts.markdown then
     last = l[1]
     w(('| %s | %s | %s | %s | %s | %s |'):format(bn, un, l[3], l[4], l[5], l[6]))
   end
+  w('')
+  w('Targets of issue 6 (ratio as above, needed: the least ratio that meets the target):')
+  w('')
+  w('| ' .. table.concat(TH, ' | ') .. ' |')
+  w('| --- | --- | --- | ---: | ---: | --- |')
+  for _, l in ipairs(tlines) do w('| ' .. table.concat(l, ' | ') .. ' |') end
   w('')
   w('Work per program (BENCH_SCALE=' .. SCALE .. '):')
   w('')
@@ -426,6 +462,11 @@ else
     local shown = { l[1] ~= last and l[1] or '', l[1] ~= last and l[2] or '', l[3], l[4], l[5], l[6] }
     last = l[1]
     w(row(shown))
+  end
+  w('')
+  w('Targets of issue 6 (ratio as above; needed: the least ratio that meets the target):')
+  for _, l in ipairs(tlines) do
+    w(('  %-19s %-14s %-38s %8s  needed %-6s %s'):format(table.unpack(l)))
   end
 end
 io.stdout:write(table.concat(out, '\n') .. '\n')

@@ -4,6 +4,18 @@
 -- Each file is one slicing byte (see fuzz/fuzz_common.h) then the bytes.
 local core = require('childproc')._core
 
+-- pairs in name order, so the files do not change from run to run
+local function sorted(t)
+  local names = {}
+  for k in pairs(t) do names[#names + 1] = k end
+  table.sort(names)
+  local i = 0
+  return function()
+    i = i + 1
+    return names[i], t[names[i]]
+  end
+end
+
 local function write(kind, name, slicing, bytes)
   local f = assert(io.open(('fuzz/corpus/%s/%s'):format(kind, name), 'wb'))
   f:write(string.char(slicing), bytes)
@@ -24,9 +36,13 @@ local lua_seeds = {
   mixed = {1, 2, 3, nil, 5, n = 5, [-1] = true},
 }
 local i = 0
-for name, v in pairs(lua_seeds) do
+for name, v in sorted(lua_seeds) do
   i = i + 1
-  write('lua', name, (i * 37) % 256, core.lua_encode(v))
+  write('lua', name, (i * 37) % 128, core.lua_encode(v))
+  -- high bit: fuzz_lua.c adds the header itself, so mutations of the
+  -- payload keep a frame whose length is right
+  write('lua', name .. '-payload', 128 + (i * 37) % 128,
+        core.lua_encode(v):sub(5))
 end
 -- several frames in one input, sliced byte by byte
 write('lua', 'frames', 1, core.lua_encode(1) .. core.lua_encode({'a'}) ..
@@ -50,7 +66,7 @@ local json_seeds = {
   spaces = ' [ 1 , { "k" : [ ] } ] \n',
 }
 i = 0
-for name, s in pairs(json_seeds) do
+for name, s in sorted(json_seeds) do
   i = i + 1
   write('json', name, (i * 41) % 256, s)
 end

@@ -16,17 +16,19 @@ local function check_listener(fname, fn)
 end
 
 -- emit(s, obj, name, ...): call the listeners in s._ev[name] with ...
--- An 'error' nobody listens to is raised (and so leaves cp.run()).
+-- A listener that raises does not stop the others, nor the state change
+-- that emitted the event: its error is kept for cp.run() to raise
+-- (M.fail, lua/loop.lua).  An 'error' nobody listens to is raised too.
 local function emit(s, obj, name, ...)
   local list = s._ev and s._ev[name]
   if list == nil then
-    if name == 'error' then error((...), 0) end
+    if name == 'error' then M.fail((...)) end
     return false
   end
   for i = 1, #list do
     local l = list[i]
     if l.once then s._ev[name] = M.without(s._ev[name], l) end
-    l.fn(...)
+    M.protect(l.fn, ...)
   end
   return true
 end

@@ -129,17 +129,14 @@ local function run(fname, file, args, opts, cb, cmd)
 
   child:on('error', function(e) if not ex then ex = e end end)
   child:on('exit', function()
-    M.defer(function()
-      -- as Node's onexit: nobody will read stdin any more (and its fd
-      -- must not stay open for as long as the ChildProcess lives)
-      if s.stdin then s.stdin:destroy() end
-      -- what it wrote before exiting has been read (child.lua drains the
-      -- pipes before 'exit'); after a kill, stop waiting for the pipes
-      if killed then
+    -- what it wrote before exiting has been read (child.lua drains the
+    -- pipes before 'exit'); after a kill, stop waiting for the pipes
+    if killed then
+      M.defer(function()
         if s.stdout then s.stdout:destroy() end
         if s.stderr then s.stderr:destroy() end
-      end
-    end)
+      end)
+    end
   end)
   child:on('close', function(code)
     if s.spawnerror then code = nil end

@@ -96,9 +96,10 @@ local function channel_error(code, message)
   return M.newerror({ code = code, message = message })
 end
 
--- Tear the channel down now; 'disconnect' (and the child's 'close', which
--- must come after it) follow from the loop, never from inside a call.
-local function close_channel(ch)
+-- Tear the channel down now.  'disconnect' (and the child's 'close', which
+-- must come after it) are emitted now when `inline` (the loop called us),
+-- else from the loop: never from inside a call of the user's.
+local function close_channel(ch, inline)
   if ch.closed then return end
   ch.closed, ch.disconnecting = true, true
   open_channels[ch] = nil
@@ -119,22 +120,24 @@ local function close_channel(ch)
     s.channel_open = false
     return
   end
-  defer(function()
+  local function finish()
     if ch.side == 'child' then s.channel_open = false end
     dispatch(emit, s, self, 'disconnect')
     if ch.side == 'child' then M.child_maybe_close(s, self) end
-  end)
+  end
+  if inline then finish() else defer(finish) end
 end
 
 -- Write what the socket takes now.  Returns false when the peer is gone.
-local function flush(ch)
+-- inline: called by the loop (see close_channel).
+local function flush(ch, inline)
   local q, cbs = ch.q, ch.cbs
   while ch.head <= ch.tail do
     local frame = q[ch.head]
     local n = write(ch.fd, frame, ch.off)
     if n == false then break end
     if not n then  -- EPIPE, ECONNRESET: the other side has gone
-      close_channel(ch)
+      close_channel(ch, inline)
       return false
     end
     ch.off = ch.off + n
@@ -148,7 +151,7 @@ local function flush(ch)
   end
   if ch.head > ch.tail then
     ch.head, ch.tail = 1, 0
-    if ch.disconnecting then close_channel(ch); return true end
+    if ch.disconnecting then close_channel(ch, inline); return true end
   end
   update(ch)
   return true
@@ -188,9 +191,8 @@ local function bad_input(ch, msg)
   local err = channel_error(code, 'IPC channel: ' .. msg)
   local s, self = ch.s, ch.self
   ch.disconnecting = true
-  close_channel(ch)
-  -- 'error' before 'disconnect' (which close_channel has deferred)
   dispatch(emit, s, self, 'error', err)
+  close_channel(ch, true)
 end
 
 local function deliver(ch, n)
@@ -227,7 +229,7 @@ local function on_readable(ch)
       -- end of file (or ECONNRESET): the other side closed or exited.  A
       -- message cut off by its exit (dec:pending() > 0) is dropped, as a
       -- message it never sent.
-      return close_channel(ch)
+      return close_channel(ch, true)
     end
   end
 end
@@ -242,7 +244,7 @@ local function new_channel(fd, mode, max, side, s, self)
     closed = false, disconnecting = false,
   }
   ch.onready = function(ev)
-    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch) end
+    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch, true) end
     if ev & R ~= 0 then on_readable(ch) end
   end
   open_channels[ch] = true
@@ -291,7 +293,7 @@ local function disconnect(ch)
   ch.s.connected = false
   -- what was sent goes out first; the close then comes from the loop
   if ch.head > ch.tail then
-    defer(close_channel, ch)
+    defer(close_channel, ch, true)
   end
 end
 

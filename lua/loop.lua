@@ -185,6 +185,11 @@ local function handler(e)
   return e
 end
 
+-- Keep err (the first one) for run() to raise once the turn is over.
+function M.fail(err)
+  failure = failure or { err }
+end
+
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
   ncalls = ncalls + 1
@@ -193,6 +198,13 @@ local function dispatch(fn, ...)
   return true
 end
 M.dispatch = dispatch
+
+-- The same for a listener: its error must not stop the caller (an event
+-- source half-way through a state change) from finishing.
+function M.protect(fn, ...)
+  local ok, err = xpcall(fn, handler, ...)
+  if not ok then failure = failure or { err } end
+end
 
 local function run_queue()
   local last = qtail           -- entries added meanwhile wait a turn

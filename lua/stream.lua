@@ -6,6 +6,7 @@ local read, write = core.read, core.write
 local emit, defer = M.emit, M.defer
 local R, W = 1, 2
 local HIGH_WATER = 64 * 1024
+local EPIPE = 32
 
 -- {====================================================== Readable
 
@@ -39,10 +40,14 @@ local function r_update(s)
   end
 end
 
--- Read what is there now (once, or until it would block when drain is
--- set: a child that exited has written everything it will write).
+-- Read what is there now: once, or when drain is set until it would block
+-- (a child that exited has written all it will write), at most a pipe's
+-- worth of reads so a grandchild that keeps writing cannot hold us here.
+local DRAIN_READS = 16
 local function r_read(s, self, drain)
+  local reads = 0
   repeat
+    reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
     local chunk, err = read(s.fd)
     if chunk then
@@ -59,7 +64,7 @@ local function r_read(s, self, drain)
       r_close(s, self)
       return
     end
-  until not drain
+  until not drain or reads >= DRAIN_READS
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
 
@@ -181,8 +186,10 @@ local function w_close(s, self, err)
   if s.closed then return end
   s.closed = true
   if s.holding then s.holding = false; M.unref() end
-  M.forget(s.fd)
-  if s.ownfd then core.close(s.fd) end
+  if not s.broken then
+    M.forget(s.fd)
+    if s.ownfd then core.close(s.fd) end
+  end
   local cbs = s.cbs
   s.queue, s.cbs, s.queued = {}, {}, 0
   for i = 1, #cbs do
@@ -196,6 +203,9 @@ end
 local function w_flush(s, self)
   local q, cbs = s.queue, s.cbs
   while s.head <= s.tail do
+    if s.broken then  -- the reader is gone for good
+      return w_close(s, self, M.syserror(EPIPE, 'write'))
+    end
     local data = q[s.head]
     local n, err = write(s.fd, data, s.off)
     if n == false then break end
@@ -306,16 +316,19 @@ end
 
 function wmethods.fileno(self)
   local s = wself(self)
-  if s.closed then return nil end
+  if s.closed or s.broken then return nil end
   return s.fd
 end
 
--- The reader is gone (the child exited): a queue still waiting meets
--- EPIPE now; an idle stream just closes, as Node destroys stdin on exit.
+-- The reader is gone (the child exited).  The fd is released now; data
+-- queued or written later meets EPIPE, as an 'error' event.
 function M.writable_orphan(self)
   local s = wself(self)
-  if s.closed then return end
-  if s.head <= s.tail then w_flush(s, self) else w_close(s, self) end
+  if s.closed or s.broken then return end
+  M.forget(s.fd)
+  if s.ownfd then core.close(s.fd) end
+  s.broken = true
+  if s.head <= s.tail then w_flush(s, self) end
 end
 
 function M.writable_giveaway(self)

@@ -54,9 +54,13 @@ end
 -- {====================================================== running
 
 -- Node's error for a spawnSync that failed: 'spawnSync ls ENOENT'
+local function spawnargs(plan)   -- as Node: without the command
+  return { table.unpack(plan.spawnargs, 2) }
+end
+
 local function sync_error(errno, plan)
   local e = M.syserror(errno, 'spawnSync ' .. plan.spawnfile, plan.spawnfile,
-                       { spawnargs = plan.spawnargs })
+                       { spawnargs = spawnargs(plan) })
   e.message = e.syscall .. ' ' .. e.code
   return e
 end
@@ -119,7 +123,8 @@ end
 -- The blocking part: feed stdin, read every pipe, watch the pidfd, until
 -- the child has exited and every pipe is closed.  Fills st.
 local function pump(plan, st, readers, writer, maxbuf)
-  local pidfd = st.pidfd
+  local pidfd, pid = st.pidfd, st.pid
+  local backoff = 1   -- ms between waitpid checks when there is no pidfd
   local deadline = plan.timeout and plan.timeout > 0 and now() + plan.timeout or nil
 
   local function close_writer()
@@ -128,33 +133,46 @@ local function pump(plan, st, readers, writer, maxbuf)
   local function close_reader(r)
     if not r.closed then r.closed = true; close(r.fd) end
   end
-  -- timeout or maxBuffer: signal the child once, stop reading (as libuv:
-  -- a grandchild holding the pipes open must not keep us waiting)
+  -- timeout or maxBuffer: signal the child once.  Its output is still
+  -- read (and dropped past maxBuffer) until it exits, so that it dies of
+  -- that signal and not of a SIGPIPE; once it has exited the pipes are
+  -- closed, so a grandchild holding them open cannot keep us waiting.
+  local function close_readers()
+    for _, r in ipairs(readers) do close_reader(r) end
+  end
   local function kill(errno)
     st.errno = st.errno or errno
-    if not st.exited and not st.killed then
-      st.killed = true
-      core.pidfd_kill(pidfd, plan.killSignal)
-    end
+    st.killed = true
     close_writer()
-    for _, r in ipairs(readers) do close_reader(r) end
+    if st.exited then
+      close_readers()
+    elseif not st.signalled then
+      st.signalled = true
+      if pidfd then core.pidfd_kill(pidfd, plan.killSignal)
+      else core.kill(pid, plan.killSignal) end  -- not reaped yet: still ours
+    end
   end
 
   if writer and #writer.data == 0 then close_writer() end
 
   local function on_read(r)
-    while not r.closed do
+    -- a bounded number of reads per wake-up: the pidfd gets its turn
+    for _ = 1, 64 do
+      if r.closed then return end
       local chunk, err = read(r.fd)
       if chunk then
-        local n = r.n + #chunk
-        if n > maxbuf then
-          local keep = maxbuf - r.n
-          if keep > 0 then r.chunks[#r.chunks + 1] = chunk:sub(1, keep) end
-          r.n = maxbuf
-          return kill(ENOBUFS)
+        if not r.full then
+          local n = r.n + #chunk
+          if n > maxbuf then
+            local keep = maxbuf - r.n
+            if keep > 0 then r.chunks[#r.chunks + 1] = chunk:sub(1, keep) end
+            r.n, r.full = maxbuf, true
+            kill(ENOBUFS)
+          else
+            r.n = n
+            r.chunks[#r.chunks + 1] = chunk
+          end
         end
-        r.n = n
-        r.chunks[#r.chunks + 1] = chunk
       elseif chunk == false then
         return
       else
@@ -180,18 +198,27 @@ local function pump(plan, st, readers, writer, maxbuf)
   end
 
   local function on_exit()
-    local code, sig = core.waitid(pidfd)
+    local code, sig
+    if pidfd then code, sig = core.waitid(pidfd)
+    else code, sig = core.waitpid(pid) end
     if code == nil and sig == nil then return end   -- not yet
     st.exited = true
     st.status, st.signum = code, sig
-    close(pidfd)
+    if pidfd then close(pidfd) end
     st.pidfd = nil
     -- nobody is left to read the rest of the input
     close_writer()
+    -- killed: what it wrote is in the pipes; take it and stop there
+    if st.killed then
+      for _, r in ipairs(readers) do on_read(r) end
+      close_readers()
+    end
   end
 
   local out = {}
   while true do
+    -- no pidfds here (old kernel, valgrind): ask by pid, backing off
+    if not pidfd and not st.exited then on_exit() end
     local fds, evs, what, n = {}, {}, {}, 0
     if writer and not writer.closed then
       n = n + 1; fds[n], evs[n], what[n] = writer.fd, 2, on_write
@@ -201,14 +228,20 @@ local function pump(plan, st, readers, writer, maxbuf)
         n = n + 1; fds[n], evs[n], what[n] = r.fd, 1, r
       end
     end
-    if not st.exited then
-      n = n + 1; fds[n], evs[n], what[n] = pidfd, 1, on_exit
-    end
-    if n == 0 then break end
     local ms = -1
+    if not st.exited then
+      if pidfd then
+        n = n + 1; fds[n], evs[n], what[n] = pidfd, 1, on_exit
+      else
+        ms = backoff
+        backoff = math.min(backoff * 2, 50)
+      end
+    end
+    if n == 0 and st.exited then break end
     if deadline then
-      ms = deadline - now()
-      if ms <= 0 then
+      local left = deadline - now()
+      if ms < 0 or left < ms then ms = left end
+      if left <= 0 then
         deadline = nil
         kill(ETIMEDOUT)
         goto continue
@@ -239,16 +272,16 @@ local function run(plan, input, maxbuf)
     if writer then close(writer.fd) end
     local err
     if step == 'chdir' then
-      err = M.syserror(pidfd, 'chdir', plan.cwd, { spawnargs = plan.spawnargs })
+      err = M.syserror(pidfd, 'chdir', plan.cwd, { spawnargs = spawnargs(plan) })
     elseif step and step ~= 'spawn' then
-      err = M.syserror(pidfd, step, nil, { spawnargs = plan.spawnargs })
+      err = M.syserror(pidfd, step, nil, { spawnargs = spawnargs(plan) })
     else
       err = sync_error(pidfd, plan)
     end
     return { pid = 0, error = err }
   end
 
-  local st = { pidfd = pidfd }
+  local st = { pid = pid, pidfd = pidfd }
   local ok, e = pcall(pump, plan, st, readers, writer, maxbuf)
   if not ok then
     -- a Lua error (memory, an interrupt): leave nothing behind
@@ -259,6 +292,13 @@ local function run(plan, input, maxbuf)
       core.poll({ st.pidfd }, { 1 }, -1, {})
       core.waitid(st.pidfd)
       close(st.pidfd)
+    elseif not st.exited then
+      core.kill(pid, SIGKILL)
+      while true do
+        local code, sig = core.waitpid(pid)
+        if code ~= nil or sig ~= nil then break end
+        core.poll({}, {}, 5, {})
+      end
     end
     error(e, 0)
   end

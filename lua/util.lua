@@ -15,7 +15,7 @@ function M.newerror(fields) return setmetatable(fields, Error) end
 function M.syserror(errno, syscall, path, extra)
   local code = core.errname(errno)
   local msg
-  if syscall:sub(1, 6) == 'spawn ' or syscall == 'spawn' then
+  if syscall:match('^spawn') then  -- 'spawn ls', 'spawnSync ls': Node's form
     msg = syscall .. ' ' .. code
   else
     msg = code .. ': ' .. core.strerror(errno) .. ', ' .. syscall

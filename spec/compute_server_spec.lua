@@ -7,6 +7,14 @@ local lfs = require 'lfs'
 
 local function sum_to(n) return n * (n - 1) // 2 end
 
+local closed = setmetatable({}, { __mode = 'k' })   -- server -> {code, sig}
+
+-- Run the loop until server has closed; returns its code, signal.
+local function wait_server(server, ms)
+  run_until(function() return closed[server] end, ms or 10000, "the server's 'close'")
+  return closed[server][1], closed[server][2]
+end
+
 -- Start an example server; returns the ChildProcess and its port.
 local function start(script, args)
   local env = cp.process.env
@@ -18,6 +26,8 @@ local function start(script, args)
     { env = env, stdio = { 'ignore', 'pipe', 'inherit' } })
   local out = ''
   server.stdout:on('data', function(d) out = out .. d end)
+  -- 'close' may come while the spec waits for something else: keep it
+  server:on('close', function(code, sig) closed[server] = { code, sig } end)
   run_until(function() return out:find('\n') end, 10000, 'the listening line')
   local port = tonumber(out:match('^listening on 127%.0%.0%.1:(%d+)'))
   assert(port, 'no port in: ' .. out)
@@ -154,7 +164,7 @@ describe('examples/compute_server.lua', function()
     assert.equal(200, status)
     assert.equal('0', body:match('children (%d+)'))
     server:kill()
-    assert.same({ nil, 'SIGTERM' }, { wait_close(server) })
+    assert.same({ nil, 'SIGTERM' }, { wait_server(server) })
     none_alive(seen)
     assert.same({}, children_of(server.pid))
   end)
@@ -165,7 +175,7 @@ describe('examples/compute_server.lua', function()
     for i, path in ipairs({ '/compute?n=1000', '/compute?n=2000', '/' }) do
       get(port, path, function(status, body) answers[i] = { status, body } end)
     end
-    local code = wait_close(server, 20000)
+    local code = wait_server(server, 20000)
     assert.equal(0, code)
     assert.same({ { 200, 'Sum is 499500' }, { 200, 'Sum is 1999000' },
                   { 200, 'Ok' } }, answers)
@@ -175,7 +185,7 @@ describe('examples/compute_server.lua', function()
   it('answers 404 to other paths', function()
     local server, port = start('compute_server.lua', { 0, 1 })
     assert.same({ 404, 'Not found' }, { get_sync(port, '/nope') })
-    assert.equal(0, wait_close(server))
+    assert.equal(0, wait_server(server))
   end)
 end)
 
@@ -200,7 +210,7 @@ describe('examples/compute_pool.lua', function()
     local workers = children_of(server.pid)
     assert.equal(N, #workers)
     server:kill()
-    assert.same({ nil, 'SIGTERM' }, { wait_close(server) })
+    assert.same({ nil, 'SIGTERM' }, { wait_server(server) })
     none_alive(workers)
     none_alive(pids(r.seen))
   end)
@@ -214,7 +224,7 @@ describe('examples/compute_pool.lua', function()
     assert.equal(ncores(), #workers)
     -- max_requests = 2: this one is the last; the pool lets its workers go
     assert.same({ 200, 'Ok' }, { get_sync(port, '/') })
-    assert.equal(0, wait_close(server, 20000))
+    assert.equal(0, wait_server(server, 20000))
     none_alive(workers)
   end)
 end)

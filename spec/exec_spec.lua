@@ -169,7 +169,9 @@ describe('exec', function()
     end)
 
     it('cuts a small limit exactly, with the killSignal', function()
-      local res = finish(start(cp.execFile, 'yes', {},
+      -- (every producer here is bounded: a broken maxBuffer must not eat
+      -- the machine's memory)
+      local res = finish(start(cp.execFile, 'sh', { '-c', 'yes | head -c 20000000' },
         { maxBuffer = 1001, killSignal = 'SIGKILL' }))
       assert.equal('ERR_CHILD_PROCESS_STDIO_MAXBUFFER', res.err.code)
       assert.equal(('y\n'):rep(500) .. 'y', res.stdout)
@@ -233,6 +235,7 @@ describe('exec', function()
       assert.equal('spawn /nonexistent/cmd', err.syscall)
       assert.equal('/nonexistent/cmd', err.path)
       assert.equal('/nonexistent/cmd a', err.cmd)
+      assert.same({ 'a' }, err.spawnargs)
       assert.equal('', res.stdout)
       assert.equal('', res.stderr)
     end)
@@ -254,7 +257,7 @@ describe('exec', function()
   end)
 
   it('enforces maxBuffer without a callback too', function()
-    local child = cp.execFile('yes', {}, { maxBuffer = 1000 })
+    local child = cp.execFile('head', { '-c', '20000000', '/dev/zero' }, { maxBuffer = 1000 })
     local code, sig = wait_close(child, 10000)
     assert.is_nil(code)
     assert.equal('SIGTERM', sig)

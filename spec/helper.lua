@@ -166,6 +166,19 @@ function poll_until(pred, ms, what)
   return true
 end
 
+-- cp.run(mode), bounded: an unref'd guard timer (it keeps nothing alive,
+-- but fires if the loop is still running) raises after `ms`.
+function run_all(ms, mode)
+  ms = ms or 10000
+  local guard = cp.setTimeout(function()
+    error(('run_all: cp.run() still running after %d ms'):format(ms), 0)
+  end, ms):unref()
+  local ok, res = pcall(cp.run, mode)
+  guard:close()
+  if not ok then error(res, 0) end
+  return res
+end
+
 -- Run the loop until child has emitted 'close'; returns its arguments.
 function wait_close(child, ms)
   local got
@@ -305,6 +318,10 @@ function leakcheck()
   end)
   env.after_each(function()
     no_children()
+    -- nothing the spec started is still referenced by the loop
+    local ran, more = pcall(cp.run, 'nowait')
+    luassert.is_true(ran, 'leftover event raised: ' .. tostring(more))
+    luassert.is_false(more, 'the loop still has referenced work after the spec')
     if os.getenv('CHILDPROC_SPEC_NOFDCHECK') then return end
     collectgarbage(); collectgarbage()
     local after = fds()
