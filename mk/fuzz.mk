@@ -1,9 +1,11 @@
 # mk/fuzz.mk: libFuzzer targets for the two message codecs.
-# 'make fuzz' builds fuzz/fuzz_lua and fuzz/fuzz_json and runs each for
-# FUZZ_SECONDS from a scratch copy of its seed corpus (fuzz/corpus/<kind>),
-# so the repository's corpus only grows on purpose. A crash stops with a
-# non-zero status and leaves the input as fuzz/crash-<kind>-*: fix the bug,
-# then move the input into fuzz/corpus/<kind>/ as a regression.
+# 'make fuzz' builds fuzz/build/fuzz_lua and fuzz/build/fuzz_json (ignored
+# by git) and runs each for FUZZ_SECONDS from a scratch copy of its seed
+# corpus (fuzz/corpus/<kind>), so the repository's corpus only grows on
+# purpose. A crash stops with a non-zero status and leaves the input as
+# fuzz/build/crash-<kind>-*: fix the bug, then move the input into
+# fuzz/corpus/<kind>/ as a regression. The seeds come from
+# fuzz/gen_corpus.lua.
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
@@ -14,26 +16,33 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_LIBS := $(shell pkg-config --libs lua5.4)
 FUZZ_SOURCES := src/serialize.c src/json.c
 FUZZ_DEPS := $(FUZZ_SOURCES) src/codec.h fuzz/fuzz_common.h mk/fuzz.mk
-FUZZ_BINS := fuzz/fuzz_lua fuzz/fuzz_json
+FUZZ_DIR := fuzz/build
+FUZZ_BINS := $(FUZZ_DIR)/fuzz_lua $(FUZZ_DIR)/fuzz_json
 
 .PHONY: fuzz fuzz-build fuzz-clean
 
 fuzz-build: $(FUZZ_BINS)
 
-fuzz/fuzz_lua: fuzz/fuzz_lua.c $(FUZZ_DEPS)
+$(FUZZ_DIR)/fuzz_lua: fuzz/fuzz_lua.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
 
-fuzz/fuzz_json: fuzz/fuzz_json.c $(FUZZ_DEPS)
+$(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for k in lua json; do \
 	  w=$$(mktemp -d); cp fuzz/corpus/$$k/* "$$w"/; \
 	  echo "fuzz_$$k: $(FUZZ_SECONDS) s"; \
-	  rc=0; fuzz/fuzz_$$k -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=fuzz/crash-$$k- $(FUZZ_FLAGS) "$$w" || rc=$$?; \
+	  rc=0; $(FUZZ_DIR)/fuzz_$$k -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/crash-$$k- $(FUZZ_FLAGS) "$$w" \
+	    || rc=$$?; \
 	  rm -rf "$$w"; \
-	  if [ $$rc -ne 0 ]; then echo "fuzz_$$k failed ($$rc)"; exit $$rc; fi; \
+	  if [ $$rc -ne 0 ]; then \
+	    echo "fuzz_$$k failed ($$rc): see $(FUZZ_DIR)/crash-$$k-*"; \
+	    exit $$rc; \
+	  fi; \
 	done
 
 fuzz-clean:
