@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "compat.h"
 
 #define WBUF_MT "childproc.wbuf"
 
@@ -88,7 +89,7 @@ static int wbuf_gc(lua_State *L) {
 }
 
 CP_API cp_wbuf *cp_wbuf_new(lua_State *L, size_t limit) {
-  cp_wbuf *b = (cp_wbuf *)lua_newuserdatauv(L, sizeof(*b), 0);
+  cp_wbuf *b = (cp_wbuf *)cp_newuserdata(L, sizeof(*b), 0);
   b->p = NULL;
   b->n = b->cap = 0;
   b->limit = limit;
@@ -717,9 +718,9 @@ static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
   lua_pushstring(L, msg);
-  lua_setiuservalue(L, 1, 1);
+  cp_setuservalue(L, 1);
   lua_pushnil(L);
-  lua_getiuservalue(L, 1, 1);
+  cp_getuservalue(L, 1);
   lua_pushinteger(L, n);
   return 3;
 }
@@ -738,7 +739,7 @@ static int l_feed(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if (d->dead) {
     lua_pushnil(L);
-    lua_getiuservalue(L, 1, 1);
+    cp_getuservalue(L, 1);
     lua_pushinteger(L, 0);
     return 3;
   }
@@ -834,7 +835,7 @@ static int l_decoder(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)FRAME_MAX);
   decoder *d;
   luaL_argcheck(L, max >= 0, 2, "must not be negative");
-  d = (decoder *)lua_newuserdatauv(L, sizeof(*d), 1);
+  d = (decoder *)cp_newuserdata(L, sizeof(*d), 1);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
   d->max = (uint64_t)max > FRAME_MAX && kind == K_LUA ? FRAME_MAX
