@@ -11,9 +11,6 @@
 
 __attribute__((visibility("default"))) int luaopen_childproc(lua_State *L);
 
-/* the codec lives in its own files; a build without them has no fork */
-CP_API int cp_codec_open(lua_State *L) __attribute__((weak));
-
 int luaopen_childproc(lua_State *L) {
   int i;
   lua_newtable(L);                          /* core */
@@ -25,7 +22,7 @@ int luaopen_childproc(lua_State *L) {
   cp_object_open(L);
   cp_sys_open(L);
   lua_pop(L, 1);                            /* core */
-  if (cp_codec_open != NULL) cp_codec_open(L);
+  cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */
   for (i = 0; cp_chunks[i].name != NULL; i++) {
     const char *src = cp_chunks[i].src;
