@@ -121,10 +121,10 @@ local function c(prog, ...) return table.concat({ q(BUILD .. '/' .. prog), ... }
 
 -- work amounts at BENCH_SCALE=1
 local N = {
-  spawn_seq = scaled(500), spawn_par32 = scaled(1000), spawn_heap2g = scaled(100),
+  spawn_seq = scaled(1000), spawn_par32 = scaled(2000), spawn_heap2g = scaled(100),
   heap = scaled(2 * GiB, 64 * MiB), stdout = scaled(2 * GiB, MiB) // 65536 * 65536,
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
-  rtt = scaled(20000), bulk = scaled(256), children = scaled(1000),
+  rtt = scaled(50000), bulk = scaled(256), children = scaled(1000),
 }
 
 -- peer names and what each needs (key of `have`)
@@ -345,6 +345,7 @@ local notes = {
   'Each cell is the median of the rounds (n/N: rounds that succeeded). "fail": no round succeeded (see stderr of the run).',
   'Ratio = childproc ÷ peer for rates (…/s), peer ÷ childproc for costs (ms, KiB/child): **> 1 always means childproc is better**.',
   'The machine is shared and noisy: compare ratios within one run, not absolute figures across runs.',
+  'spread = highest ÷ lowest value over the rounds: how far one cell can be trusted on this machine.',
 }
 for peer, reason in pairs(skipped) do notes[#notes + 1] = ('peer %s skipped: %s'):format(peer, reason) end
 
@@ -361,12 +362,16 @@ for _, b in ipairs(BENCHES) do
         local vals, nf = results[r][peer], fails[r][peer] or 0
         local med = median(vals)
         local nok = vals and #vals or 0
-        local cell, runs, ratio
+        local cell, runs, ratio, spread = nil, nil, nil, ''
         if nok + nf == 0 then
           cell, runs, ratio = 'skipped', '', ''
         else
           cell = med and fmt(med) or 'fail'
           runs = ('%d/%d'):format(nok, nok + nf)
+          if nok > 1 then
+            local lo, hi = math.min(table.unpack(vals)), math.max(table.unpack(vals))
+            if lo > 0 then spread = ('%.2f'):format(hi / lo) end
+          end
           if peer == 'childproc' then ratio = ''
           elseif med and cpm then
             local x = higher_better(unit) and cpm / med or med / cpm
@@ -375,7 +380,7 @@ for _, b in ipairs(BENCHES) do
             ratio = fmt(x)
           else ratio = '—' end
         end
-        lines[#lines + 1] = { r, unit, peer, cell, runs, ratio }
+        lines[#lines + 1] = { r, unit, peer, cell, runs, spread, ratio }
       end
     end
   end
@@ -407,7 +412,7 @@ for _, t in ipairs(TARGETS) do
 end
 local TH = { 'benchmark', 'against', 'target', 'ratio', 'needed', '' }
 
-local H = { 'benchmark', 'unit', 'peer', 'median', 'rounds', 'childproc ratio' }
+local H = { 'benchmark', 'unit', 'peer', 'median', 'rounds', 'spread', 'childproc ratio' }
 local out = {}
 local function w(s) out[#out + 1] = s end
 if opts.markdown then
@@ -418,13 +423,13 @@ if opts.markdown then
   for _, n in ipairs(notes) do w('> ' .. n .. '  ') end
   w('')
   w('| ' .. table.concat(H, ' | ') .. ' |')
-  w('| --- | --- | --- | ---: | ---: | ---: |')
+  w('| --- | --- | --- | ---: | ---: | ---: | ---: |')
   local last
   for _, l in ipairs(lines) do
     local bn = l[1] ~= last and ('**' .. l[1] .. '**') or ''
     local un = l[1] ~= last and l[2] or ''
     last = l[1]
-    w(('| %s | %s | %s | %s | %s | %s |'):format(bn, un, l[3], l[4], l[5], l[6]))
+    w(('| %s | %s | %s | %s | %s | %s | %s |'):format(bn, un, l[3], l[4], l[5], l[6], l[7]))
   end
   w('')
   w('Targets of issue 6 (ratio as above, needed: the least ratio that meets the target):')
@@ -459,7 +464,7 @@ else
   local last
   for _, l in ipairs(lines) do
     if last and l[1] ~= last then w('') end
-    local shown = { l[1] ~= last and l[1] or '', l[1] ~= last and l[2] or '', l[3], l[4], l[5], l[6] }
+    local shown = { l[1] ~= last and l[1] or '', l[1] ~= last and l[2] or '', l[3], l[4], l[5], l[6], l[7] }
     last = l[1]
     w(row(shown))
   end

@@ -262,6 +262,8 @@ local function setup_stdio(plan, s, self)
       local mt = getmetatable(e)
       if mt == M.Readable or mt == M.Writable then
         fdmap[i] = e:fileno() or -1
+        -- the child shares the file description: it expects blocking I/O
+        if fdmap[i] >= 0 then core.nonblock(fdmap[i], false) end
         given[#given + 1] = e
       else
         fdmap[i] = core.fileno(e) or -1

@@ -37,9 +37,11 @@ fuzz: $(FUZZ_BINS)
 	  echo "fuzz_$$k: $(FUZZ_SECONDS) s"; \
 	  rc=0; $(FUZZ_DIR)/fuzz_$$k -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=$(FUZZ_DIR)/crash-$$k- $(FUZZ_FLAGS) "$$w" \
-	    || rc=$$?; \
+	    > $(FUZZ_DIR)/fuzz_$$k.log 2>&1 || rc=$$?; \
 	  rm -rf "$$w"; \
+	  tail -n 2 $(FUZZ_DIR)/fuzz_$$k.log; \
 	  if [ $$rc -ne 0 ]; then \
+	    tail -n 40 $(FUZZ_DIR)/fuzz_$$k.log; \
 	    echo "fuzz_$$k failed ($$rc): see $(FUZZ_DIR)/crash-$$k-*"; \
 	    exit $$rc; \
 	  fi; \

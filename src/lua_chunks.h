@@ -1260,6 +1260,8 @@ static const struct { const char *name; const char *src; } cp_chunks[] = {
   "      local mt = getmetatable(e)\n"
   "      if mt == M.Readable or mt == M.Writable then\n"
   "        fdmap[i] = e:fileno() or -1\n"
+  "        -- the child shares the file description: it expects blocking I/O\n"
+  "        if fdmap[i] >= 0 then core.nonblock(fdmap[i], false) end\n"
   "        given[#given + 1] = e\n"
   "      else\n"
   "        fdmap[i] = core.fileno(e) or -1\n"
