@@ -58,9 +58,12 @@ run '' examples/detached.lua 2
 run '' examples/execfile.lua
 run '' examples/sync.lua
 run '' examples/parent.lua 3
-# compute_*.lua are another helper's; --demo runs server and client, then ends.
+# the compute server and its pool: --demo runs server and client, then ends
 run '' examples/compute_server.lua --demo
 run '' examples/compute_pool.lua --demo
+# childproc inside other event loops
+run '' examples/cqueues_loop.lua
+run '' examples/select_loop.lua
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
