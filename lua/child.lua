@@ -404,7 +404,8 @@ function methods.ref(self)
   return self
 end
 
--- unref(): the loop may end while this child runs (its streams too)
+-- unref(): the loop may end while this child runs (as in Node, its flowing
+-- stdio streams still count: use stdio = "ignore" for a child left behind)
 function methods.unref(self)
   local s = cself(self)
   if s.refed then s.refed = false; M.unref() end
