@@ -4,7 +4,9 @@
 --   lua5.4 bench/run.lua [--markdown] [--only=bench,bench] [--peers=peer,peer]
 --
 -- Environment: ROUNDS (default 3), BENCH_SCALE (default 1: the full work;
--- 0.1 for a quick check), BENCH_TIMEOUT (seconds per program, default 120).
+-- 0.1 for a quick check), BENCH_TIMEOUT (seconds per program, default 120),
+-- BENCH_CPUS (a taskset CPU list, e.g. 0: pin every program and its children
+-- there; unset: not pinned).
 -- Progress and failures go to stderr; the table goes to stdout (plain text,
 -- or markdown with --markdown: `lua5.4 bench/run.lua --markdown > bench/RESULTS.md`).
 
@@ -60,6 +62,8 @@ local ONLY, PEERS = set(opts.only), set(opts.peers)
 local ROUNDS = math.tointeger(tonumber(os.getenv('ROUNDS') or '3')) or 3
 local SCALE = tonumber(os.getenv('BENCH_SCALE') or '1') or 1
 local TIMEOUT = tonumber(os.getenv('BENCH_TIMEOUT') or '120') or 120
+local CPUS = os.getenv('BENCH_CPUS') -- e.g. '0': run every program under taskset -c 0
+if CPUS == '' then CPUS = nil end
 
 local function log(fmt, ...) io.stderr:write(string.format(fmt, ...) .. '\n') io.stderr:flush() end
 
@@ -239,7 +243,8 @@ for peer, reason in pairs(skipped) do log('skipping peer %s: %s', peer, reason) 
 local errfile = os.tmpname()
 
 local function run_one(b, peer, cmd)
-  local full = ('cd %s && export %s && timeout -k 5 %d %s </dev/null 2>%s'):format(q(ROOT), ENV, TIMEOUT, cmd, q(errfile))
+  local full = ('cd %s && export %s && %stimeout -k 5 %d %s </dev/null 2>%s'):format(q(ROOT), ENV,
+    CPUS and ('taskset -c ' .. q(CPUS) .. ' ') or '', TIMEOUT, cmd, q(errfile))
   local t0 = os.time()
   local f = io.popen(full)
   local out = f:read('a')
@@ -282,7 +287,8 @@ local function run_one(b, peer, cmd)
   log('  %-15s %-14s %s  (%ds)', b.name, peer, table.concat(vals, ', '), os.time() - t0)
 end
 
-log('bench: ROUNDS=%d BENCH_SCALE=%g, timeout %d s per program', ROUNDS, SCALE, TIMEOUT)
+log('bench: ROUNDS=%d BENCH_SCALE=%g, timeout %d s per program%s', ROUNDS, SCALE, TIMEOUT,
+  CPUS and (', pinned to CPU ' .. CPUS) or '')
 for round = 1, ROUNDS do
   log('round %d/%d', round, ROUNDS)
   for _, b in ipairs(BENCHES) do
@@ -328,6 +334,7 @@ local cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ */
 local cmdline = {}
 if os.getenv('ROUNDS') then cmdline[#cmdline + 1] = 'ROUNDS=' .. os.getenv('ROUNDS') end
 if os.getenv('BENCH_SCALE') then cmdline[#cmdline + 1] = 'BENCH_SCALE=' .. os.getenv('BENCH_SCALE') end
+if CPUS then cmdline[#cmdline + 1] = 'BENCH_CPUS=' .. CPUS end
 cmdline[#cmdline + 1] = 'lua5.4 bench/run.lua'
 for _, a in ipairs(arg) do cmdline[#cmdline + 1] = a end
 
@@ -338,7 +345,8 @@ local header = {
   { 'peers', ('node %s; luv %s; childproc %s; gcc -O2'):format(
     have.node or 'absent', have.luv and 'present' or 'absent', have.childproc or 'absent') },
   { 'command', table.concat(cmdline, ' ') },
-  { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program'):format(ROUNDS, SCALE, TIMEOUT) },
+  { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program, %s'):format(ROUNDS, SCALE, TIMEOUT,
+    CPUS and ('every program pinned to CPU ' .. CPUS .. ' (taskset)') or 'not pinned to CPUs') },
   { 'suite wall time', ('%d s'):format(elapsed) },
 }
 local notes = {

@@ -4,6 +4,15 @@ local cp = require 'childproc'
 
 local FIX = ROOT .. '/spec/fixtures/'
 
+-- an env option for a child: t plus what a sanitizer build (make
+-- sanitize) needs in every process, and PATH
+local function env(t)
+  for _, k in ipairs({ 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'PATH' }) do
+    if t[k] == nil then t[k] = os.getenv(k) end
+  end
+  return t
+end
+
 local function fork(name, args, opts)
   return cp.fork(FIX .. name, args, opts)
 end
@@ -29,6 +38,22 @@ local function roundtrip(child, box, v, ms)
   return box[n + 1]
 end
 
+-- wait_close, for a child that may have closed already (while the loop
+-- ran for something else), with the child's state in a failure message
+local function wait_closed(child, ms)
+  if cp._M.cself(child).closed then return end
+  local ok, err = pcall(wait_close, child, ms)
+  if ok then return end
+  local s = cp._M.cself(child)
+  local ch = s._ch or {}
+  error(('%s; pid %s alive %s exited %s open_streams %s channel_open %s'
+    .. ' ch.closed %s queued %s loop refs %d; events %s'):format(
+    tostring(err), tostring(s.pid), tostring(s.pid and alive(s.pid)),
+    tostring(s.exited), tostring(s.open_streams), tostring(s.channel_open),
+    tostring(ch.closed), tostring(ch.queued), cp._M.alive(),
+    tostring(child._events)), 2)
+end
+
 local function stop(child)
   if not cp._M.cself(child).closed then
     child:kill('SIGKILL')
@@ -52,7 +77,7 @@ describe('fork', function()
     assert.same({ hello = 'world' }, box[1])
     child:disconnect()
     assert.is_false(child.connected)
-    wait_close(child)
+    wait_closed(child)
     -- the echo child listens for 'message': it lived while connected, and
     -- ended with status 0 when the channel closed
     assert.same({ 'spawn', 'disconnect', 'exit', 'close' }, rec:names())
@@ -63,7 +88,7 @@ describe('fork', function()
   it('runs execPath (default: this interpreter) with execArgv, args and the resolved modulePath', function()
     local child = cp.fork('spec/fixtures/fork_info.lua', { 'one', 2, 'three four' },
       { execArgv = { '-e', 'FROM_EXECARGV = "yes"' }, cwd = '/tmp',
-        env = { FORK_MARKER = 'm1', PATH = os.getenv('PATH') } })
+        env = env({ FORK_MARKER = 'm1' }) })
     local box = inbox(child)
     wait_messages(box, 1)
     local info = box[1]
@@ -81,16 +106,16 @@ describe('fork', function()
     assert.is_false(info.env_fd)
     assert.is_false(info.env_node_fd)
     assert.equal(cp._core.exepath(), child.spawnfile)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(0, child.exitCode)
   end)
 
   it('finds the module in the child even when LUA_CPATH does not', function()
-    local child = fork('fork_info.lua', {}, { env = { LUA_CPATH = '/nowhere/?.so' } })
+    local child = fork('fork_info.lua', {}, { env = env({ LUA_CPATH = '/nowhere/?.so' }) })
     local box = inbox(child)
     wait_messages(box, 1)
     assert.equal(child.pid, box[1].pid)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(0, child.exitCode)
   end)
 
@@ -103,13 +128,13 @@ describe('fork', function()
     local box = inbox(child)
     wait_messages(box, 1)
     child:disconnect()
-    wait_close(child)
+    wait_closed(child)
     assert.equal('child saw disconnect\n', table.concat(out))
     local inh = fork('fork_info.lua')
     assert.is_nil(inh.stdin)
     assert.is_nil(inh.stdout)
     assert.is_nil(inh.stderr)
-    wait_close(inh)
+    wait_closed(inh)
   end)
 
   it("accepts a stdio array holding 'ipc', or a word", function()
@@ -118,20 +143,20 @@ describe('fork', function()
     local box = inbox(child)
     assert.equal('x', roundtrip(child, box, 'x'))
     child:disconnect()
-    wait_close(child)
+    wait_closed(child)
     local c2 = fork('fork_echo.lua', {}, { stdio = 'pipe' })
     assert.truthy(c2.stdin and c2.stdout and c2.stderr)
     local box2 = inbox(c2)
     assert.equal('y', roundtrip(c2, box2, 'y'))
     c2:disconnect()
-    wait_close(c2)
+    wait_closed(c2)
   end)
 
   it('a failed fork is an error event and a close, never a disconnect', function()
     local child = fork('fork_echo.lua', {}, { execPath = '/nonexistent/lua' })
     local rec = recorder()
     rec:listen(child, { 'error', 'disconnect', 'exit', 'close' })
-    wait_close(child)
+    wait_closed(child)
     assert.same({ 'error', 'close' }, rec:names())
     assert.equal('ENOENT', rec:get('error')[2].code)
     assert.is_false(child.connected)
@@ -139,7 +164,7 @@ describe('fork', function()
 
   it('times out with killSignal like spawn', function()
     local child = fork('fork_stay.lua', {}, { timeout = 100, killSignal = 'SIGKILL' })
-    wait_close(child)
+    wait_closed(child)
     assert.equal('SIGKILL', child.signalCode)
     assert.is_true(child.killed)
   end)
@@ -183,7 +208,7 @@ describe("the 'lua' serialization", function()
   end)
   after_each(function()
     if child.connected then child:disconnect() end
-    wait_close(child)
+    wait_closed(child)
     child, box = nil, nil
     no_children()
     collectgarbage(); collectgarbage()
@@ -343,7 +368,7 @@ describe('the channel and the child', function()
     rec:listen(child, { 'disconnect', 'exit', 'close' })
     local box = inbox(child)
     child:on('close', function() rec.events[#rec.events + 1] = { 'count', #box } end)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(201, #box)
     for i = 1, 200 do assert.equal(i, box[i].i) end
     assert.equal(3 * 1024 * 1024, #box[201])
@@ -356,7 +381,7 @@ describe('the channel and the child', function()
   it('cp.process:exit() flushes the channel first', function()
     local child = fork('fork_exit_flush.lua', { 16 * 1024 * 1024 })
     local box = inbox(child)
-    wait_close(child, 30000)
+    wait_closed(child, 30000)
     assert.equal(7, child.exitCode)
     assert.equal(2, #box)
     assert.equal(16 * 1024 * 1024, #box[1].big)
@@ -367,7 +392,7 @@ describe('the channel and the child', function()
     local child = fork('fork_echo.lua')
     local box = inbox(child)
     child:send({ _op = 'exit', code = 5, last = 'goodbye' })
-    wait_close(child)
+    wait_closed(child)
     assert.same({ 'goodbye' }, box)
     assert.equal(5, child.exitCode)
   end)
@@ -382,7 +407,7 @@ describe('the channel and the child', function()
       if how == 'parent' then child:disconnect()
       elseif how == 'child' then child:send({ _op = 'disconnect' })
       else child:kill('SIGKILL') end
-      wait_close(child)
+      wait_closed(child)
       local names = rec:names()
       assert.equal(3, #names, how)
       assert.equal('close', names[3], how)
@@ -398,7 +423,7 @@ describe('the channel and the child', function()
     local rec = recorder()
     rec:listen(child, { 'disconnect', 'exit', 'close' })
     local box = inbox(child)
-    wait_close(child)
+    wait_closed(child)
     assert.same({ 'before' }, box)
     assert.equal(0, child.exitCode)
     local text = table.concat(out)
@@ -420,7 +445,7 @@ describe('the channel and the child', function()
     assert.is_true(alive(child.pid))
     assert.is_nil(child.exitCode)
     child:disconnect()
-    wait_close(child)
+    wait_closed(child)
     assert.equal(0, child.exitCode)
     assert.equal('child saw disconnect\n', table.concat(out))
   end)
@@ -429,7 +454,7 @@ describe('the channel and the child', function()
     local child = fork('fork_info.lua')
     local rec = recorder()
     rec:listen(child, { 'disconnect', 'exit', 'close' })
-    wait_close(child)
+    wait_closed(child)
     assert.equal(0, child.exitCode)
     assert.equal(3, #rec.events)
   end)
@@ -442,7 +467,7 @@ describe('the channel and the child', function()
     child:on('error', function(err) everr = err end)
     assert.is_false(child:send('late'))
     assert.is_nil(cberr)  -- never synchronous
-    wait_close(child)
+    wait_closed(child)
     assert.equal('ERR_IPC_CHANNEL_CLOSED', cberr.code)
     assert.equal('ERR_IPC_CHANNEL_CLOSED', everr.code)
   end)
@@ -453,22 +478,32 @@ describe('the channel and the child', function()
     child:on('error', function(e) errs[#errs + 1] = e.code end)
     child:disconnect()
     child:disconnect()
-    wait_close(child)
+    wait_closed(child)
     assert.same({ 'ERR_IPC_DISCONNECTED' }, errs)
   end)
 
   it('unref lets the loop end while the child and its channel live', function()
+    local base = cp._M.alive()   -- referenced work left by other specs, if any
     local child = fork('fork_stay.lua', {}, { stdio = { 'ignore', 'ignore', 'inherit', 'ipc' } })
     local box = inbox(child)
     wait_messages(box, 1)
+    assert.is_true(cp._M.alive() > base)
     child:unref()
-    local t0 = cp._core.now()
-    cp.run()
-    assert.is_true(cp._core.now() - t0 < 1000)
+    assert.equal(base, cp._M.alive())
+    if base == 0 then
+      local t0 = cp._core.now()
+      -- bounded: an unref'd guard raises out of cp.run() if it does not return
+      local guard = cp.setTimeout(function() error('cp.run() did not return') end, 5000)
+      guard:unref()
+      cp.run()
+      guard:close()
+      assert.is_true(cp._core.now() - t0 < 1000)
+    end
     assert.is_true(alive(child.pid))
     child:ref()
+    assert.is_true(cp._M.alive() > base)
     child:disconnect()
-    wait_close(child)
+    wait_closed(child)
     assert.equal(0, child.exitCode)
   end)
 
@@ -477,7 +512,7 @@ describe('the channel and the child', function()
     local err = {}
     child.stderr:on('data', function(c) err[#err + 1] = c end)
     local box = inbox(child)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(1, child.exitCode)
     assert.same({ 'sent before the error' }, box)
     local text = table.concat(err)
@@ -490,7 +525,7 @@ describe('the channel and the child', function()
     local child = fork('fork_loop_error.lua', {}, { silent = true })
     local err = {}
     child.stderr:on('data', function(c) err[#err + 1] = c end)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(1, child.exitCode)
     assert.truthy(table.concat(err):find('boom from a timer', 1, true))
   end)
@@ -498,7 +533,7 @@ describe('the channel and the child', function()
   it('the grandchild does not inherit the channel (fd or variables)', function()
     local child = fork('fork_grandchild.lua')
     local box = inbox(child)
-    wait_close(child)
+    wait_closed(child)
     assert.equal(1, #box)
     local r = box[1]
     -- the child itself holds its channel: one socket
