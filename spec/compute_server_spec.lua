@@ -149,7 +149,7 @@ end
 describe('examples/compute_server.lua', function()
   leakcheck()
 
-  it('answers / at once while /compute children run, with every sum right', function()
+  it('answers / at once while /compute children run, with every sum right #timing', function()
     local server, port = start('compute_server.lua', { 0 })
     local ns = { 40000001, 40000002, 40000003, 40000004 }
     local r = load(port, server.pid, ns)
@@ -192,7 +192,7 @@ end)
 describe('examples/compute_pool.lua', function()
   leakcheck()
 
-  it('serves 8 concurrent /compute requests with at most N children', function()
+  it('serves 8 concurrent /compute requests with at most N children #timing', function()
     local N = 3
     local server, port = start('compute_pool.lua', { 0, N })
     local ns = {}

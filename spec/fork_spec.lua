@@ -344,7 +344,7 @@ describe("the 'lua' serialization", function()
     assert.is_true(child:send('small'))
   end)
 
-  it('sends a 256 MiB message without quadratic copying', function()
+  it('sends a 256 MiB message without quadratic copying #timing', function()
     local size = 256 * 1024 * 1024
     local big = ('\0\1\2\3\4\5\6\7'):rep(size // 8)
     local t0 = cp._core.now()
