@@ -34,6 +34,8 @@ typedef struct cp_Loop {
   int epfd;
   int nowned;               /* size of `kind` */
   unsigned char *kind;      /* kind[fd]: CP_FD_* */
+  void *stack;              /* the spawn child's stack, made once */
+  size_t stacksize;
 } cp_Loop;
 
 #define cp_getloop(L) ((cp_Loop *)lua_touserdata((L), lua_upvalueindex(1)))

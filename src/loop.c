@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "cp.h"
@@ -71,6 +72,8 @@ static int loop__gc(lua_State *L) {
   }
   free(lp->kind);
   lp->kind = NULL;
+  if (lp->stack != NULL) munmap(lp->stack, lp->stacksize);
+  lp->stack = NULL;
   lp->nowned = 0;
   if (lp->epfd >= 0) close(lp->epfd);
   lp->epfd = -1;
@@ -191,6 +194,8 @@ CP_API void cp_loop_open(lua_State *L) {
   lp->epfd = -1;
   lp->nowned = 0;
   lp->kind = NULL;
+  lp->stack = NULL;
+  lp->stacksize = 0;
   luaL_newmetatable(L, CP_LOOP_MT);
   lua_pushcfunction(L, loop__gc);
   lua_setfield(L, -2, "__gc");

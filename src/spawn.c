@@ -50,8 +50,17 @@ typedef struct Plan {
   int nfd;
   int flags;           /* CP_SPAWN_* */
   long uid, gid;       /* -1: unchanged */
-  int errfd;           /* write end of the error pipe (close-on-exec) */
+  int errfd;           /* write end of the error pipe, or -1 */
+  /* written by the child in our memory (CLONE_VM) */
+  volatile int started, fstep, ferr;
 } Plan;
+
+/*
+** Does the child really share our memory?  Under valgrind the clone is
+** turned into a fork, so failures must come back through a pipe instead.
+** -1 until the first spawn tells.
+*/
+static int vm_shared = -1;
 
 #define CP_SPAWN_SETSID  1
 #define CP_SPAWN_SETPGID 2
@@ -66,11 +75,13 @@ struct ksigaction {
 
 __attribute__((noreturn))
 __attribute__((no_sanitize("address", "undefined")))
-static void child_fail(const Plan *p, int step, int err) {
+static void child_fail(Plan *p, int step, int err) {
   int msg[2];
+  p->ferr = err;
+  p->fstep = step;
   msg[0] = step;
   msg[1] = err;
-  syscall(SYS_write, p->errfd, msg, sizeof msg);
+  if (p->errfd >= 0) syscall(SYS_write, p->errfd, msg, sizeof msg);
   syscall(SYS_exit_group, 127);
   for (;;) {}
 }
@@ -79,10 +90,11 @@ static void child_fail(const Plan *p, int step, int err) {
 
 __attribute__((no_sanitize("address", "undefined")))
 static int child_main(void *arg) {
-  const Plan *p = (const Plan *)arg;
+  Plan *p = (Plan *)arg;
   struct ksigaction dfl;
   uint64_t empty = 0;
   int i, sig, err = ENOENT;
+  p->started = 1;
 
   /* default dispositions for every signal (the handlers of this process
   ** must not run in a child that shares its memory) */
@@ -229,7 +241,6 @@ static int cp_spawn(lua_State *L) {
   int i, pid, pidfd, errpipe[2], msg[2], extra[64], nextra = 0, err;
   ssize_t got;
   sigset_t all, old;
-  void *stack;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 5, LUA_TTABLE);
@@ -260,40 +271,57 @@ static int cp_spawn(lua_State *L) {
     }
   }
 
-  if (pipe2(errpipe, O_CLOEXEC) != 0) { err = errno; goto fail_extra; }
-  p.errfd = errpipe[1];
-  stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) {
-    err = errno;
-    close(errpipe[0]);
-    close(errpipe[1]);
-    goto fail_extra;
+  /* the pipe is needed only while we do not know that the child shares
+  ** our memory (the first spawn) or know that it does not (valgrind) */
+  errpipe[0] = errpipe[1] = p.errfd = -1;
+  if (vm_shared != 1) {
+    if (pipe2(errpipe, O_CLOEXEC) != 0) { err = errno; goto fail_extra; }
+    p.errfd = errpipe[1];
+  }
+  if (lp->stack == NULL) {
+    void *st = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (st == MAP_FAILED) {
+      err = errno;
+      if (errpipe[0] >= 0) { close(errpipe[0]); close(errpipe[1]); }
+      goto fail_extra;
+    }
+    lp->stack = st;
+    lp->stacksize = CHILD_STACK;
   }
   /* no handler of ours may run in the child before it resets them */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid = clone(child_main, (char *)stack + CHILD_STACK,
+  pid = clone(child_main, (char *)lp->stack + CHILD_STACK,
               CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
   err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  munmap(stack, CHILD_STACK);
-  close(errpipe[1]);
+  if (errpipe[1] >= 0) close(errpipe[1]);
   for (i = 0; i < nextra; i++) close(extra[i]);
   nextra = 0;
   if (pid < 0) {
-    close(errpipe[0]);
+    if (errpipe[0] >= 0) close(errpipe[0]);
     return cp_fail(L, err);
   }
-  /* end of file: the exec happened; a message: which step failed */
-  do got = read(errpipe[0], msg, sizeof msg); while (got < 0 && errno == EINTR);
-  close(errpipe[0]);
-  if (got == (ssize_t)sizeof msg) {
+  if (vm_shared == -1) vm_shared = p.started ? 1 : 0;
+  if (errpipe[0] >= 0) {
+    /* end of file: the exec happened; a message: which step failed */
+    do got = read(errpipe[0], msg, sizeof msg);
+    while (got < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (got == (ssize_t)sizeof msg) {
+      p.fstep = msg[0];
+      p.ferr = msg[1];
+    }
+  }
+  /* with CLONE_VFORK we run again only once the child has exec'd or
+  ** exited, so p.fstep is final here */
+  if (p.fstep != 0) {
     siginfo_t si;
     waitid(P_PID, (id_t)pid, &si, WEXITED);  /* our own child, by pid */
     lua_pushnil(L);
-    lua_pushinteger(L, msg[1]);
-    lua_pushstring(L, step_names[msg[0] >= 1 && msg[0] <= STEP_DUP ? msg[0] : 1]);
+    lua_pushinteger(L, p.ferr);
+    lua_pushstring(L, step_names[p.fstep <= STEP_DUP ? p.fstep : 1]);
     return 3;
   }
   /* race-free: the child is ours and not reaped, so its pid is not reused */
