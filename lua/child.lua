@@ -191,6 +191,7 @@ local function on_exit(s, self)
       if rs.flowing then M.readable_drain(st) end
     end
   end
+  if s.channel then s.channel.drain() end
   s.exited = true  -- only now: 'close' must not overtake 'exit'
   emit(s, self, 'exit', s.exitCode, s.signalCode)
   maybe_close(s, self)

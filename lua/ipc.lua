@@ -5,12 +5,13 @@
 -- (the child's side, found by M.channel_autostart when the module loads).
 local core, M = ...
 
-local emit, defer, dispatch = M.emit, M.defer, M.dispatch
+local emit, defer = M.emit, M.defer
 local read, write = core.read, core.write
 local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
 local R, W = 1, 2
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
+local READ_MAX = 256 * 1024         -- what core.read returns at most
 local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
@@ -122,7 +123,7 @@ local function close_channel(ch, inline)
   end
   local function finish()
     if ch.side == 'child' then s.channel_open = false end
-    dispatch(emit, s, self, 'disconnect')
+    emit(s, self, 'disconnect')
     if ch.side == 'child' then M.child_maybe_close(s, self) end
   end
   if inline then finish() else defer(finish) end
@@ -180,9 +181,9 @@ local function internal(ch, m)
     -- kernel closed the fd when we read the bytes without it; acknowledge
     -- so the peer's send queue moves on, and deliver the message itself.
     send_frame(ch, ch.encode({ cmd = 'NODE_HANDLE_ACK' }))
-    if m.msg ~= nil then dispatch(emit, s, self, 'message', m.msg) end
+    if m.msg ~= nil then emit(s, self, 'message', m.msg) end
   end
-  dispatch(emit, s, self, 'internalMessage', m)
+  emit(s, self, 'internalMessage', m)
 end
 
 local function bad_input(ch, msg)
@@ -191,7 +192,7 @@ local function bad_input(ch, msg)
   local err = channel_error(code, 'IPC channel: ' .. msg)
   local s, self = ch.s, ch.self
   ch.disconnecting = true
-  dispatch(emit, s, self, 'error', err)
+  emit(s, self, 'error', err)
   close_channel(ch, true)
 end
 
@@ -203,7 +204,7 @@ local function deliver(ch, n)
     out[i] = nil
     if not ch.disconnecting then
       if json and is_internal(m) then internal(ch, m)
-      else dispatch(emit, s, self, 'message', m) end
+      else emit(s, self, 'message', m) end
     end
   end
 end
@@ -223,6 +224,9 @@ local function on_readable(ch)
           return bad_input(ch, msg)
         end
       end
+      -- a short read emptied the socket: the next read would only say
+      -- EAGAIN (the loop is level-triggered: we hear of more data anyway)
+      if #chunk < READ_MAX then return end
     elseif chunk == false then
       return
     else
@@ -271,7 +275,7 @@ local function send(fname, ch, message, a, b, c)
   if ch.disconnecting then
     local err = channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed')
     if cb then defer(cb, err)
-    else defer(function() dispatch(emit, ch.s, ch.self, 'error', err) end) end
+    else defer(function() emit(ch.s, ch.self, 'error', err) end) end
     return false
   end
   send_frame(ch, frame, cb)
@@ -283,7 +287,7 @@ local function disconnect(ch)
     local s, self = ch and ch.s, ch and ch.self
     if ch then
       defer(function()
-        dispatch(emit, s, self, 'error', channel_error('ERR_IPC_DISCONNECTED',
+        emit(s, self, 'error', channel_error('ERR_IPC_DISCONNECTED',
           'IPC channel is already disconnected'))
       end)
     end
@@ -362,6 +366,8 @@ function M.ipc_setup(plan, s, self, fd)
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,
     unref = function() ch.want_ref = false; update(ch) end,
+    -- the child exited: what it sent before is read now, before 'exit'
+    drain = function() if not ch.closed then on_readable(ch) end end,
   }
   s.channel_open, s.connected = true, true
   -- a spawn that fails has no channel: no 'disconnect', no ref left

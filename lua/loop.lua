@@ -202,6 +202,7 @@ M.dispatch = dispatch
 -- The same for a listener: its error must not stop the caller (an event
 -- source half-way through a state change) from finishing.
 function M.protect(fn, ...)
+  ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
   if not ok then failure = failure or { err } end
 end

@@ -35,6 +35,7 @@ typedef struct cp_Loop {
   int nowned;               /* size of `kind` */
   unsigned char *kind;      /* kind[fd]: CP_FD_* */
   void *stack;              /* the spawn child's stack, made once */
+  char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
 } cp_Loop;
 

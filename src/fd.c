@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,14 +120,16 @@ static int fd_setpipesz(lua_State *L) {
 ** block) | nil, errno
 */
 static int fd_read(lua_State *L) {
+  cp_Loop *lp = cp_getloop(L);
   int fd = (int)luaL_checkinteger(L, 1);
   lua_Integer max = luaL_optinteger(L, 2, CP_READ_MAX);
-  luaL_Buffer b;
-  char *p;
   ssize_t n;
   if (max <= 0 || max > CP_READ_MAX) max = CP_READ_MAX;
-  p = luaL_buffinitsize(L, &b, (size_t)max);
-  do n = read(fd, p, (size_t)max); while (n < 0 && errno == EINTR);
+  /* one buffer per loop, made once: a read costs no allocation but the
+  ** string it returns */
+  if (lp->rbuf == NULL && (lp->rbuf = malloc(CP_READ_MAX)) == NULL)
+    return cp_fail(L, ENOMEM);
+  do n = read(fd, lp->rbuf, (size_t)max); while (n < 0 && errno == EINTR);
   if (n < 0) {
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -139,7 +142,7 @@ static int fd_read(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  luaL_pushresultsize(&b, (size_t)n);
+  lua_pushlstring(L, lp->rbuf, (size_t)n);
   return 1;
 }
 

@@ -72,6 +72,8 @@ static int loop__gc(lua_State *L) {
   }
   free(lp->kind);
   lp->kind = NULL;
+  free(lp->rbuf);
+  lp->rbuf = NULL;
   if (lp->stack != NULL) munmap(lp->stack, lp->stacksize);
   lp->stack = NULL;
   lp->nowned = 0;
@@ -196,6 +198,7 @@ CP_API void cp_loop_open(lua_State *L) {
   lp->kind = NULL;
   lp->stack = NULL;
   lp->stacksize = 0;
+  lp->rbuf = NULL;
   luaL_newmetatable(L, CP_LOOP_MT);
   lua_pushcfunction(L, loop__gc);
   lua_setfield(L, -2, "__gc");
