@@ -210,31 +210,33 @@ local function deliver(ch, n)
 end
 
 local function on_readable(ch)
-  local fd, dec = ch.fd, ch.dec
+  local fd, dec, out = ch.fd, ch.dec, ch.out
   for _ = 1, MAX_READS do
     if ch.closed then return end
-    local chunk = read(fd)
-    if chunk then
-      if not ch.disconnecting then  -- after disconnect(): drained, dropped
-        local n, msg, before = dec:feed(chunk, ch.out)
-        if n then
-          if n > 0 then deliver(ch, n) end
-        else
-          deliver(ch, before or 0)
-          return bad_input(ch, msg)
-        end
-      end
-      -- a short read emptied the socket: the next read would only say
-      -- EAGAIN (the loop is level-triggered: we hear of more data anyway)
-      if #chunk < READ_MAX then return end
-    elseif chunk == false then
-      return
+    local n, got, before
+    if ch.disconnecting then  -- after disconnect(): drained, dropped
+      local chunk = read(fd)
+      n, got = 0, 0                                -- end of file
+      if chunk then got = #chunk elseif chunk == false then got = false end
     else
+      -- the bytes go from the socket straight into the decoder's buffer
+      n, got, before = dec:readfd(fd, out)
+    end
+    if not n then
+      deliver(ch, before or 0)
+      return bad_input(ch, got)
+    end
+    if n > 0 then deliver(ch, n) end
+    if got == false then return end
+    if got <= 0 then
       -- end of file (or ECONNRESET): the other side closed or exited.  A
       -- message cut off by its exit (dec:pending() > 0) is dropped, as a
       -- message it never sent.
       return close_channel(ch, true)
     end
+    -- a short read emptied the socket: the next read would only say
+    -- EAGAIN (the loop is level-triggered: we hear of more data anyway)
+    if got < READ_MAX then return end
   end
 end
 

@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "compat.h"
@@ -669,7 +671,9 @@ typedef struct decoder {
 } decoder;
 
 /* Above this, an emptied buffer is given back to the system */
-#define KEEP_MAX ((size_t)1 << 20)
+#define KEEP_MAX ((size_t)4 << 20)   /* a larger idle buffer is freed */
+#define READ_CHUNK ((size_t)256 << 10) /* readfd's usual read */
+#define READ_BIG ((size_t)4 << 20)     /* its read for a known big frame */
 
 static decoder *check_decoder(lua_State *L) {
   return (decoder *)luaL_checkudata(L, 1, CP_DECODER_MT);
@@ -680,7 +684,8 @@ static decoder *check_decoder(lua_State *L) {
 ** move (so each byte is moved at most once per byte consumed), and
 ** grows geometrically otherwise: appends stay linear.
 */
-static int dec_append(decoder *d, const char *s, size_t n) {
+/* room for n more bytes at d->buf + d->w; NULL when out of memory */
+static char *dec_reserve(decoder *d, size_t n) {
   size_t pending = d->w - d->r;
   if (n > d->cap - d->w) {
     if (d->r > 0 && d->r >= pending && n <= d->cap - pending) {
@@ -689,13 +694,13 @@ static int dec_append(decoder *d, const char *s, size_t n) {
     else {
       size_t ncap = d->cap ? d->cap : 4096;
       char *nb;
-      if (n > SIZE_MAX / 2 - pending) return 1;
+      if (n > SIZE_MAX / 2 - pending) return NULL;
       while (ncap < pending + n) ncap *= 2;
       if (d->r == 0) {  /* realloc can move pages instead of bytes */
-        if ((nb = (char *)realloc(d->buf, ncap)) == NULL) return 1;
+        if ((nb = (char *)realloc(d->buf, ncap)) == NULL) return NULL;
       }
       else {
-        if ((nb = (char *)malloc(ncap)) == NULL) return 1;
+        if ((nb = (char *)malloc(ncap)) == NULL) return NULL;
         memcpy(nb, d->buf + d->r, pending);
         free(d->buf);
       }
@@ -706,7 +711,13 @@ static int dec_append(decoder *d, const char *s, size_t n) {
     d->r = 0;
     d->w = pending;
   }
-  memcpy(d->buf + d->w, s, n);
+  return d->buf + d->w;
+}
+
+static int dec_append(decoder *d, const char *s, size_t n) {
+  char *p = dec_reserve(d, n);
+  if (p == NULL) return 1;
+  memcpy(p, s, n);
   d->w += n;
   return 0;
 }
@@ -730,22 +741,14 @@ static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
 ** out[1..n]. On a bad frame: nil, msg, n, where out[1..n] still holds
 ** the messages that came before it, in order.
 */
-static int l_feed(lua_State *L) {
-  decoder *d = check_decoder(L);
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer n = 0;
+/*
+** Decode every complete message in the buffer into out (stack index 3),
+** counting them in *n.  Returns the number of results pushed on an error
+** (nil, msg, n), else 0.
+*/
+static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
+  lua_Integer n = *np;
   char err[160];
-  luaL_checktype(L, 3, LUA_TTABLE);
-  if (d->dead) {
-    lua_pushnil(L);
-    cp_getuservalue(L, 1);
-    lua_pushinteger(L, 0);
-    return 3;
-  }
-  lua_settop(L, 3);
-  if (len > 0 && dec_append(d, s, len))
-    return luaL_error(L, "not enough memory");
   for (;;) {
     if (d->r == d->w) break;  /* nothing (buf may even be NULL) */
     if (d->kind == K_LUA) {
@@ -755,11 +758,11 @@ static int l_feed(lua_State *L) {
       if (plen > d->max) {
         snprintf(err, sizeof(err), "message of %zu bytes exceeds the "
                  "limit of %zu bytes", plen, d->max);
-        return dec_die(L, d, err, n);
+        { *np = n; return dec_die(L, d, err, n); }
       }
       if (d->w - d->r - 4 < plen) break;
       if (lua_decode_payload(L, d->buf + d->r + 4, plen, err, sizeof(err)))
-        return dec_die(L, d, err, n);
+        { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = d->r + 4 + plen;
     }
     else {
@@ -771,7 +774,7 @@ static int l_feed(lua_State *L) {
         if (d->w - d->r > d->max) {
           snprintf(err, sizeof(err), "line longer than the limit of "
                    "%zu bytes", d->max);
-          return dec_die(L, d, err, n);
+          { *np = n; return dec_die(L, d, err, n); }
         }
         break;
       }
@@ -781,11 +784,11 @@ static int l_feed(lua_State *L) {
       if (llen > d->max) {
         snprintf(err, sizeof(err), "line longer than the limit of "
                  "%zu bytes", d->max);
-        return dec_die(L, d, err, n);
+        { *np = n; return dec_die(L, d, err, n); }
       }
       if (llen > 0 &&
           cp_json_decode(L, d->buf + d->r, llen, err, sizeof(err)))
-        return dec_die(L, d, err, n);
+        { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = (size_t)(nl - d->buf) + 1;
       if (llen == 0) continue;  /* empty lines carry nothing */
     }
@@ -799,8 +802,77 @@ static int l_feed(lua_State *L) {
       d->cap = 0;
     }
   }
+  *np = n;
+  return 0;
+}
+
+/*
+** dec:feed(chunk, out) -> n: decodes every complete message into
+** out[1..n]. On a bad frame: nil, msg, n, where out[1..n] still holds
+** the messages that came before it, in order.
+*/
+static int l_feed(lua_State *L) {
+  decoder *d = check_decoder(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer n = 0;
+  int r;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (d->dead) {
+    lua_pushnil(L);
+    cp_getuservalue(L, 1);
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  lua_settop(L, 3);
+  if (len > 0 && dec_append(d, s, len))
+    return luaL_error(L, "not enough memory");
+  if ((r = decode_all(L, d, &n)) != 0) return r;
   lua_pushinteger(L, n);
   return 1;
+}
+
+/*
+** dec:readfd(fd, out) -> n, got: one read(2) from fd straight into the
+** buffer (no Lua string in between), then as feed.  got: bytes read, 0 at
+** end of file, false when the read would block, or -errno.
+*/
+static int l_readfd(lua_State *L) {
+  decoder *d = check_decoder(L);
+  int fd = (int)luaL_checkinteger(L, 2);
+  lua_Integer n = 0;
+  size_t want = READ_CHUNK;
+  ssize_t got;
+  char *p;
+  int r;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (d->dead) {
+    lua_pushnil(L);
+    cp_getuservalue(L, 1);
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  lua_settop(L, 3);
+  /* a 'lua' frame whose size is known is read in as few calls as fit */
+  if (d->kind == K_LUA && d->w - d->r >= 4) {
+    size_t plen = get_u32((const unsigned char *)d->buf + d->r);
+    size_t rest = 4 + plen - (d->w - d->r);
+    if (plen <= d->max && rest > want) want = rest < READ_BIG ? rest : READ_BIG;
+  }
+  if ((p = dec_reserve(d, want)) == NULL)
+    return luaL_error(L, "not enough memory");
+  do got = read(fd, p, want); while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    lua_pushinteger(L, 0);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) lua_pushboolean(L, 0);
+    else lua_pushinteger(L, -errno);
+    return 2;
+  }
+  d->w += (size_t)got;
+  if ((r = decode_all(L, d, &n)) != 0) return r;
+  lua_pushinteger(L, n);
+  lua_pushinteger(L, got);
+  return 2;
 }
 
 /* dec:pending() -> bytes buffered: a message cut off by the peer's exit */
@@ -857,6 +929,7 @@ CP_API int cp_codec_open(lua_State *L) {
   };
   static const luaL_Reg dec_methods[] = {
     {"feed", l_feed},
+    {"readfd", l_readfd},
     {"pending", l_pending},
     {NULL, NULL}
   };
