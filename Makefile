@@ -65,7 +65,7 @@ valgrind: deps all
 	$(MAKE) --no-print-directory test SPECS="--exclude-tags=timing" BUSTED="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children=no $(LUA) /usr/bin/busted"
 
 bench: deps all
-	$(LUA) bench/run.lua
+	BENCH_CPUS=$${BENCH_CPUS-0} $(LUA) bench/run.lua
 
 -include mk/fuzz.mk
 
