@@ -18,7 +18,6 @@
 
 /* metatable names */
 #define CP_LOOP_MT    "childproc.core.Loop"
-#define CP_OBJECT_MT_PREFIX "childproc."
 
 /* largest chunk one read() call returns to Lua */
 #define CP_READ_MAX (256 * 1024)

@@ -63,12 +63,6 @@ static int sys_exepath(lua_State *L) {
   return 1;
 }
 
-/* core.exit(code): leave now, after the Lua side flushed what it had */
-static int sys_exit(lua_State *L) {
-  _exit((int)luaL_optinteger(L, 1, 0));
-  return 0;
-}
-
 /* core.cwd() -> the current directory */
 static int sys_cwd(lua_State *L) {
   char buf[PATH_MAX];
@@ -102,7 +96,7 @@ static int sys_sopath(lua_State *L) {
 
 static const luaL_Reg sys_funcs[] = {
   {"getpid", sys_getpid}, {"getppid", sys_getppid}, {"environ", sys_environ},
-  {"exepath", sys_exepath}, {"exit", sys_exit}, {"cwd", sys_cwd},
+  {"exepath", sys_exepath}, {"cwd", sys_cwd},
   {"setenv", sys_setenv}, {"sopath", sys_sopath},
   {NULL, NULL}
 };
