@@ -107,14 +107,6 @@ static int fd_isopen(lua_State *L) {
   return 1;
 }
 
-/* core.setpipesz(fd, bytes): best effort, the pipe keeps its size on error */
-static int fd_setpipesz(lua_State *L) {
-  int r = fcntl((int)luaL_checkinteger(L, 1), F_SETPIPE_SZ,
-                (int)luaL_checkinteger(L, 2));
-  lua_pushinteger(L, r < 0 ? 0 : r);
-  return 1;
-}
-
 /*
 ** core.read(fd [, max]) -> string | nil (end of file) | false (would
 ** block) | nil, errno
@@ -222,7 +214,7 @@ static int fd_strerror(lua_State *L) {
 static const luaL_Reg fd_funcs[] = {
   {"pipe", fd_pipe}, {"socketpair", fd_socketpair}, {"open", fd_open},
   {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
-  {"isopen", fd_isopen}, {"setpipesz", fd_setpipesz}, {"read", fd_read},
+  {"isopen", fd_isopen}, {"read", fd_read},
   {"write", fd_write}, {"fileno", fd_fileno}, {"errname", fd_errname},
   {"strerror", fd_strerror}, {NULL, NULL}
 };
