@@ -209,7 +209,8 @@ local function deliver(ch, n)
   end
 end
 
-local function on_readable(ch)
+-- drain: read on to end of file or EAGAIN (the peer has exited)
+local function on_readable(ch, drain)
   local fd, dec, out = ch.fd, ch.dec, ch.out
   for _ = 1, MAX_READS do
     if ch.closed then return end
@@ -236,7 +237,7 @@ local function on_readable(ch)
     end
     -- a short read emptied the socket: the next read would only say
     -- EAGAIN (the loop is level-triggered: we hear of more data anyway)
-    if got < READ_MAX then return end
+    if got < READ_MAX and not drain then return end
   end
 end
 
@@ -369,7 +370,7 @@ function M.ipc_setup(plan, s, self, fd)
     ref = function() ch.want_ref = true; update(ch) end,
     unref = function() ch.want_ref = false; update(ch) end,
     -- the child exited: what it sent before is read now, before 'exit'
-    drain = function() if not ch.closed then on_readable(ch) end end,
+    drain = function() if not ch.closed then on_readable(ch, true) end end,
   }
   s.channel_open, s.connected = true, true
   -- a spawn that fails has no channel: no 'disconnect', no ref left
