@@ -14,6 +14,9 @@ local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
 M.ChildProcess = ChildProcess
 M.cself = cself
 M.emitter_methods(methods, cself)
+-- public fields a child has not set (yet) are read from here: a key fewer
+-- in each child's fields table
+methods.killed, methods.connected = false, false
 M.child_methods = methods  -- lua/ipc.lua adds send and disconnect
 
 -- options each function accepts
@@ -58,7 +61,7 @@ local function stdio_list(fname, stdio)
     end
     list = { stdio, stdio, stdio }
   elseif type(stdio) == 'table' then
-    list = {}
+    list = { nil, nil, nil }  -- sized for the usual 3
     local n = 0
     for k in pairs(stdio) do
       if math.type(k) ~= 'integer' or k < 1 then
@@ -103,32 +106,37 @@ local function stdio_list(fname, stdio)
   return list
 end
 
+local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
+
 -- Validate everything before anything starts.  Returns the plan.
 function M.spawn_plan(fname, command, args, opts)
   command = M.checkstr(fname, 'command', command)
   opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
-  local argv = {}
-  for i, a in ipairs(args or {}) do
-    argv[i] = M.checkstr(fname, ('args[%d]'):format(i), a)
-  end
-  if args and #argv ~= #args then
-    error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
-  end
   local file, spawnargs = command, { command }
-  for _, a in ipairs(argv) do spawnargs[#spawnargs + 1] = a end
+  if args then
+    local n = 0
+    for i, a in ipairs(args) do
+      spawnargs[i + 1] = M.checkstr(fname, ('args[%d]'):format(i), a)
+      n = i
+    end
+    if n ~= #args then
+      error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
+    end
+  end
   if opts.shell then
     local sh = opts.shell == true and '/bin/sh'
       or M.checkstr(fname, "option 'shell'", opts.shell)
     local line = table.concat(spawnargs, ' ')
     file, spawnargs = sh, { sh, '-c', line }
   end
-  local exec_argv = { table.unpack(spawnargs) }
+  local exec_argv = spawnargs  -- the same table unless argv0 changes [1]
   if opts.argv0 ~= nil then
+    exec_argv = { table.unpack(spawnargs) }
     exec_argv[1] = M.checkstr(fname, "option 'argv0'", opts.argv0)
   end
   local cwd = opts.cwd
   if cwd ~= nil then cwd = M.checkstr(fname, "option 'cwd'", cwd) end
-  for _, k in ipairs({ 'uid', 'gid', 'timeout' }) do
+  for _, k in ipairs(INT_OPTIONS) do
     local v = opts[k]
     if v ~= nil and (math.type(v) ~= 'integer' or v < 0) then
       error(("bad argument to '%s' (option '%s' must be a non-negative integer)")
@@ -138,14 +146,20 @@ function M.spawn_plan(fname, command, args, opts)
   local flags = 0
   if opts.detached then flags = flags | 1 end
   if opts.processGroup then flags = flags | 2 end
-  return {
+  local env = env_array(fname, opts.env)
+  local stdio = stdio_list(fname, opts.stdio)
+  local plan = {
     file = file, spawnfile = file, spawnargs = spawnargs, argv = exec_argv,
-    env = env_array(fname, opts.env), cwd = cwd, flags = flags,
-    uid = opts.uid, gid = opts.gid, stdio = stdio_list(fname, opts.stdio),
-    timeout = opts.timeout,
+    flags = flags, stdio = stdio, opts = opts,
     killSignal = M.signum(fname, opts.killSignal, 'SIGTERM'),
-    opts = opts,
   }
+  -- options most spawns leave out: the table is sized for the keys above
+  if env then plan.env = env end
+  if cwd then plan.cwd = cwd end
+  if opts.uid then plan.uid = opts.uid end
+  if opts.gid then plan.gid = opts.gid end
+  if opts.timeout then plan.timeout = opts.timeout end
+  return plan
 end
 
 -- }======================================================
@@ -154,9 +168,9 @@ end
 -- {====================================================== child life
 
 local function maybe_close(s, self)
-  if s.closed or not s.exited or s.open_streams > 0 or s.channel_open then return end
+  if s.closed or not s.exited or s.open_streams or s.channel_open then return end
   s.closed = true
-  if s.refed then s.refed = false; M.unref() end
+  if not s.unrefed then s.unrefed = true; M.unref() end
   if s.timer then M.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
 end
@@ -199,32 +213,37 @@ local function on_exit(s, self)
 end
 
 local function stream_closed(s, self)
-  s.open_streams = s.open_streams - 1
+  local n = s.open_streams - 1
+  s.open_streams = n > 0 and n or nil
   maybe_close(s, self)
 end
 
+local function stdio_fail(after, stdio, err, syscall)
+  for _, fd in ipairs(after) do core.close(fd) end
+  for _, st in pairs(stdio) do st:destroy() end
+  return nil, M.syserror(err, syscall)
+end
+
+local NOARGS = { n = 0 }  -- the args of the child's timers (never changed)
+
+local function emit_spawn(self) emit(cself(self), self, 'spawn') end
+
+-- the pidfd's handler: a closure over self only (one upvalue)
+local function exit_handler(self)
+  return function() on_exit(cself(self), self) end
+end
+
 -- Turn plan.stdio into the child's fd map and this side's streams.
--- Returns fdmap, stdio table, a list of fds to close after the spawn.
+-- Returns fdmap, stdio table, the fds to close after the spawn (the
+-- child's ends), the streams given to the child (nil when none).
 local function setup_stdio(plan, s, self)
-  local fdmap, stdio, after, given = {}, {}, {}, {}
+  local fdmap, stdio, after, given = { nil, nil, nil }, {}, { nil, nil }, nil
   local devnull
-  local function null()
-    if not devnull then
-      devnull = assert(core.open('/dev/null', 'rw'))
-      after[#after + 1] = devnull
-    end
-    return devnull
-  end
-  local function fail(err, syscall)
-    for _, fd in ipairs(after) do core.close(fd) end
-    for _, st in pairs(stdio) do st:destroy() end
-    return nil, M.syserror(err, syscall)
-  end
   for i, e in ipairs(plan.stdio) do
     local fd = i - 1
     if e == 'pipe' then
       local r, w = core.pipe()
-      if not r then return fail(w, 'pipe') end
+      if not r then return stdio_fail(after, stdio, w, 'pipe') end
       if fd == 0 then
         fdmap[i] = r
         after[#after + 1] = r
@@ -239,7 +258,7 @@ local function setup_stdio(plan, s, self)
         -- extra fds are sockets, so the child may read or write them
         local a, b = core.socketpair()
         core.close(r); core.close(w)
-        if not a then return fail(b, 'socketpair') end
+        if not a then return stdio_fail(after, stdio, b, 'socketpair') end
         fdmap[i] = b
         after[#after + 1] = b
         core.nonblock(a, true)
@@ -248,13 +267,21 @@ local function setup_stdio(plan, s, self)
     elseif e == 'inherit' then
       fdmap[i] = core.isopen(fd) and fd or -1
     elseif e == 'ignore' then
-      fdmap[i] = fd <= 2 and null() or -1
+      if fd <= 2 then
+        if not devnull then
+          devnull = assert(core.open('/dev/null', 'rw'))
+          after[#after + 1] = devnull
+        end
+        fdmap[i] = devnull
+      else
+        fdmap[i] = -1
+      end
     elseif e == 'ipc' then
       if not M.ipc_setup then
         error("childproc: 'ipc' stdio is not available", 3)
       end
       local childfd, err = M.ipc_setup(plan, s, self, fd)
-      if not childfd then return fail(err, 'socketpair') end
+      if not childfd then return stdio_fail(after, stdio, err, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
     elseif math.type(e) == 'integer' then
@@ -265,6 +292,7 @@ local function setup_stdio(plan, s, self)
         fdmap[i] = e:fileno() or -1
         -- the child shares the file description: it expects blocking I/O
         if fdmap[i] >= 0 then core.nonblock(fdmap[i], false) end
+        given = given or {}
         given[#given + 1] = e
       else
         fdmap[i] = core.fileno(e) or -1
@@ -276,9 +304,13 @@ end
 
 -- Start the child described by plan; events come later, from the loop.
 function M.start(plan)
+  -- Few keys, the nil ones sizing the table for keys set soon after.
+  -- Absent means: open_streams 0 (streams that keep 'close' waiting),
+  -- unrefed false (the child holds a ref on the loop), killed and
+  -- connected false (read from methods).
   local s = {
-    spawnfile = plan.spawnfile, spawnargs = plan.spawnargs, killed = false,
-    connected = false, stdio = {}, open_streams = 0, refed = true,
+    spawnfile = plan.spawnfile, spawnargs = plan.spawnargs,
+    stdio = nil, pid = nil, pidfd = nil, stdin = nil, _ev = nil,
   }
   local self = core.object(ChildProcess, s)
   M.ref()
@@ -303,35 +335,38 @@ function M.start(plan)
     end
   end
   if err then
+    s.stdio = {}
     s.spawnerror = err
     s.exited = true
     if plan.onfail then plan.onfail(s, self) end
     defer(function()
       s.closed = true
-      if s.refed then s.refed = false; M.unref() end
+      if not s.unrefed then s.unrefed = true; M.unref() end
       emit(s, self, 'error', err)
       emit(s, self, 'close', err.errno, nil)
     end)
     return self, s
   end
   s.pid, s.pidfd = pid, pidfd
-  for _, st in ipairs(given) do
-    if getmetatable(st) == M.Readable then M.readable_giveaway(st)
-    else M.writable_giveaway(st) end
+  if given then
+    for _, st in ipairs(given) do
+      if getmetatable(st) == M.Readable then M.readable_giveaway(st)
+      else M.writable_giveaway(st) end
+    end
   end
   s.stdio = stdio
   s.stdin, s.stdout, s.stderr = stdio[0], stdio[1], stdio[2]
   for _, st in pairs(stdio) do
     if getmetatable(st) == M.Readable then
-      s.open_streams = s.open_streams + 1
+      s.open_streams = (s.open_streams or 0) + 1
       M.rself(st).onclosed = function() stream_closed(s, self) end
     end
   end
   if pidfd then
-    M.setev(pidfd, 1, function() on_exit(s, self) end)
+    M.setev(pidfd, 1, exit_handler(self))
   else
     -- no pidfds here (old kernel, valgrind): ask by pid, backing off
-    local t = { ms = 1, refed = false, args = { n = 0 } }
+    local t = { ms = 1, refed = false, args = NOARGS }
     t.fn = function()
       if not on_exit(s, self) then
         t.ms = math.min(t.ms * 2, 50)
@@ -342,7 +377,7 @@ function M.start(plan)
     M.timer_start(t)
   end
   if plan.timeout and plan.timeout > 0 then
-    local t = { ms = plan.timeout, refed = false, args = { n = 0 } }
+    local t = { ms = plan.timeout, refed = false, args = NOARGS }
     t.fn = function()
       if not s.exited then
         if s.ontimeout then s.ontimeout() end
@@ -353,7 +388,7 @@ function M.start(plan)
     M.timer_start(t)
   end
   if plan.onstart then plan.onstart(s, self) end
-  defer(function() emit(s, self, 'spawn') end)
+  defer(emit_spawn, self)
   return self, s
 end
 
@@ -400,7 +435,7 @@ end
 
 function methods.ref(self)
   local s = cself(self)
-  if not s.refed and not s.closed then s.refed = true; M.ref() end
+  if s.unrefed and not s.closed then s.unrefed = nil; M.ref() end
   if s.channel then s.channel.ref() end
   return self
 end
@@ -409,7 +444,7 @@ end
 -- stdio streams still count: use stdio = "ignore" for a child left behind)
 function methods.unref(self)
   local s = cself(self)
-  if s.refed then s.refed = false; M.unref() end
+  if not s.unrefed then s.unrefed = true; M.unref() end
   if s.channel then s.channel.unref() end
   return self
 end

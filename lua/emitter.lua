@@ -15,25 +15,74 @@ local function check_listener(fname, fn)
   end
 end
 
+-- s._ev[name] holds the listeners of an event: nil, one listener (the
+-- function or callable itself), or, for two or more, a list marked by the
+-- private metatable LIST (so a callable table listener is never taken for
+-- a list).  A once-listener is stored as a wrapper closure; once_of maps
+-- the wrapper to the listener (weak: a wrapper dropped from the lists
+-- goes away with its entry).
+local LIST = {}
+local once_of = setmetatable({}, { __mode = 'k' })
+local unpack = table.unpack or unpack
+
+local function islist(v)
+  return type(v) == 'table' and getmetatable(v) == LIST
+end
+
+-- list (2+ entries) without its i-th entry: one listener or a new list
+local function drop(list, i)
+  local n = #list
+  if n == 2 then return list[3 - i] end
+  local out = setmetatable({}, LIST)
+  local k = 0
+  for j = 1, n do
+    if j ~= i then k = k + 1; out[k] = list[j] end
+  end
+  return out
+end
+
+-- remove the once wrapper w from the current listeners of name
+local function drop_once(s, name, w)
+  local ev = s._ev
+  local cur = ev and ev[name]
+  if cur == w then
+    ev[name] = nil
+  elseif islist(cur) then
+    for i = 1, #cur do
+      if cur[i] == w then ev[name] = drop(cur, i); return end
+    end
+  end
+end
+
 -- emit(s, obj, name, ...): call the listeners in s._ev[name] with ...
 -- A listener that raises does not stop the others, nor the state change
 -- that emitted the event: its error is kept for cp.run() to raise
 -- (M.fail, lua/loop.lua).  An 'error' nobody listens to is raised too.
+-- The listeners called are those there when the emit began.
 local function emit(s, obj, name, ...)
-  local list = s._ev and s._ev[name]
-  if list == nil then
+  local ev = s._ev
+  local cur = ev and ev[name]
+  if cur == nil then
     if name == 'error' then M.fail((...)) end
     return false
   end
-  for i = 1, #list do
-    local l = list[i]
-    if l.once then s._ev[name] = M.without(s._ev[name], l) end
-    M.protect(l.fn, ...)
+  if not islist(cur) then
+    local fn = once_of[cur]
+    if fn then drop_once(s, name, cur); cur = fn end
+    M.protect(cur, ...)
+    return true
+  end
+  for i = 1, #cur do
+    local l = cur[i]
+    local fn = once_of[l]
+    if fn then drop_once(s, name, l); l = fn end
+    M.protect(l, ...)
   end
   return true
 end
 M.emit = emit
 
+-- list without every entry equal to entry (nil when none is left)
 function M.without(list, entry)
   local out = {}
   for i = 1, #list do
@@ -44,17 +93,26 @@ function M.without(list, entry)
 end
 
 function M.listeners(s, name)
-  local list = s._ev and s._ev[name]
-  return list and #list or 0
+  local cur = s._ev and s._ev[name]
+  if cur == nil then return 0 end
+  if islist(cur) then return #cur end
+  return 1
 end
 
-local function add(s, self, name, fn, once)
+local function add(s, self, name, fn)
   local ev = s._ev
   if ev == nil then ev = {}; s._ev = ev end
-  local old = ev[name] or {}
-  local list = { (unpack or table.unpack)(old) }
-  list[#list + 1] = { fn = fn, once = once }
-  ev[name] = list
+  local cur = ev[name]
+  if cur == nil then
+    ev[name] = fn
+  elseif islist(cur) then
+    local n = #cur
+    local list = setmetatable({ unpack(cur, 1, n) }, LIST)
+    list[n + 1] = fn
+    ev[name] = list
+  else
+    ev[name] = setmetatable({ cur, fn }, LIST)
+  end
   if s._onlisten then s._onlisten(s, self, name) end
   return self
 end
@@ -65,22 +123,31 @@ function M.emitter_methods(methods, selfget)
   function methods.on(self, name, fn)
     local s = selfget(self)
     check_listener('on', fn)
-    return add(s, self, name, fn, false)
+    return add(s, self, name, fn)
   end
   function methods.once(self, name, fn)
     local s = selfget(self)
     check_listener('once', fn)
-    return add(s, self, name, fn, true)
+    local w = function(...) return fn(...) end
+    once_of[w] = fn
+    return add(s, self, name, w)
   end
   function methods.off(self, name, fn)
     local s = selfget(self)
-    local list = s._ev and s._ev[name]
-    if list then
-      for i = #list, 1, -1 do
-        if list[i].fn == fn then
-          s._ev[name] = M.without(list, list[i])
-          break
+    local ev = s._ev
+    local cur = ev and ev[name]
+    if cur ~= nil then
+      if fn == nil then  -- nothing to find
+      elseif islist(cur) then
+        for i = #cur, 1, -1 do
+          local l = cur[i]
+          if l == fn or once_of[l] == fn then
+            ev[name] = drop(cur, i)
+            break
+          end
         end
+      elseif cur == fn or once_of[cur] == fn then
+        ev[name] = nil
       end
       if s._onunlisten then s._onunlisten(s, self, name) end
     end

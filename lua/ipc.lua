@@ -6,8 +6,9 @@
 local core, M = ...
 
 local emit, defer = M.emit, M.defer
-local read, write = core.read, core.write
-local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local read, write, lua_send = core.read, core.write, core.lua_send
+local type, pairs, tostring, error, pcall, select =
+  type, pairs, tostring, error, pcall, select
 local R, W = 1, 2
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
@@ -68,8 +69,11 @@ end
 
 --[[ A channel `ch`:
   fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
+  lsend: core.lua_send for a 'lua' channel (encode and write at once)
   s, self: the owner's fields and object; side: 'child' | 'process'
-  q, cbs, head, tail, off, queued: frames waiting to be written
+  q, cbs, head, tail, off, queued: strings waiting to be written (a
+    message may be several: the rest of a partial write; its callback
+    sits with its last piece, false with the others)
   want_ref: the owner wants the channel to keep the loop alive
   counted: it currently adds 1 to the loop's keep-alive count
   ev: the epoll mask now set
@@ -166,6 +170,36 @@ local function is_internal(m)
   return type(cmd) == 'string' and #cmd > 4 and cmd:sub(1, 5) == 'NODE_'
 end
 
+-- Queue the pieces of one message (the first begun at `off`)
+local function queue(ch, cb, off, ...)
+  local q, cbs, tail = ch.q, ch.cbs, ch.tail
+  local bytes = -off
+  for i = 1, select('#', ...) do
+    local piece = select(i, ...)
+    tail = tail + 1
+    q[tail], cbs[tail] = piece, false
+    bytes = bytes + #piece
+  end
+  cbs[tail] = cb or false
+  ch.tail, ch.queued = tail, ch.queued + bytes
+end
+
+-- What pcall(core.lua_send, fd|false, message) returned: queue what was
+-- not written.  Returns the encoder's error message, if any.
+local function lua_sent(ch, cb, ok, status, off, ...)
+  if not ok then return tostring(status) end
+  if ch.disconnecting then return end        -- nothing was written
+  if select('#', ...) == 0 then               -- all of it went
+    if cb then defer(cb) end
+    return
+  end
+  local idle = ch.head > ch.tail
+  queue(ch, cb, off, ...)
+  if idle then ch.off = off end
+  -- a failed write (the peer gone): flush meets the error and closes
+  if status < 0 then flush(ch) else update(ch) end
+end
+
 local function send_frame(ch, frame, cb)
   ch.tail = ch.tail + 1
   ch.q[ch.tail] = frame
@@ -214,17 +248,20 @@ local function on_readable(ch, drain)
   local fd, dec, out = ch.fd, ch.dec, ch.out
   for _ = 1, MAX_READS do
     if ch.closed then return end
-    local n, got, before
+    local n, got, x
     if ch.disconnecting then  -- after disconnect(): drained, dropped
       local chunk = read(fd)
       n, got = 0, 0                                -- end of file
-      if chunk then got = #chunk elseif chunk == false then got = false end
+      if chunk then got = #chunk; x = got >= READ_MAX
+      elseif chunk == false then got = false end
     else
-      -- the bytes go from the socket straight into the decoder's buffer
-      n, got, before = dec:readfd(fd, out)
+      -- the bytes go from the socket straight into the decoder's buffer;
+      -- x: the read took all it asked for (or, on a bad frame, how
+      -- many messages came before it)
+      n, got, x = dec:readfd(fd, out)
     end
     if not n then
-      deliver(ch, before or 0)
+      deliver(ch, x or 0)
       return bad_input(ch, got)
     end
     if n > 0 then deliver(ch, n) end
@@ -237,13 +274,14 @@ local function on_readable(ch, drain)
     end
     -- a short read emptied the socket: the next read would only say
     -- EAGAIN (the loop is level-triggered: we hear of more data anyway)
-    if got < READ_MAX and not drain then return end
+    if not x and not drain then return end
   end
 end
 
 local function new_channel(fd, mode, max, side, s, self)
   local ch = {
     fd = fd, mode = mode, encode = encoders[mode],
+    lsend = mode == 'lua' and lua_send or nil,
     dec = core.decoder(mode, max), out = {},
     side = side, s = s, self = self,
     q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0,
@@ -271,9 +309,19 @@ local function send(fname, ch, message, a, b, c)
     error(("bad argument to '%s' (no IPC channel: the process was not"
       .. " forked, or spawned with an 'ipc' stdio entry)"):format(fname), 3)
   end
-  local ok, frame = pcall(ch.encode, message)
-  if not ok then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, tostring(frame)), 3)
+  local lsend, ok, frame = ch.lsend, nil, nil
+  if lsend then
+    -- encoded and written at once when nothing waits before it (pieces
+    -- left are queued); else encoded into pieces to queue; when
+    -- disconnecting, only encoded (a bad value must still raise)
+    local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
+    local err = lua_sent(ch, cb, pcall(lsend, fd, message))
+    if err then error(("bad argument #1 to '%s' (%s)"):format(fname, err), 3) end
+  else
+    ok, frame = pcall(ch.encode, message)
+    if not ok then
+      error(("bad argument #1 to '%s' (%s)"):format(fname, tostring(frame)), 3)
+    end
   end
   if ch.disconnecting then
     local err = channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed')
@@ -281,7 +329,7 @@ local function send(fname, ch, message, a, b, c)
     else defer(function() emit(ch.s, ch.self, 'error', err) end) end
     return false
   end
-  send_frame(ch, frame, cb)
+  if not lsend then send_frame(ch, frame, cb) end
   return ch.queued < HIGH_WATER
 end
 

@@ -26,13 +26,22 @@ local function r_close(s, self, err)
   if s.onclosed then s.onclosed(self) end
 end
 
+local r_read
+
+-- s.onready, the fd handler, made when the stream first flows
+local function r_onready(s, self)
+  local fn = function() r_read(s, self, false) end
+  s.onready = fn
+  return fn
+end
+
 -- Start or stop watching according to the flowing state.
-local function r_update(s)
+local function r_update(s, self)
   local want = s.flowing and not s.closed and not s.ended
   if want and not s.watched then
     s.watched = true
     M.ref()
-    M.setev(s.fd, R, s.onready)
+    M.setev(s.fd, R, s.onready or r_onready(s, self))
   elseif not want and s.watched then
     s.watched = false
     M.unref()
@@ -44,7 +53,7 @@ end
 -- (a child that exited has written all it will write), at most a pipe's
 -- worth of reads so a grandchild that keeps writing cannot hold us here.
 local DRAIN_READS = 16
-local function r_read(s, self, drain)
+function r_read(s, self, drain)
   local reads = 0
   repeat
     reads = reads + 1
@@ -59,7 +68,7 @@ local function r_read(s, self, drain)
       return
     else
       s.ended = true
-      r_update(s)
+      r_update(s, self)
       emit(s, self, 'end')
       r_close(s, self)
       return
@@ -68,33 +77,32 @@ local function r_read(s, self, drain)
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
 
+-- a 'data' listener starts the flow, unless the user paused explicitly
+local function r_onlisten(s, self, name)
+  if name == 'data' and s.flowing == nil then
+    s.flowing = true
+    r_update(s, self)
+  end
+end
+
 -- A Readable over fd.  opts.ownfd: close fd when done (default true).
 function M.readable(fd, opts)
-  opts = opts or {}
-  local s = { fd = fd, ownfd = opts.ownfd ~= false, flowing = nil }
-  local self = core.object(Readable, s)
-  s.onready = function() r_read(s, self, false) end
-  -- a 'data' listener starts the flow, unless the user paused explicitly
-  s._onlisten = function(_, _, name)
-    if name == 'data' and s.flowing == nil then
-      s.flowing = true
-      r_update(s)
-    end
-  end
-  return self, s
+  local s = { fd = fd, ownfd = not opts or opts.ownfd ~= false,
+              _onlisten = r_onlisten }
+  return core.object(Readable, s), s
 end
 
 function rmethods.pause(self)
   local s = rself(self)
   s.flowing = false
-  r_update(s)
+  r_update(s, self)
   return self
 end
 
 function rmethods.resume(self)
   local s = rself(self)
   s.flowing = true
-  r_update(s)
+  r_update(s, self)
   return self
 end
 
@@ -110,7 +118,7 @@ function rmethods.destroy(self, err)
   local s = rself(self)
   if not s.closed then
     s.ended = true
-    r_update(s)
+    r_update(s, self)
     r_close(s, self, err)
   end
   return self
@@ -165,7 +173,7 @@ end
 function M.readable_giveaway(self)
   local s = rself(self)
   s.ended = true
-  r_update(s)
+  r_update(s, self)
   r_close(s, self)
 end
 
@@ -190,10 +198,12 @@ local function w_close(s, self, err)
     M.forget(s.fd)
     if s.ownfd then core.close(s.fd) end
   end
-  local cbs = s.cbs
-  s.queue, s.cbs, s.queued = {}, {}, 0
-  for i = 1, #cbs do
-    if cbs[i] then M.dispatch(cbs[i], err) end
+  local cbs, head, tail = s.cbs, s.head, s.tail
+  if cbs then
+    s.queue, s.cbs, s.head, s.tail, s.off, s.queued = nil, nil, nil, nil, nil, nil
+    for i = head, tail do
+      if cbs[i] then M.dispatch(cbs[i], err) end
+    end
   end
   if err then emit(s, self, 'error', err) end
   emit(s, self, 'close')
@@ -202,7 +212,7 @@ end
 -- Write out as much of the queue as the fd takes now.
 local function w_flush(s, self)
   local q, cbs = s.queue, s.cbs
-  while s.head <= s.tail do
+  while q and s.head <= s.tail do
     if s.broken then  -- the reader is gone for good
       return w_close(s, self, M.syserror(EPIPE, 'write'))
     end
@@ -225,9 +235,9 @@ local function w_flush(s, self)
     if cb then defer(cb) end
     ::continue::
   end
-  local empty = s.head > s.tail
+  local empty = not q or s.head > s.tail
   if empty then
-    s.head, s.tail = 1, 0
+    if q then s.head, s.tail = 1, 0 end
     if s.holding then s.holding = false; M.unref() end
     M.setev(s.fd, 0)
     if s.needdrain then
@@ -246,20 +256,27 @@ local function w_flush(s, self)
   elseif not s.holding then
     s.holding = true
     M.ref()
-    M.setev(s.fd, W, s.onready)
+    local fn = s.onready
+    if not fn then  -- the fd handler, made the first time the fd is full
+      fn = function() w_flush(s, self) end
+      s.onready = fn
+    end
+    M.setev(s.fd, W, fn)
   end
 end
 
 -- A Writable over fd.  opts.sync: blocking writes (this process's own
 -- stdout/stderr, shared with whoever started us).
+-- The queue (s.queue, s.cbs: data and callbacks at s.head..s.tail; s.off
+-- written of the first, s.queued bytes in all) is made by the first write
+-- the fd does not take at once: until then these keys are all nil.
 function M.writable(fd, opts)
-  opts = opts or {}
-  local s = { fd = fd, ownfd = opts.ownfd ~= false, sync = opts.sync,
-              queue = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0 }
-  local self = core.object(Writable, s)
-  s.onready = function() w_flush(s, self) end
-  return self, s
+  local s = { fd = fd, ownfd = not opts or opts.ownfd ~= false,
+              sync = opts and opts.sync }
+  return core.object(Writable, s), s
 end
+
+local function w_queued(s) return s.queued or 0 end
 
 local function w_error_later(s, self, code, msg)
   defer(emit, s, self, 'error', M.newerror({ code = code, message = msg }))
@@ -280,14 +297,29 @@ function wmethods.write(self, data, cb)
   end
   if #data == 0 then
     if cb then defer(cb) end
-    return s.queued < HIGH_WATER
+    return w_queued(s) < HIGH_WATER
+  end
+  local q = s.queue
+  local off = 0
+  if (not q or s.head > s.tail) and not s.broken then
+    -- nothing queued: write it now, and queue only what the fd leaves
+    local n = write(s.fd, data, 0)
+    if n == #data then
+      if cb then defer(cb) end
+      return w_queued(s) < HIGH_WATER
+    end
+    if n then off = n end  -- false (full) or an error w_flush meets again
+  end
+  if not q then
+    q = {}
+    s.queue, s.cbs, s.head, s.tail, s.off, s.queued = q, {}, 1, 0, 0, 0
   end
   s.tail = s.tail + 1
-  s.queue[s.tail] = data
+  q[s.tail] = data
   s.cbs[s.tail] = cb or false
-  s.queued = s.queued + #data
-  if s.head == s.tail then w_flush(s, self) end
-  local ok = s.queued < HIGH_WATER
+  s.queued = s.queued + #data - off
+  if s.head == s.tail then s.off = off; w_flush(s, self) end
+  local ok = w_queued(s) < HIGH_WATER  -- nil: closed by the flush
   if not ok then s.needdrain = true end
   return ok
 end
@@ -328,7 +360,7 @@ function M.writable_orphan(self)
   M.forget(s.fd)
   if s.ownfd then core.close(s.fd) end
   s.broken = true
-  if s.head <= s.tail then w_flush(s, self) end
+  if s.queue and s.head <= s.tail then w_flush(s, self) end
 end
 
 function M.writable_giveaway(self)

@@ -30,7 +30,8 @@
 /* Metatable name of the decoder userdata made by core.decoder */
 #define CP_DECODER_MT "childproc.Decoder"
 
-/* Adds lua_encode, json_encode, decoder, json_null to the table on top */
+/* Adds lua_encode, lua_send, json_encode, decoder, json_null to the table
+** on top */
 CP_API int cp_codec_open(lua_State *L);
 
 
@@ -75,6 +76,16 @@ typedef struct cp_enc {
   lua_Integer nseen; /* tables numbered so far ('lua' back-references) */
   int withpath;      /* does the error message take a path? */
   char msg[96];      /* error message, without the path */
+  /*
+  ** 'lua' encoder for core.lua_send only (NULL/0 otherwise): long strings
+  ** are not copied into b but recorded here, to be written from the Lua
+  ** strings themselves; they stay anchored in the table at stack slot
+  ** 'anchors' (nil until used), in the order of 'seg'.
+  */
+  struct cp_seg *seg;
+  int nseg;          /* segments recorded */
+  int anchors;       /* stack slot of the anchoring table (0: none) */
+  size_t extra;      /* frame bytes held in segments, not in b */
 } cp_enc;
 
 /* Reserves the stack slots and the buffer; pushes 3 values */

@@ -33,6 +33,8 @@
 #include <string.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "codec.h"
 #include "compat.h"
@@ -152,6 +154,10 @@ CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit) {
   e->nseen = 0;
   e->withpath = 0;
   e->msg[0] = '\0';
+  e->seg = NULL;
+  e->nseg = 0;
+  e->anchors = 0;
+  e->extra = 0;
 }
 
 CP_API int cp_enc_fail(cp_enc *e, int withpath, const char *fmt, ...) {
@@ -271,11 +277,13 @@ CP_API int cp_enc_raise(cp_enc *e) {
 */
 static int enc_value(cp_enc *e, int idx);
 
-/* Room for n bytes, or a recorded error */
+/* Room for n bytes, or a recorded error (b->n + extra <= limit always) */
 static unsigned char *enc_room(cp_enc *e, size_t n) {
-  unsigned char *p = (unsigned char *)cp_wbuf_reserve(e->b, n);
+  unsigned char *p = NULL;
+  if (n <= e->b->limit - e->b->n - e->extra)
+    p = (unsigned char *)cp_wbuf_reserve(e->b, n);
   if (p == NULL) {
-    if (n > e->b->limit - e->b->n)
+    if (n > e->b->limit - e->b->n - e->extra)
       cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
                   e->b->limit);
     else
@@ -325,7 +333,52 @@ static int enc_float(cp_enc *e, lua_Number x) {
   return 0;
 }
 
-/* The one copy of the string's bytes into the frame */
+/*
+** core.lua_send leaves strings of SEG_MIN bytes or more out of the
+** buffer (at most SEG_MAX of them per message; later ones are copied):
+** they are written from the Lua strings themselves, and queued as they
+** are when the socket does not take them at once.
+*/
+#ifndef CP_SEG_MIN   /* a fuzz build may set it small */
+#define CP_SEG_MIN (16 << 10)
+#endif
+#define SEG_MIN ((size_t)(CP_SEG_MIN))
+#define SEG_MAX 64
+
+struct cp_seg {
+  size_t at;        /* where it sits in the frame, counted in b's bytes */
+  const char *p;    /* the Lua string's bytes (anchored) */
+  size_t len;
+};
+
+/* Records the string at idx (len bytes at s) as a segment */
+static int enc_segment(cp_enc *e, int idx, const char *s, size_t len) {
+  lua_State *L = e->L;
+  struct cp_seg *g;
+  unsigned char *p;
+  if (len + 5 > e->b->limit - e->b->n - e->extra)
+    return cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
+                       e->b->limit);
+  if ((p = enc_room(e, 5)) == NULL)
+    return 1;
+  p[0] = T_STR32;
+  put_u32(p + 1, (uint32_t)len);
+  e->b->n += 5;
+  if (lua_isnil(L, e->anchors)) {
+    lua_createtable(L, 4, 0);
+    lua_replace(L, e->anchors);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, e->anchors, e->nseg + 1);
+  g = &e->seg[e->nseg++];
+  g->at = e->b->n;
+  g->p = s;
+  g->len = len;
+  e->extra += len;
+  return 0;
+}
+
+/* The one copy of the string's bytes into the frame (or none: above) */
 static int enc_string(cp_enc *e, int idx) {
   size_t len;
   const char *s = lua_tolstring(e->L, idx, &len);
@@ -333,6 +386,9 @@ static int enc_string(cp_enc *e, int idx) {
   if (len > FRAME_MAX)
     return cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
                        e->b->limit);
+  if (e->seg != NULL && len >= SEG_MIN && e->nseg < SEG_MAX &&
+      lua_checkstack(e->L, 2))
+    return enc_segment(e, idx, s, len);
   if ((p = enc_room(e, len + 5)) == NULL)
     return 1;
   if (len < 256) {
@@ -448,26 +504,156 @@ static int enc_value(cp_enc *e, int idx) {
 }
 
 /*
+** Encodes the value at vidx into a frame, header included; returns 0, or
+** 1 with the error recorded (raise it with cp_enc_raise). Pushes 4 slots.
+** Long strings become segments of 'segs' (see enc_segment).
+*/
+static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
+                        int vidx) {
+  cp_enc_init(e, L, FRAME_MAX + 4);
+  lua_pushnil(L);
+  e->anchors = lua_gettop(L);
+  e->seg = segs;
+  if (enc_room(e, 4) == NULL)
+    return 1;
+  e->b->n = 4;
+  if (enc_value(e, vidx)) {
+    lua_settop(L, e->path);
+    return 1;
+  }
+  put_u32((unsigned char *)e->b->p, (uint32_t)(e->b->n - 4 + e->extra));
+  return 0;
+}
+
+/*
+** The frame is the buffer's bytes with each segment's bytes inserted at
+** its 'at': region 0, segment 0, region 1, ..., region nseg. Region i
+** ends where segment i sits (the last one at b->n).
+*/
+static size_t region_end(const cp_enc *e, int i) {
+  return i < e->nseg ? e->seg[i].at : e->b->n;
+}
+
+/* Fills iov with the frame's pieces; returns how many */
+static int frame_iov(const cp_enc *e, struct iovec *iov) {
+  size_t bstart = 0;
+  int i, k = 0;
+  for (i = 0; i <= e->nseg; i++) {
+    size_t bend = region_end(e, i);
+    if (bend > bstart) {
+      iov[k].iov_base = e->b->p + bstart;
+      iov[k++].iov_len = bend - bstart;
+    }
+    bstart = bend;
+    if (i < e->nseg) {
+      iov[k].iov_base = (void *)e->seg[i].p;
+      iov[k++].iov_len = e->seg[i].len;
+    }
+  }
+  return k;
+}
+
+/*
+** Pushes the frame's bytes from 'from' on, as strings: the buffer's
+** bytes copied, each segment as its own Lua string, whole. Returns how
+** many were pushed; *off is where to start in the first one (non-zero
+** only for a segment already begun). Needs 2 * SEG_MAX + 1 slots.
+*/
+static int push_rest(lua_State *L, const cp_enc *e, size_t from,
+                     size_t *off) {
+  size_t pos = 0, bstart = 0;   /* frame offset, buffer offset */
+  int i, np = 0;
+  *off = 0;
+  for (i = 0; i <= e->nseg; i++) {
+    size_t bend = region_end(e, i), rlen = bend - bstart;
+    if (rlen > 0 && pos + rlen > from) {
+      size_t skip = from > pos ? from - pos : 0;
+      lua_pushlstring(L, e->b->p + bstart + skip, rlen - skip);
+      np++;
+    }
+    pos += rlen;
+    bstart = bend;
+    if (i < e->nseg) {
+      if (pos + e->seg[i].len > from) {
+        if (from > pos) *off = from - pos;  /* the first piece */
+        lua_rawgeti(L, e->anchors, i + 1);
+        np++;
+      }
+      pos += e->seg[i].len;
+    }
+  }
+  return np;
+}
+
+/*
 ** core.lua_encode(value) -> frame. Raises (with nothing allocated left
-** behind) on a value that cannot be sent.
+** behind) on a value that cannot be sent. Long strings are copied once,
+** straight into the frame (lua_concat builds the result in place).
 */
 static int l_lua_encode(lua_State *L) {
   cp_enc e;
-  unsigned char *p;
+  struct cp_seg segs[SEG_MAX];
+  size_t off;
+  int np;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  cp_enc_init(&e, L, FRAME_MAX + 4);
-  if ((p = enc_room(&e, 4)) == NULL)
+  if (encode_frame(L, &e, segs, 1))
     return cp_enc_raise(&e);
-  e.b->n = 4;
-  if (enc_value(&e, 1)) {
-    lua_settop(L, e.path);
-    return cp_enc_raise(&e);
-  }
-  put_u32((unsigned char *)e.b->p, (uint32_t)(e.b->n - 4));
-  lua_pushlstring(L, e.b->p, e.b->n);
+  luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot encode");
+  np = push_rest(L, &e, 0, &off);
   cp_wbuf_free(e.b);
+  if (np > 1)
+    lua_concat(L, np);
   return 1;
+}
+
+/*
+** core.lua_send(fd | false, value) -> status, off, piece...
+** Encodes the value as lua_encode does (raising, before anything is
+** written, on a value that cannot be sent), then with an fd writes the
+** frame to that socket at once (one sendmsg, MSG_NOSIGNAL, non-blocking)
+** straight from the encoder's buffer and from the long strings of the
+** value themselves: no frame string is made. status: bytes written (0
+** when it would block, or without an fd), or -errno when the write
+** failed. The pieces are what is left to write, in order (none when all
+** went): strings to queue, the first to be resumed at offset 'off'.
+** Together they hold no copy of a long string: those are the value's
+** own strings.
+*/
+static int l_lua_send(lua_State *L) {
+  cp_enc e;
+  struct cp_seg segs[SEG_MAX];
+  int fd = lua_toboolean(L, 1) ? (int)luaL_checkinteger(L, 1) : -1;
+  lua_Integer status = 0;
+  size_t written = 0, off;
+  int base, np;
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  if (encode_frame(L, &e, segs, 2))
+    return cp_enc_raise(&e);
+  if (fd >= 0) {
+    struct iovec iov[2 * SEG_MAX + 1];
+    struct msghdr m;
+    ssize_t r;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)frame_iov(&e, iov);
+    do r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+      status = (lua_Integer)(written = (size_t)r);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+      status = -(lua_Integer)errno;
+  }
+  luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot send");
+  base = lua_gettop(L);
+  lua_pushinteger(L, status);
+  lua_pushinteger(L, 0);
+  np = push_rest(L, &e, written, &off);
+  cp_wbuf_free(e.b);
+  lua_pushinteger(L, (lua_Integer)off);
+  lua_replace(L, base + 2);
+  return 2 + np;
 }
 /* }====================================================== */
 
@@ -833,9 +1019,14 @@ static int l_feed(lua_State *L) {
 }
 
 /*
-** dec:readfd(fd, out) -> n, got: one read(2) from fd straight into the
-** buffer (no Lua string in between), then as feed.  got: bytes read, 0 at
-** end of file, false when the read would block, or -errno.
+** dec:readfd(fd, out) -> n, got, full: one read(2) from fd straight into
+** the buffer (no Lua string in between), then as feed.  got: bytes read,
+** 0 at end of file, false when the read would block, or -errno.  full:
+** the read took all it asked for (more may be waiting), so a short read
+** means the socket is empty.  The read asks for at least READ_CHUNK, for
+** the rest of a 'lua' frame whose size is known (up to READ_BIG), and
+** for all the room the buffer already has: a big frame comes in with few
+** calls, into memory already there.
 */
 static int l_readfd(lua_State *L) {
   decoder *d = check_decoder(L);
@@ -859,6 +1050,7 @@ static int l_readfd(lua_State *L) {
     size_t rest = 4 + plen - (d->w - d->r);
     if (plen <= d->max && rest > want) want = rest < READ_BIG ? rest : READ_BIG;
   }
+  if (d->cap - d->w > want) want = d->cap - d->w;
   if ((p = dec_reserve(d, want)) == NULL)
     return luaL_error(L, "not enough memory");
   do got = read(fd, p, want); while (got < 0 && errno == EINTR);
@@ -872,7 +1064,8 @@ static int l_readfd(lua_State *L) {
   if ((r = decode_all(L, d, &n)) != 0) return r;
   lua_pushinteger(L, n);
   lua_pushinteger(L, got);
-  return 2;
+  lua_pushboolean(L, (size_t)got == want);
+  return 3;
 }
 
 /* dec:pending() -> bytes buffered: a message cut off by the peer's exit */
@@ -923,6 +1116,7 @@ static int l_decoder(lua_State *L) {
 CP_API int cp_codec_open(lua_State *L) {
   static const luaL_Reg core_fns[] = {
     {"lua_encode", l_lua_encode},
+    {"lua_send", l_lua_send},
     {"json_encode", cp_json_encode},
     {"decoder", l_decoder},
     {NULL, NULL}
