@@ -284,22 +284,27 @@ local function setup_stdio(plan, s, self)
       if not childfd then return stdio_fail(after, stdio, err, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
-    elseif math.type(e) == 'integer' then
-      fdmap[i] = e
     else
+      fdmap[i] = M.stdio_fd(e) or -1
       local mt = getmetatable(e)
       if mt == M.Readable or mt == M.Writable then
-        fdmap[i] = e:fileno() or -1
         -- the child shares the file description: it expects blocking I/O
         if fdmap[i] >= 0 then core.nonblock(fdmap[i], false) end
         given = given or {}
         given[#given + 1] = e
-      else
-        fdmap[i] = core.fileno(e) or -1
       end
     end
   end
   return fdmap, stdio, after, given
+end
+
+-- The fd a stdio entry names: an integer, a childproc stream, or a Lua
+-- file (nil when the stream or file is closed).
+function M.stdio_fd(e)
+  if math.type(e) == 'integer' then return e end
+  local mt = getmetatable(e)
+  if mt == M.Readable or mt == M.Writable then return e:fileno() end
+  return core.fileno(e)
 end
 
 -- Start the child described by plan; events come later, from the loop.

@@ -106,15 +106,8 @@ local function setup(plan, input)
       else
         fdmap[i] = -1
       end
-    elseif math.type(e) == 'integer' then
-      fdmap[i] = e
     else
-      local mt = getmetatable(e)
-      if mt == M.Readable or mt == M.Writable then
-        fdmap[i] = e:fileno() or -1
-      else
-        fdmap[i] = core.fileno(e) or -1
-      end
+      fdmap[i] = M.stdio_fd(e) or -1
     end
   end
   return fdmap, after, readers, writer

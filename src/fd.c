@@ -35,6 +35,19 @@ static int own2(lua_State *L, cp_Loop *lp, int fds[2]) {
   return 2;
 }
 
+/* push a new fd (or the errno of the call that failed to make it), now
+** owned by the core */
+static int push_owned(lua_State *L, int fd) {
+  int err;
+  if (fd < 0) return cp_fail(L, errno);
+  if ((err = cp_own(cp_getloop(L), fd, CP_FD_PLAIN)) != 0) {
+    close(fd);
+    return cp_fail(L, err);
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 /* core.pipe() -> rfd, wfd */
 static int fd_pipe(lua_State *L) {
   int fds[2];
@@ -56,28 +69,13 @@ static int fd_open(lua_State *L) {
   const char *mode = luaL_optstring(L, 2, "r");
   int flags = strcmp(mode, "rw") == 0 ? O_RDWR
             : strcmp(mode, "w") == 0 ? O_WRONLY : O_RDONLY;
-  int fd = open(path, flags | O_CLOEXEC);
-  int err;
-  if (fd < 0) return cp_fail(L, errno);
-  if ((err = cp_own(cp_getloop(L), fd, CP_FD_PLAIN)) != 0) {
-    close(fd);
-    return cp_fail(L, err);
-  }
-  lua_pushinteger(L, fd);
-  return 1;
+  return push_owned(L, open(path, flags | O_CLOEXEC));
 }
 
 /* core.dup(fd) -> a close-on-exec copy owned by the core */
 static int fd_dup(lua_State *L) {
-  int fd = fcntl((int)luaL_checkinteger(L, 1), F_DUPFD_CLOEXEC, 3);
-  int err;
-  if (fd < 0) return cp_fail(L, errno);
-  if ((err = cp_own(cp_getloop(L), fd, CP_FD_PLAIN)) != 0) {
-    close(fd);
-    return cp_fail(L, err);
-  }
-  lua_pushinteger(L, fd);
-  return 1;
+  int fd = (int)luaL_checkinteger(L, 1);
+  return push_owned(L, fcntl(fd, F_DUPFD_CLOEXEC, 3));
 }
 
 /* core.close(fd): 0-2 are never closed (they belong to the host) */
