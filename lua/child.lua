@@ -242,28 +242,22 @@ local function setup_stdio(plan, s, self)
   for i, e in ipairs(plan.stdio) do
     local fd = i - 1
     if e == 'pipe' then
-      local r, w = core.pipe()
-      if not r then return stdio_fail(after, stdio, w, 'pipe') end
-      if fd == 0 then
-        fdmap[i] = r
-        after[#after + 1] = r
-        core.nonblock(w, true)
-        stdio[fd] = M.writable(w)
-      elseif fd <= 2 then
-        fdmap[i] = w
-        after[#after + 1] = w
-        core.nonblock(r, true)
-        stdio[fd] = M.readable(r)
+      -- stdout and stderr are pipes, the fastest to read; stdin and extra
+      -- fds are sockets (as all of Node's are): writing to one never raises
+      -- SIGPIPE, and an extra fd can go both ways
+      local mine, theirs, what
+      if fd == 1 or fd == 2 then
+        mine, theirs = core.pipe()
+        what = 'pipe'
       else
-        -- extra fds are sockets, so the child may read or write them
-        local a, b = core.socketpair()
-        core.close(r); core.close(w)
-        if not a then return stdio_fail(after, stdio, b, 'socketpair') end
-        fdmap[i] = b
-        after[#after + 1] = b
-        core.nonblock(a, true)
-        stdio[fd] = M.readable(a)
+        mine, theirs = core.socketpair()
+        what = 'socketpair'
       end
+      if not mine then return stdio_fail(after, stdio, theirs, what) end
+      fdmap[i] = theirs
+      after[#after + 1] = theirs
+      core.nonblock(mine, true)
+      stdio[fd] = fd == 0 and M.writable(mine) or M.readable(mine)
     elseif e == 'inherit' then
       fdmap[i] = core.isopen(fd) and fd or -1
     elseif e == 'ignore' then

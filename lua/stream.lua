@@ -209,8 +209,23 @@ local function w_close(s, self, err)
   emit(s, self, 'close')
 end
 
+local w_flush
+
+-- Wait for the fd to take more (it is full), holding the loop meanwhile.
+local function w_arm(s, self)
+  if s.holding then return end
+  s.holding = true
+  M.ref()
+  local fn = s.onready
+  if not fn then  -- the fd handler, made the first time the fd is full
+    fn = function() w_flush(s, self) end
+    s.onready = fn
+  end
+  M.setev(s.fd, W, fn)
+end
+
 -- Write out as much of the queue as the fd takes now.
-local function w_flush(s, self)
+function w_flush(s, self)
   local q, cbs = s.queue, s.cbs
   while q and s.head <= s.tail do
     if s.broken then  -- the reader is gone for good
@@ -253,15 +268,8 @@ local function w_flush(s, self)
         w_close(s, self)
       end)
     end
-  elseif not s.holding then
-    s.holding = true
-    M.ref()
-    local fn = s.onready
-    if not fn then  -- the fd handler, made the first time the fd is full
-      fn = function() w_flush(s, self) end
-      s.onready = fn
-    end
-    M.setev(s.fd, W, fn)
+  else
+    w_arm(s, self)
   end
 end
 
@@ -300,7 +308,7 @@ function wmethods.write(self, data, cb)
     return w_queued(s) < HIGH_WATER
   end
   local q = s.queue
-  local off = 0
+  local off, full = 0, false
   if (not q or s.head > s.tail) and not s.broken then
     -- nothing queued: write it now, and queue only what the fd leaves
     local n = write(s.fd, data, 0)
@@ -308,7 +316,10 @@ function wmethods.write(self, data, cb)
       if cb then defer(cb) end
       return w_queued(s) < HIGH_WATER
     end
-    if n then off = n end  -- false (full) or an error w_flush meets again
+    -- partial or full: wait for the fd (a sync stream retries at once);
+    -- an error: w_flush meets it again
+    if n then off = n end
+    full = n ~= nil and not s.sync
   end
   if not q then
     q = {}
@@ -318,7 +329,10 @@ function wmethods.write(self, data, cb)
   q[s.tail] = data
   s.cbs[s.tail] = cb or false
   s.queued = s.queued + #data - off
-  if s.head == s.tail then s.off = off; w_flush(s, self) end
+  if s.head == s.tail then
+    s.off = off
+    if full then w_arm(s, self) else w_flush(s, self) end
+  end
   local ok = w_queued(s) < HIGH_WATER  -- nil: closed by the flush
   if not ok then s.needdrain = true end
   return ok

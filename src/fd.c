@@ -21,9 +21,9 @@ CP_API int cp_fail(lua_State *L, int err) {
   return 2;
 }
 
-static int own2(lua_State *L, cp_Loop *lp, int fds[2]) {
-  int err = cp_own(lp, fds[0], CP_FD_PLAIN);
-  if (err == 0) err = cp_own(lp, fds[1], CP_FD_PLAIN);
+static int own2(lua_State *L, cp_Loop *lp, int fds[2], int kind) {
+  int err = cp_own(lp, fds[0], kind);
+  if (err == 0) err = cp_own(lp, fds[1], kind);
   if (err != 0) {
     cp_disown(lp, fds[0]);
     close(fds[0]);
@@ -52,7 +52,7 @@ static int push_owned(lua_State *L, int fd) {
 static int fd_pipe(lua_State *L) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return cp_fail(L, errno);
-  return own2(L, cp_getloop(L), fds);
+  return own2(L, cp_getloop(L), fds, CP_FD_PIPE);
 }
 
 /* core.socketpair() -> fd, fd (stream sockets, for message channels) */
@@ -60,7 +60,7 @@ static int fd_socketpair(lua_State *L) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return cp_fail(L, errno);
-  return own2(L, cp_getloop(L), fds);
+  return own2(L, cp_getloop(L), fds, CP_FD_SOCK);
 }
 
 /* core.open(path, 'r'|'w'|'rw') -> fd */
@@ -142,12 +142,14 @@ static int fd_read(lua_State *L) {
 ** SIGPIPE the write itself raised is consumed before the mask comes back.
 ** Sockets need none of this (MSG_NOSIGNAL).
 */
-static ssize_t write_nosigpipe(int fd, const char *p, size_t len) {
+static ssize_t write_nosigpipe(int fd, int kind, const char *p, size_t len) {
   sigset_t pipe_set, old, pending;
   ssize_t n;
   int err, was_pending;
-  n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n >= 0 || errno != ENOTSOCK) return n;
+  if (kind != CP_FD_PIPE) {  /* a socket, or an fd we know nothing of */
+    n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0 || errno != ENOTSOCK) return n;
+  }
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   sigpending(&pending);
@@ -170,13 +172,15 @@ static ssize_t write_nosigpipe(int fd, const char *p, size_t len) {
 ** when it resumes a partial write.
 */
 static int fd_write(lua_State *L) {
+  cp_Loop *lp = cp_getloop(L);
   int fd = (int)luaL_checkinteger(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   lua_Integer off = luaL_optinteger(L, 3, 0);
+  int kind = fd >= 0 && fd < lp->nowned ? lp->kind[fd] : CP_FD_NONE;
   ssize_t n;
   luaL_argcheck(L, off >= 0 && (size_t)off <= len, 3, "offset out of range");
-  do n = write_nosigpipe(fd, s + off, len - (size_t)off);
+  do n = write_nosigpipe(fd, kind, s + off, len - (size_t)off);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
