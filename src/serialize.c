@@ -922,6 +922,14 @@ static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
   return 3;
 }
 
+/* a dead decoder's answer to every call: nil, its error, 0 */
+static int dead_result(lua_State *L) {
+  lua_pushnil(L);
+  cp_getuservalue(L, 1);
+  lua_pushinteger(L, 0);
+  return 3;
+}
+
 /*
 ** dec:feed(chunk, out) -> n: decodes every complete message into
 ** out[1..n]. On a bad frame: nil, msg, n, where out[1..n] still holds
@@ -1004,12 +1012,7 @@ static int l_feed(lua_State *L) {
   lua_Integer n = 0;
   int r;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (d->dead) {
-    lua_pushnil(L);
-    cp_getuservalue(L, 1);
-    lua_pushinteger(L, 0);
-    return 3;
-  }
+  if (d->dead) return dead_result(L);
   lua_settop(L, 3);
   if (len > 0 && dec_append(d, s, len))
     return luaL_error(L, "not enough memory");
@@ -1037,12 +1040,7 @@ static int l_readfd(lua_State *L) {
   char *p;
   int r;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (d->dead) {
-    lua_pushnil(L);
-    cp_getuservalue(L, 1);
-    lua_pushinteger(L, 0);
-    return 3;
-  }
+  if (d->dead) return dead_result(L);
   lua_settop(L, 3);
   /* a 'lua' frame whose size is known is read in as few calls as fit */
   if (d->kind == K_LUA && d->w - d->r >= 4) {
