@@ -52,13 +52,15 @@ local function maxbuffer_error(name)
                       message = name .. ' maxBuffer length exceeded' })
 end
 
+local NAMES = { 'stdout', 'stderr' }
+
 local function run(fname, file, args, opts, cb, cmd)
   local spawnopts, maxbuf = M.exec_options(fname, opts)
   local plan = M.spawn_plan(fname, file, args, spawnopts)
 
-  local out, nbytes = { {}, {} }, { 0, 0 }  -- chunks and byte counts, per stream
-  local full = { false, false }              -- past maxBuffer: bytes dropped
-  local names = { 'stdout', 'stderr' }
+  -- per stream i (1 stdout, 2 stderr): chunks[i] kept, nbytes[i] seen;
+  -- past maxBuffer nbytes[i] is false and further bytes are dropped
+  local chunks, nbytes = { {}, {} }, { 0, 0 }
   local ex, killed, done = nil, false, false
   local child, s
 
@@ -72,12 +74,30 @@ local function run(fname, file, args, opts, cb, cmd)
     child:kill(plan.killSignal)
   end
 
+  local function collect(i, chunk)
+    local seen = nbytes[i]
+    if not seen then return end
+    local len = seen + #chunk
+    if len > maxbuf then
+      local keep = maxbuf - seen
+      nbytes[i] = false
+      if cb and keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
+      if not ex then ex = maxbuffer_error(NAMES[i]) end
+      kill()
+    else
+      nbytes[i] = len
+      if cb then chunks[i][#chunks[i] + 1] = chunk end
+    end
+  end
+
+  local function onerror(e) if not ex then ex = e end end
+
   local function finish(code)
     if done then return end
     done = true
     if not cb then return end
-    local stdout, stderr = concat(out[1]), concat(out[2])
-    out = nil
+    local stdout, stderr = concat(chunks[1]), concat(chunks[2])
+    chunks = nil
     local signal = s.signalCode
     if not ex and code == 0 and signal == nil and not s.spawnerror then
       return cb(nil, stdout, stderr)
@@ -105,29 +125,17 @@ local function run(fname, file, args, opts, cb, cmd)
 
   child, s = M.start(plan)
 
-  for i = 1, 2 do
-    local stream = s.stdio[i]
-    if stream then
-      local chunks, name = out[i], names[i]
-      stream:on('data', function(chunk)
-        if full[i] then return end
-        local len = nbytes[i] + #chunk
-        if len > maxbuf then
-          local keep = maxbuf - nbytes[i]
-          nbytes[i], full[i] = maxbuf, true
-          if cb and keep > 0 then chunks[#chunks + 1] = chunk:sub(1, keep) end
-          if not ex then ex = maxbuffer_error(name) end
-          kill()
-        else
-          nbytes[i] = len
-          if cb then chunks[#chunks + 1] = chunk end
-        end
-      end)
-      stream:on('error', function(e) if not ex then ex = e end end)
-    end
+  local out, err = s.stdio[1], s.stdio[2]
+  if out then
+    out:on('data', function(chunk) collect(1, chunk) end)
+    out:on('error', onerror)
+  end
+  if err then
+    err:on('data', function(chunk) collect(2, chunk) end)
+    err:on('error', onerror)
   end
 
-  child:on('error', function(e) if not ex then ex = e end end)
+  child:on('error', onerror)
   child:on('exit', function()
     -- what it wrote before exiting has been read (child.lua drains the
     -- pipes before 'exit'); after a kill, stop waiting for the pipes
