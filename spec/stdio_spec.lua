@@ -14,6 +14,16 @@ describe('stdio', function()
     c:wait()
   end)
 
+  it("'pipe' is a socket for stdin, a pipe for stdout and stderr", function()
+    local c = cp.spawn('sh', { '-c', 'readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2' })
+    local out = ''
+    c.stdout:on('data', function(d) out = out .. d end)
+    assert.same({ 0, nil }, { c:wait() })
+    local kinds = {}
+    for l in out:gmatch('[^\n]+') do kinds[#kinds + 1] = l:match('^(%a+):') end
+    assert.same({ 'socket', 'pipe', 'pipe' }, kinds)
+  end)
+
   it('extra pipe fds: the child writes to fd 3, we read child.stdio[3]', function()
     local c = cp.spawn('sh', { '-c', 'echo three >&3; echo one' },
                        { stdio = { 'pipe', 'pipe', 'pipe', 'pipe' } })
