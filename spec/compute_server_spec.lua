@@ -183,6 +183,9 @@ describe('examples/compute_server.lua', function()
     for i, path in ipairs({ '/compute?n=1000', '/compute?n=2000', '/' }) do
       get(port, path, function(status, body) answers[i] = { status, body } end)
     end
+    -- the answers may be read after the server's exit is seen
+    run_until(function() return answers[1] and answers[2] and answers[3] end,
+      20000, 'three answers')
     local code = wait_server(server, 20000)
     assert.equal(0, code)
     assert.same({ { 200, 'Sum is 499500' }, { 200, 'Sum is 1999000' },
