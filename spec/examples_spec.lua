@@ -3,10 +3,6 @@
 -- Output goes to files, not pipes, so a stray grandchild holding stdout
 -- open can never make a read wait: every wait here is bounded by timeout.
 
-local function shq(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 local function capture(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read('a')
@@ -14,26 +10,7 @@ local function capture(cmd)
   return out
 end
 
-local function readfile(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local s = f:read('a')
-  f:close()
-  return s
-end
-
-local function writefile(path, data)
-  local f = assert(io.open(path, 'wb'))
-  f:write(data)
-  f:close()
-end
-
--- The repo root: the parent of this file's directory, made absolute.
-local ROOT do
-  local src = debug.getinfo(1, 'S').source:sub(2)
-  local dir = src:match('^(.*)/spec/[^/]*$') or '.'
-  ROOT = capture('cd ' .. shq(dir) .. ' && pwd -P'):gsub('\n$', '')
-end
+-- shq, readfile, writefile and ROOT (the repository) come from spec/helper.lua
 local EXAMPLES = ROOT .. '/examples'
 
 -- Examples that are not run on their own: children started by others.

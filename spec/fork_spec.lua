@@ -4,14 +4,6 @@ local cp = require 'childproc'
 
 local FIX = ROOT .. '/spec/fixtures/'
 
--- an env option for a child: t plus what a sanitizer build (make
--- sanitize) needs in every process, and PATH
-local function env(t)
-  for _, k in ipairs({ 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'PATH' }) do
-    if t[k] == nil then t[k] = os.getenv(k) end
-  end
-  return t
-end
 
 local function fork(name, args, opts)
   return cp.fork(FIX .. name, args, opts)
@@ -38,10 +30,8 @@ local function roundtrip(child, box, v, ms)
   return box[n + 1]
 end
 
--- wait_close, for a child that may have closed already (while the loop
--- ran for something else), with the child's state in a failure message
+-- wait_close, with the child's state in a failure message
 local function wait_closed(child, ms)
-  if cp._M.cself(child).closed then return end
   local ok, err = pcall(wait_close, child, ms)
   if ok then return end
   local s = cp._M.cself(child)
@@ -88,7 +78,7 @@ describe('fork', function()
   it('runs execPath (default: this interpreter) with execArgv, args and the resolved modulePath', function()
     local child = cp.fork('spec/fixtures/fork_info.lua', { 'one', 2, 'three four' },
       { execArgv = { '-e', 'FROM_EXECARGV = "yes"' }, cwd = '/tmp',
-        env = env({ FORK_MARKER = 'm1' }) })
+        env = childenv({ FORK_MARKER = 'm1' }) })
     local box = inbox(child)
     wait_messages(box, 1)
     local info = box[1]
@@ -111,7 +101,7 @@ describe('fork', function()
   end)
 
   it('finds the module in the child even when LUA_CPATH does not', function()
-    local child = fork('fork_info.lua', {}, { env = env({ LUA_CPATH = '/nowhere/?.so' }) })
+    local child = fork('fork_info.lua', {}, { env = childenv({ LUA_CPATH = '/nowhere/?.so' }) })
     local box = inbox(child)
     wait_messages(box, 1)
     assert.equal(child.pid, box[1].pid)

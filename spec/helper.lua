@@ -13,7 +13,7 @@
 --                                  no new fd left open
 --   luaproc(code, opts)            run code in a fresh lua5.4 interpreter
 --   badargs(cases)                 table-driven bad-argument specs
---   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close
+--   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 
 local lfs = require 'lfs'
 local cp = require 'childproc'
@@ -180,6 +180,15 @@ function run_all(ms, mode)
 end
 
 -- Run the loop until child has emitted 'close'; returns its arguments.
+-- An env option for a child: t plus PATH and what a sanitizer build
+-- (make sanitize) needs in every process.
+function childenv(t)
+  for _, k in ipairs({ 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'PATH' }) do
+    if t[k] == nil then t[k] = os.getenv(k) end
+  end
+  return t
+end
+
 -- A 'close' that already came (while the spec waited on something else)
 -- is read from the child's state instead of being waited for again.
 function wait_close(child, ms)

@@ -7,23 +7,9 @@ local core = cp._core
 
 local FIX = ROOT .. '/spec/fixtures/'
 
--- wait_close, for a child that may have closed already (while the loop
--- ran for something else)
-local function wait_closed(child, ms)
-  if cp._M.cself(child).closed then return end
-  return wait_close(child, ms)
-end
 local IPC = { 'ignore', 'ignore', 'pipe', 'ipc' }
 
--- an env option for a child: t plus what a sanitizer build (make
--- sanitize) needs in every process, and PATH
-local function env(t)
-  for _, k in ipairs({ 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'PATH' }) do
-    if t[k] == nil then t[k] = os.getenv(k) end
-  end
-  return t
-end
-local LUAENV = env({ LUA_CPATH = ROOT .. '/?.so;;' })
+local LUAENV = childenv({ LUA_CPATH = ROOT .. '/?.so;;' })
 
 -- bytes as printf %b escapes, for spec/fixtures/ipc_writer.sh
 local function esc(s)
@@ -74,7 +60,7 @@ describe('a channel made by spawn with an ipc entry', function()
     local frames = core.lua_encode({ a = 1 }) .. core.lua_encode('two') .. core.lua_encode(3.5)
     local child = writer(frames)
     local rec = watch(child)
-    wait_closed(child)
+    wait_close(child)
     assert.same({ { 'message', { a = 1 } }, { 'message', 'two' }, { 'message', 3.5 } },
       rec:only({ 'message', 'error' }))
     assert.equal('close', rec:names()[#rec.events])
@@ -92,7 +78,7 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.truthy(tostring(err):find('malformed', 1, true), tostring(err))
     assert.is_false(child.connected)
     child:kill()
-    wait_closed(child)
+    wait_close(child)
   end)
 
   it('a frame that declares more than maxMessageSize is refused before it arrives', function()
@@ -102,7 +88,7 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.same({ 'error', 'disconnect' }, rec:names())
     assert.equal('ERR_IPC_MESSAGE_TOO_LARGE', rec:get('error')[2].code)
     child:kill()
-    wait_closed(child)
+    wait_close(child)
     -- and a smaller limit of the parent's own
     local c2 = writer(core.lua_encode(('x'):rep(2000)), 5, { maxMessageSize = 1000 })
     local rec2 = watch(c2)
@@ -110,7 +96,7 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.same({ 'error', 'disconnect' }, rec2:names())
     assert.equal('ERR_IPC_MESSAGE_TOO_LARGE', rec2:get('error')[2].code)
     c2:kill()
-    wait_closed(c2)
+    wait_close(c2)
   end)
 
   it("without an 'error' listener the bad frame raises from cp.run, and the channel is closed", function()
@@ -120,14 +106,14 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.truthy(tostring(err):find('malformed', 1, true), tostring(err))
     assert.is_false(child.connected)
     child:kill()
-    wait_closed(child)
+    wait_close(child)
   end)
 
   it('a peer that exits mid-message: a disconnect, no partial message', function()
     local frame = core.lua_encode(('m'):rep(100000))
     local child = writer(core.lua_encode('whole') .. frame:sub(1, 5000))
     local rec = watch(child)
-    wait_closed(child)
+    wait_close(child)
     assert.same({ { 'message', 'whole' } }, rec:only({ 'message', 'error' }))
     assert.truthy(rec:index('disconnect'))
     assert.equal('close', rec:names()[#rec.events])
@@ -141,7 +127,7 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.same({ ok = true }, rec.events[1][2])
     assert.equal('ERR_IPC_BAD_MESSAGE', rec:get('error')[2].code)
     child:kill()
-    wait_closed(child)
+    wait_close(child)
   end)
 
   it('the json mode: a cut-off last line is dropped; internal NODE_ messages do not reach message', function()
@@ -149,7 +135,7 @@ describe('a channel made by spawn with an ipc entry', function()
     local rec = watch(child)
     local internal = {}
     child:on('internalMessage', function(m) internal[#internal + 1] = m end)
-    wait_closed(child)
+    wait_close(child)
     assert.same({ 'message', 'disconnect' }, rec:only({ 'message', 'error', 'disconnect' })
       and { rec:names()[1], rec:names()[2] })
     local arr = rec.events[1][2]
@@ -169,7 +155,7 @@ describe('a channel made by spawn with an ipc entry', function()
     assert.is_true(n <= 1000)
     assert.is_true(s._ch.queued >= 64 * 1024)
     child:kill()
-    wait_closed(child)
+    wait_close(child)
     -- what never went out is reported to its callback
     assert.is_true(#cbs >= 1)
     assert.equal('ERR_IPC_CHANNEL_CLOSED', cbs[#cbs].code)
@@ -202,7 +188,7 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
       assert.same({ i = 'integer', f = 'float', h = 'float', t = 'table', b = 'boolean' },
         box[2].kinds)
       child:send({ op = 'stop' })
-      wait_closed(child)
+      wait_close(child)
       assert.equal(0, child.exitCode, mode)
     end
   end)
@@ -219,7 +205,7 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
       assert.equal(0, s._ch.queued)
     end
     child:disconnect()
-    wait_closed(child)
+    wait_close(child)
     assert.equal(0, child.exitCode)
   end)
 
@@ -228,7 +214,7 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
     local err = {}
     child.stderr:on('data', function(c) err[#err + 1] = c end)
     child:send({ op = 'error' })
-    wait_closed(child)
+    wait_close(child)
     assert.equal(1, child.exitCode)
     local text = table.concat(err)
     assert.truthy(text:find('boom in a json worker', 1, true), text)
@@ -246,7 +232,7 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
     run_until(function() return #box >= 1 end, 10000)
     assert.equal(box[1], box[1].me)
     child:disconnect()
-    wait_closed(child)
+    wait_close(child)
     assert.equal(0, child.exitCode)
   end)
 end)

@@ -6,12 +6,6 @@ local core = cp._core
 
 local FIX = ROOT .. '/spec/fixtures/'
 
--- wait_close, for a child that may have closed already (while the loop
--- ran for something else)
-local function wait_closed(child, ms)
-  if cp._M.cself(child).closed then return end
-  return wait_close(child, ms)
-end
 local has_node = os.execute('command -v node >/dev/null 2>&1')
 
 local function json_decode(line)
@@ -63,7 +57,7 @@ describe_node('a Lua parent forking a Node script', function()
     child:send({ op = 'stop' })  -- Node disconnects from its side
     local rec = recorder()
     rec:listen(child, { 'disconnect', 'exit' })
-    wait_closed(child)
+    wait_close(child)
     assert.equal(0, child.exitCode)
     assert.truthy(rec:index('disconnect'))
   end)
@@ -83,7 +77,7 @@ describe_node('a Lua parent forking a Node script', function()
     -- 3.0 is sent as 3.0: Node reads a number, a Lua peer gets a float
     assert.equal(3, back.float)
     child:disconnect()
-    wait_closed(child)
+    wait_close(child)
   end)
 
   it('keeps Node internal messages (cmd NODE_*) away from message listeners', function()
@@ -94,7 +88,7 @@ describe_node('a Lua parent forking a Node script', function()
     assert.same({ after = 'internal' }, r)
     assert.same({ { cmd = 'NODE_CUSTOM_THING', x = 1 } }, internal)
     child:disconnect()
-    wait_closed(child)
+    wait_close(child)
   end)
 
   it('Lua disconnect(): the Node child sees it and exits 0; close comes last', function()
@@ -102,7 +96,7 @@ describe_node('a Lua parent forking a Node script', function()
     local rec = recorder()
     rec:listen(child, { 'disconnect', 'exit', 'close' })
     child:disconnect()
-    wait_closed(child)
+    wait_close(child)
     assert.same({ 'disconnect', 'exit', 'close' }, rec:names())
     assert.equal(0, child.exitCode)
   end)
@@ -110,7 +104,7 @@ describe_node('a Lua parent forking a Node script', function()
   it("delivers the Node child's message sent just before process.exit", function()
     start()
     child:send({ op = 'exit', code = 4 })
-    wait_closed(child)
+    wait_close(child)
     assert.same({ last = true }, box[#box])
     assert.equal(4, child.exitCode)
   end)
