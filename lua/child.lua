@@ -218,6 +218,28 @@ local function stream_closed(s, self)
   maybe_close(s, self)
 end
 
+-- The child's fd for a stdio entry that needs no new pipe: 'inherit',
+-- 'ignore', an integer, a childproc stream or a Lua file (-1: closed in
+-- the child).  /dev/null is opened once per spawn: t.devnull, also listed
+-- in t.after (fds to close once the child runs).  nil, errno on failure.
+function M.stdio_source(e, fd, t)
+  if e == 'inherit' then return core.isopen(fd) and fd or -1 end
+  if e == 'ignore' then
+    if fd > 2 then return -1 end
+    if not t.devnull then
+      local nfd, err = core.open('/dev/null', 'rw')
+      if not nfd then return nil, err end
+      t.devnull = nfd
+      t.after[#t.after + 1] = nfd
+    end
+    return t.devnull
+  end
+  if math.type(e) == 'integer' then return e end
+  local mt = getmetatable(e)
+  if mt == M.Readable or mt == M.Writable then return e:fileno() or -1 end
+  return core.fileno(e) or -1
+end
+
 local function stdio_fail(after, stdio, err, syscall)
   for _, fd in ipairs(after) do core.close(fd) end
   for _, st in pairs(stdio) do st:destroy() end
@@ -238,7 +260,7 @@ end
 -- child's ends), the streams given to the child (nil when none).
 local function setup_stdio(plan, s, self)
   local fdmap, stdio, after, given = { nil, nil, nil }, {}, { nil, nil }, nil
-  local devnull
+  local st = { after = after }   -- for M.stdio_source
   for i, e in ipairs(plan.stdio) do
     local fd = i - 1
     if e == 'pipe' then
@@ -258,28 +280,15 @@ local function setup_stdio(plan, s, self)
       after[#after + 1] = theirs
       core.nonblock(mine, true)
       stdio[fd] = fd == 0 and M.writable(mine) or M.readable(mine)
-    elseif e == 'inherit' then
-      fdmap[i] = core.isopen(fd) and fd or -1
-    elseif e == 'ignore' then
-      if fd <= 2 then
-        if not devnull then
-          devnull = assert(core.open('/dev/null', 'rw'))
-          after[#after + 1] = devnull
-        end
-        fdmap[i] = devnull
-      else
-        fdmap[i] = -1
-      end
     elseif e == 'ipc' then
-      if not M.ipc_setup then
-        error("childproc: 'ipc' stdio is not available", 3)
-      end
       local childfd, err = M.ipc_setup(plan, s, self, fd)
       if not childfd then return stdio_fail(after, stdio, err, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
     else
-      fdmap[i] = M.stdio_fd(e) or -1
+      local src, err = M.stdio_source(e, fd, st)
+      if not src then return stdio_fail(after, stdio, err, 'open') end
+      fdmap[i] = src
       local mt = getmetatable(e)
       if mt == M.Readable or mt == M.Writable then
         -- the child shares the file description: it expects blocking I/O
@@ -292,14 +301,6 @@ local function setup_stdio(plan, s, self)
   return fdmap, stdio, after, given
 end
 
--- The fd a stdio entry names: an integer, a childproc stream, or a Lua
--- file (nil when the stream or file is closed).
-function M.stdio_fd(e)
-  if math.type(e) == 'integer' then return e end
-  local mt = getmetatable(e)
-  if mt == M.Readable or mt == M.Writable then return e:fileno() end
-  return core.fileno(e)
-end
 
 -- Start the child described by plan; events come later, from the loop.
 function M.start(plan)

@@ -69,7 +69,7 @@ end
 -- (closed after the spawn).  nil, errno, syscall when a pipe fails.
 local function setup(plan, input)
   local fdmap, after, readers, writer = {}, {}, {}, nil
-  local devnull
+  local st = { after = after }   -- for M.stdio_source
   local function undo(errno, syscall)
     for _, fd in ipairs(after) do close(fd) end
     for _, r in ipairs(readers) do close(r.fd) end
@@ -92,22 +92,10 @@ local function setup(plan, input)
         core.nonblock(r, true)
         readers[#readers + 1] = { fd = r, slot = fd, chunks = {}, n = 0 }
       end
-    elseif e == 'inherit' then
-      fdmap[i] = core.isopen(fd) and fd or -1
-    elseif e == 'ignore' then
-      if fd <= 2 then
-        if not devnull then
-          local nfd, err = core.open('/dev/null', 'rw')
-          if not nfd then return undo(err, 'open') end
-          devnull = nfd
-          after[#after + 1] = nfd
-        end
-        fdmap[i] = devnull
-      else
-        fdmap[i] = -1
-      end
     else
-      fdmap[i] = M.stdio_fd(e) or -1
+      local src, err = M.stdio_source(e, fd, st)
+      if not src then return undo(err, 'open') end
+      fdmap[i] = src
     end
   end
   return fdmap, after, readers, writer
