@@ -5,7 +5,7 @@ local core, M = ...
 
 local now, wait = core.now, core.wait
 local xpcall, traceback, error, type = xpcall, debug.traceback, error, type
-local floor, huge = math.floor, math.huge
+local floor = math.floor
 
 -- {====================================================== keep-alive
 
@@ -273,6 +273,12 @@ local function step(block)
       and (block ~= 'ref' or alive > 0) then
     local e = heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
+    -- before waiting for ever: watchers whose fd was closed under them
+    -- (epoll forgot it silently) let go, so they cannot hold us here
+    if ms < 0 and M.onpending then
+      M.onpending()
+      if block == 'ref' and alive <= 0 then ms = 0 end
+    end
   end
   if not run_fds(ms) then return end
   if not run_timers() then return end
@@ -287,10 +293,10 @@ local function raise_failure()
   end
 end
 
--- M.onpending (lua/watch.lua) lets go of watchers whose fd was closed
--- under them, before their count can keep the loop waiting for ever.
-local function pending()
-  if M.onpending and alive > 0 then M.onpending() end
+-- check: first let go of watchers whose fd was closed under them
+-- (M.onpending, lua/watch.lua: a syscall per watcher, so not every turn)
+local function pending(check)
+  if check and M.onpending and alive > 0 then M.onpending() end
   return alive > 0 or not qempty()
 end
 
@@ -311,7 +317,7 @@ function M.run(mode)
   else
     error(("bad argument #1 to 'run' (invalid mode '%s')"):format(tostring(mode)), 2)
   end
-  return pending()
+  return pending(true)
 end
 
 -- Run the loop until done() is true, whatever the keep-alive count says

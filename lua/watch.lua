@@ -98,9 +98,10 @@ local function stale(s)
   return not core.isopen(s.fd)
 end
 
--- Called by the loop each turn while something is referenced: a watcher
--- whose fd was closed under it stops by itself (epoll forgot the fd
--- silently; the watcher must not keep cp.run() waiting for ever).
+-- Called by the loop before it would wait for ever, and when cp.run()
+-- tells whether work remains: a watcher whose fd was closed under it stops
+-- by itself (epoll forgot the fd silently; the watcher must not keep
+-- cp.run() waiting for ever).
 function M.onpending()
   if next(active) == nil then return end
   local gone
