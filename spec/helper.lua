@@ -14,6 +14,7 @@
 --   luaproc(code, opts)            run code in a fresh lua5.4 interpreter
 --   badargs(cases)                 table-driven bad-argument specs
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
+--   (and every child:wait() is bounded: 30 s, then the spec fails)
 
 local lfs = require 'lfs'
 local cp = require 'childproc'
@@ -177,6 +178,23 @@ function run_all(ms, mode)
   guard:close()
   if not ok then error(res, 0) end
   return res
+end
+
+-- Every child:wait() in a spec is bounded the same way: a guard timer
+-- raises inside the loop wait() runs, so a 'close' that never comes fails
+-- the spec instead of hanging it.  The real wait() still does the work.
+do
+  local methods = cp._M.child_methods
+  local real_wait = methods.wait
+  methods.wait = function(self, ...)
+    local guard = cp.setTimeout(function()
+      error("child:wait(): no 'close' after 30 s", 0)
+    end, 30000):unref()
+    local r = table.pack(pcall(real_wait, self, ...))
+    guard:close()
+    if not r[1] then error(r[2], 0) end
+    return table.unpack(r, 2, r.n)
+  end
 end
 
 -- Run the loop until child has emitted 'close'; returns its arguments.
