@@ -12,7 +12,7 @@ local type, pairs, tostring, error, pcall, select =
 local R, W = 1, 2
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
-local READ_MAX = 256 * 1024         -- what core.read returns at most
+local READ_MAX = core.READ_MAX      -- what core.read returns at most
 local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 

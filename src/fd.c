@@ -223,4 +223,6 @@ static const luaL_Reg fd_funcs[] = {
 
 CP_API void cp_fd_open(lua_State *L) {
   cp_setfuncs(L, fd_funcs);
+  lua_pushinteger(L, CP_READ_MAX);  /* the most core.read returns */
+  lua_setfield(L, -3, "READ_MAX");
 }

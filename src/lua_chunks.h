@@ -2215,7 +2215,7 @@ static const struct { const char *name; const char *src; } cp_chunks[] = {
   "local R, W = 1, 2\n"
   "local HIGH_WATER = 64 * 1024        -- send() returns false from here on\n"
   "local MAX_READS = 64                -- reads per readiness event (16 MiB)\n"
-  "local READ_MAX = 256 * 1024         -- what core.read returns at most\n"
+  "local READ_MAX = core.READ_MAX      -- what core.read returns at most\n"
   "local DEFAULT_MAX = 1024 * 1024 * 1024\n"
   "local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up\n"
   "\n"
