@@ -18,7 +18,6 @@ M.EXEC_OPTIONS, M.EXECFILE_OPTIONS = EXEC_OPTIONS, EXECFILE_OPTIONS
 
 -- Output is always a Lua string of raw bytes: these encodings change nothing.
 local ENCODINGS = { utf8 = true, ['utf-8'] = true, buffer = true }
-M.EXEC_ENCODINGS = ENCODINGS
 
 -- The checks common to exec, execFile and the Sync family.  Returns a copy
 -- of opts without the keys spawn_plan does not know, and maxBuffer.

@@ -286,10 +286,6 @@ end
 
 local function w_queued(s) return s.queued or 0 end
 
-local function w_error_later(s, self, code, msg)
-  defer(emit, s, self, 'error', M.newerror({ code = code, message = msg }))
-end
-
 -- write(data [, cb]) -> false when 64 KiB or more are queued after it
 function wmethods.write(self, data, cb)
   local s = wself(self)

@@ -32,11 +32,6 @@ end
 
 -- {====================================================== arguments
 
--- luaL_argerror's wording, for the function the user called
-function M.argerror(fname, n, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
-
 function M.checktype(fname, n, v, t, optional)
   if v == nil and optional then return v end
   if type(v) ~= t then
