@@ -135,6 +135,7 @@ local N = {
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
+  ['c-epoll'] = 'c',
 }
 
 local BENCHES = {
@@ -192,6 +193,7 @@ local BENCHES = {
     { 'childproc', lua('childproc/ipc_rtt.lua', N.rtt) },
     { 'node', node('ipc_rtt.js', N.rtt) },
     { 'c-fork', c('ipc_rtt', N.rtt) },
+    { 'c-epoll', c('ipc_rtt', N.rtt, 'epoll') },
   } },
   { name = 'ipc_bulk', what = ('%d × 1 MiB message, each acked'):format(N.bulk), peers = {
     { 'childproc', lua('childproc/ipc_bulk.lua', N.bulk) },

@@ -66,7 +66,7 @@ local function emit(s, obj, name, ...)
     if name == 'error' then M.fail((...)) end
     return false
   end
-  if not islist(cur) then
+  if type(cur) == 'function' or getmetatable(cur) ~= LIST then
     local fn = once_of[cur]
     if fn then drop_once(s, name, cur); cur = fn end
     M.protect(cur, ...)

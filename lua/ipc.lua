@@ -299,8 +299,11 @@ end
 
 -- send(message [, callback]) -> boolean, for both sides
 local function send(fname, ch, message, a, b, c)
-  local cb = type(a) == 'function' and a or type(b) == 'function' and b
-    or type(c) == 'function' and c or nil
+  local cb = nil
+  if a or b or c then
+    cb = type(a) == 'function' and a or type(b) == 'function' and b
+      or type(c) == 'function' and c or nil
+  end
   if message == nil then
     error(("bad argument #1 to '%s' (a message expected, got nil)")
       :format(fname), 3)

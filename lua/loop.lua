@@ -264,14 +264,16 @@ end
 
 -- One turn of the loop.  block: wait for I/O or the next timer ('ref':
 -- only while something referenced is left after the queue has run).
+-- (The checks of qhead and nheap spare an idle part its call: a message
+-- round trip is a few turns of this.)
 local function step(block)
   local before = ncalls
-  if not run_queue() then return end
-  if not run_timers() then return end
+  if qhead <= qtail and not run_queue() then return end
+  if nheap > 0 and not run_timers() then return end
   local ms = 0
-  if block and qempty() and ncalls == before
+  if block and qhead > qtail and ncalls == before
       and (block ~= 'ref' or alive > 0) then
-    local e = heap_top()
+    local e = nheap > 0 and heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
     -- before waiting for ever: watchers whose fd was closed under them
     -- (epoll forgot it silently) let go, so they cannot hold us here
@@ -281,8 +283,8 @@ local function step(block)
     end
   end
   if not run_fds(ms) then return end
-  if not run_timers() then return end
-  run_queue()
+  if nheap > 0 and not run_timers() then return end
+  if qhead <= qtail then run_queue() end
 end
 
 local function raise_failure()
@@ -304,9 +306,9 @@ end
 function M.run(mode)
   mode = mode or 'default'
   if mode == 'default' then
-    while pending() do
+    while alive > 0 or qhead <= qtail do
       step('ref')
-      raise_failure()
+      if failure then raise_failure() end
     end
   elseif mode == 'once' then
     if pending() then step('ref') end

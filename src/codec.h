@@ -48,12 +48,21 @@ typedef struct cp_wbuf {
   size_t n;       /* bytes used */
   size_t cap;     /* bytes allocated */
   size_t limit;   /* largest allowed n */
+  int kept;       /* the state's reusable buffer (see cp_wbuf_get) */
+  int busy;       /* the kept buffer is in use by an encoder */
 } cp_wbuf;
 
 /* Pushes a new empty buffer userdata; returns it */
 CP_API cp_wbuf *cp_wbuf_new(lua_State *L, size_t limit);
+/*
+** Pushes an empty buffer: the state's kept one when no encoder uses it
+** (an encoder run by a __gc during another's gets a new one), so a
+** message costs no userdata and no malloc. cp_wbuf_free gives it back.
+*/
+CP_API cp_wbuf *cp_wbuf_get(lua_State *L, size_t limit);
 /* Room for 'need' more bytes at p + n, or NULL (out of memory/limit) */
 CP_API char *cp_wbuf_reserve(cp_wbuf *b, size_t need);
+/* Frees the block (the kept buffer keeps a small one) and lets go */
 CP_API void cp_wbuf_free(cp_wbuf *b);
 /* }====================================================== */
 
@@ -74,6 +83,8 @@ typedef struct cp_enc {
   int npath;         /* segments in the path table */
   int depth;         /* current table depth */
   lua_Integer nseen; /* tables numbered so far ('lua' back-references) */
+  const void *first; /* table number 1 ('lua'): kept out of the seen table
+                        so a message of one table makes no seen table */
   int withpath;      /* does the error message take a path? */
   char msg[96];      /* error message, without the path */
   /*

@@ -88,7 +88,9 @@ static uint64_t get_u64(const unsigned char *p) {
 ** =======================================================
 */
 static int wbuf_gc(lua_State *L) {
-  cp_wbuf_free((cp_wbuf *)lua_touserdata(L, 1));
+  cp_wbuf *b = (cp_wbuf *)lua_touserdata(L, 1);
+  b->kept = 0;
+  cp_wbuf_free(b);
   return 0;
 }
 
@@ -97,6 +99,7 @@ CP_API cp_wbuf *cp_wbuf_new(lua_State *L, size_t limit) {
   b->p = NULL;
   b->n = b->cap = 0;
   b->limit = limit;
+  b->kept = b->busy = 0;
   if (luaL_newmetatable(L, WBUF_MT)) {
     lua_pushcfunction(L, wbuf_gc);
     lua_setfield(L, -2, "__gc");
@@ -128,10 +131,38 @@ CP_API char *cp_wbuf_reserve(cp_wbuf *b, size_t need) {
   return b->p + b->n;
 }
 
+static const char wbuf_key = 0;      /* registry key of the kept buffer */
+#define WBUF_KEEP ((size_t)64 << 10)  /* the kept buffer's largest block */
+
+CP_API cp_wbuf *cp_wbuf_get(lua_State *L, size_t limit) {
+  cp_wbuf *b;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &wbuf_key) == LUA_TUSERDATA) {
+    b = (cp_wbuf *)lua_touserdata(L, -1);
+    if (!b->busy) {
+      b->busy = 1;
+      b->n = 0;
+      b->limit = limit;
+      return b;
+    }
+    lua_pop(L, 1);
+    return cp_wbuf_new(L, limit);
+  }
+  lua_pop(L, 1);
+  b = cp_wbuf_new(L, limit);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &wbuf_key);
+  b->kept = b->busy = 1;
+  return b;
+}
+
 CP_API void cp_wbuf_free(cp_wbuf *b) {
+  b->n = 0;
+  b->busy = 0;
+  if (b->kept && b->cap <= WBUF_KEEP)
+    return;
   free(b->p);
   b->p = NULL;
-  b->n = b->cap = 0;
+  b->cap = 0;
 }
 /* }====================================================== */
 
@@ -144,7 +175,7 @@ CP_API void cp_wbuf_free(cp_wbuf *b) {
 CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit) {
   luaL_checkstack(L, 8, "cannot encode");
   e->L = L;
-  e->b = cp_wbuf_new(L, limit);
+  e->b = cp_wbuf_get(L, limit);
   lua_pushnil(L);
   e->seen = lua_gettop(L);
   lua_pushnil(L);
@@ -152,6 +183,7 @@ CP_API void cp_enc_init(cp_enc *e, lua_State *L, size_t limit) {
   e->npath = 0;
   e->depth = 0;
   e->nseen = 0;
+  e->first = NULL;
   e->withpath = 0;
   e->msg[0] = '\0';
   e->seg = NULL;
@@ -418,27 +450,36 @@ static int enc_table(cp_enc *e, int idx) {
   unsigned char *p;
   if (!lua_checkstack(L, 8))
     return cp_enc_fail(e, 0, "not enough stack space");
-  if (lua_isnil(L, e->seen)) {
-    lua_newtable(L);
-    lua_replace(L, e->seen);
-  }
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {  /* seen: back-reference */
-    lua_Integer ref = lua_tointeger(L, -1);
+  /* tables are numbered by address (they are all alive meanwhile) */
+  const void *self = lua_topointer(L, idx);
+  lua_Integer ref = 0;
+  if (self == e->first)
+    ref = 1;
+  else if (!lua_isnil(L, e->seen)) {
+    if (lua_rawgetp(L, e->seen, self) == LUA_TNUMBER)
+      ref = lua_tointeger(L, -1);
     lua_pop(L, 1);
+  }
+  if (ref > 0) {  /* seen: back-reference */
     if ((p = enc_room(e, 5)) == NULL) return 1;
     p[0] = T_REF;
     put_u32(p + 1, (uint32_t)ref);
     e->b->n += 5;
     return 0;
   }
-  lua_pop(L, 1);
   if (e->depth >= CP_MAX_DEPTH)
     return cp_enc_fail(e, 0, "excessive nesting (%d)", CP_MAX_DEPTH);
   e->depth++;
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, ++e->nseen);  /* numbered before its contents */
-  lua_rawset(L, e->seen);
+  if (++e->nseen == 1)  /* numbered before its contents */
+    e->first = self;
+  else {
+    if (lua_isnil(L, e->seen)) {
+      lua_newtable(L);
+      lua_replace(L, e->seen);
+    }
+    lua_pushinteger(L, e->nseen);
+    lua_rawsetp(L, e->seen, self);
+  }
   if ((p = enc_room(e, 9)) == NULL) return 1;
   p[0] = T_TABLE;
   at = e->b->n + 1;
@@ -666,7 +707,8 @@ static int l_lua_send(lua_State *L) {
 typedef struct ldec {
   lua_State *L;
   const unsigned char *start, *p, *end;
-  int refs;            /* stack slot of the table of tables, or nil */
+  int first;           /* stack slot of table 1, or nil */
+  int refs;            /* stack slot of the table of tables 2.., or nil */
   lua_Integer nrefs;
   int depth;
   char *err;
@@ -713,12 +755,16 @@ static int dec_table(ldec *d) {
     return dec_fail(d, "table size beyond the payload");
   lua_createtable(L, narr < PRESIZE_MAX ? (int)narr : PRESIZE_MAX,
                   nhash < PRESIZE_MAX ? (int)nhash : PRESIZE_MAX);
-  if (lua_isnil(L, d->refs)) {
-    lua_newtable(L);
-    lua_replace(L, d->refs);
+  lua_pushvalue(L, -1);  /* numbered before its contents: cycles */
+  if (++d->nrefs == 1)
+    lua_replace(L, d->first);
+  else {
+    if (lua_isnil(L, d->refs)) {
+      lua_newtable(L);
+      lua_replace(L, d->refs);
+    }
+    lua_rawseti(L, d->refs, d->nrefs);
   }
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, d->refs, ++d->nrefs);  /* before contents: cycles */
   d->depth++;
   for (i = 1; i <= narr; i++) {
     if (dec_value(d)) return 1;
@@ -797,7 +843,8 @@ static int dec_value(ldec *d) {
       if (ref < 1 || ref > d->nrefs)
         return dec_fail(d, "bad back-reference");
       d->p += 4;
-      lua_rawgeti(L, d->refs, ref);
+      if (ref == 1) lua_pushvalue(L, d->first);
+      else lua_rawgeti(L, d->refs, ref);
       return 0;
     }
     default:
@@ -823,6 +870,8 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
   d.err = err;
   d.errsz = errsz;
   lua_pushnil(L);
+  d.first = lua_gettop(L);
+  lua_pushnil(L);
   d.refs = lua_gettop(L);
   if (dec_value(&d)) {
     lua_settop(L, base);
@@ -833,7 +882,8 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
     lua_settop(L, base);
     return 1;
   }
-  lua_remove(L, d.refs);
+  lua_replace(L, d.first);  /* the value over the two slots */
+  lua_settop(L, d.first);
   return 0;
 }
 /* }====================================================== */
