@@ -5,11 +5,43 @@ local emit, defer = M.emit, M.defer
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
 
 local methods = {}
+-- The stdin stream is made when first read: until then s[1] holds our
+-- end's fd (and false once the child exited and the fd was closed: the
+-- stream made then is broken, as one made earlier would be).  Most
+-- children are never written to; this spares them an object and a table.
+local function stdin_of(s)
+  local st = s[1]
+  if st == nil or math.type(st) ~= 'integer' and st ~= false then return st end
+  local ws
+  st, ws = M.writable(st or -1)
+  if not s[1] then ws.broken = true end
+  s[1] = st
+  return st
+end
+M.child_stdin = stdin_of
+
+-- fields a child does not hold until they are read (see M.start)
+local function getter(s, k)
+  if k == 'stdin' then return stdin_of(s)
+  elseif k == 'stdout' then return s[2]
+  elseif k == 'stderr' then return s[3]
+  elseif k == 'stdio' then
+    local t = { [0] = stdin_of(s), s[2], s[3] }
+    s.stdio = t
+    return t
+  elseif k == 'spawnargs' and s.spawnfile then
+    local t = { s.spawnfile }
+    s.spawnargs = t
+    return t
+  end
+end
+
 local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
   __close = function(self) self:kill() end,
   __tostring = function(self)
     return 'ChildProcess (' .. tostring(M.cself(self).pid or 'not started') .. ')'
   end,
+  __getter = getter,
 })
 M.ChildProcess = ChildProcess
 M.cself = cself
@@ -50,18 +82,34 @@ end
 local STDIO_WORDS = { pipe = true, inherit = true, ignore = true, ipc = true,
                       overlapped = true }
 
--- stdio option -> array of n entries (n >= 3)
+-- Lists of three words are made once and shared by every plan that has
+-- them (plan.stdio is never changed): WORDS3[a][b][c].
+local WORDS3 = {}
+local function words3(a, b, c)
+  local ta = WORDS3[a]
+  if not ta then ta = {}; WORDS3[a] = ta end
+  local tb = ta[b]
+  if not tb then tb = {}; ta[b] = tb end
+  local l = tb[c]
+  if not l then l = { a, b, c }; tb[c] = l end
+  return l
+end
+
+local scratch_list = {}  -- stdio_list's work table (it calls no user code)
+
+-- stdio option -> array of n entries (n >= 3), not to be changed
 local function stdio_list(fname, stdio)
   local list
   if stdio == nil then
-    list = { 'pipe', 'pipe', 'pipe' }
+    return words3('pipe', 'pipe', 'pipe')
   elseif type(stdio) == 'string' then
     if not STDIO_WORDS[stdio] or stdio == 'ipc' then
       error(("bad argument to '%s' (invalid stdio '%s')"):format(fname, stdio), 4)
     end
-    list = { stdio, stdio, stdio }
+    return words3(stdio, stdio, stdio)
   elseif type(stdio) == 'table' then
-    list = { nil, nil, nil }  -- sized for the usual 3
+    list = scratch_list
+    for i = #list, 1, -1 do list[i] = nil end  -- left by a raise
     local n = 0
     for k in pairs(stdio) do
       if math.type(k) ~= 'integer' or k < 1 then
@@ -98,29 +146,56 @@ local function stdio_list(fname, stdio)
     error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
       :format(fname), 4)
   end
-  local nipc = 0
-  for _, e in ipairs(list) do if e == 'ipc' then nipc = nipc + 1 end end
+  local n, nipc, words = #list, 0, true
+  for i = 1, n do
+    local e = list[i]
+    if e == 'ipc' then nipc = nipc + 1 end
+    if type(e) ~= 'string' then words = false end
+  end
+  local out
+  if words and n == 3 then
+    out = words3(list[1], list[2], list[3])
+  else
+    out = table.move(list, 1, n, 1, {})
+  end
+  for i = n, 1, -1 do list[i] = nil end
   if nipc > 1 then
     error(("bad argument to '%s' (stdio can hold only one 'ipc')"):format(fname), 4)
   end
-  return list
+  return out
 end
 
 local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
+
+-- plan.spawnargs of a command without arguments, shared by its plans
+-- (no plan changes it; a child's public spawnargs is a copy of its own)
+local ONLY_COMMAND = setmetatable({}, { __mode = 'v' })
 
 -- Validate everything before anything starts.  Returns the plan.
 function M.spawn_plan(fname, command, args, opts)
   command = M.checkstr(fname, 'command', command)
   opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
-  local file, spawnargs = command, { command }
+  local file, spawnargs = command, nil
   if args then
     local n = 0
     for i, a in ipairs(args) do
-      spawnargs[i + 1] = M.checkstr(fname, ('args[%d]'):format(i), a)
+      spawnargs = spawnargs or { command }
+      if type(a) == 'string' and not a:find('\0', 1, true) then
+        spawnargs[i + 1] = a
+      else  -- the message names the argument
+        spawnargs[i + 1] = M.checkstr(fname, ('args[%d]'):format(i), a)
+      end
       n = i
     end
     if n ~= #args then
       error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
+    end
+  end
+  if not spawnargs then
+    spawnargs = ONLY_COMMAND[command]
+    if not spawnargs then
+      spawnargs = { command }
+      ONLY_COMMAND[command] = spawnargs
     end
   end
   if opts.shell then
@@ -176,13 +251,31 @@ local function maybe_close(s, self)
 end
 M.child_maybe_close = maybe_close
 
+-- A child's streams: s[1], s[2], s[3] hold stdin, stdout, stderr (array
+-- slots: no key each; stdin may be an fd still, see stdin_of); s.stdio,
+-- the public table, exists only when the child has streams past fd 2, or
+-- once somebody reads it (the getter at the top makes it).
+
+-- the child exited: release stdin, drain what it wrote
+local function stream_exited(st)
+  if getmetatable(st) == M.Writable then
+    M.writable_orphan(st)
+  elseif getmetatable(st) == M.Readable then
+    local rs = M.rself(st)
+    if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
+      st:resume()
+    end
+    if rs.flowing then M.readable_drain(st) end
+  end
+end
+
 local function on_exit(s, self)
   local code, sig
   if s.pidfd then code, sig = core.waitid(s.pidfd)
   else code, sig = core.waitpid(s.pid) end
   if code == nil and sig == nil then return false end  -- still running
   if s.pidfd then
-    M.forget(s.pidfd)
+    M.release(s.pidfd)  -- never shared: the close unwatches it
     core.close(s.pidfd)
     s.pidfd = nil
   elseif s.poller then
@@ -194,15 +287,16 @@ local function on_exit(s, self)
   if s.timer then M.timer_stop(s.timer) end
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
-  for _, st in pairs(s.stdio) do
-    if getmetatable(st) == M.Writable then
-      M.writable_orphan(st)
-    elseif getmetatable(st) == M.Readable then
-      local rs = M.rself(st)
-      if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
-        st:resume()
-      end
-      if rs.flowing then M.readable_drain(st) end
+  if math.type(s[1]) == 'integer' then  -- a stdin nobody made
+    core.close(s[1])
+    s[1] = false
+  end
+  if s.stdio then
+    for _, st in pairs(s.stdio) do stream_exited(st) end
+  else
+    for i = 1, 3 do
+      local st = s[i]
+      if st then stream_exited(st) end
     end
   end
   if s.channel then s.channel.drain() end
@@ -217,6 +311,9 @@ local function stream_closed(s, self)
   s.open_streams = n > 0 and n or nil
   maybe_close(s, self)
 end
+
+-- a Readable's onclosed (lua/stream.lua): owner is the child
+local function child_stream_closed(_, owner) stream_closed(cself(owner), owner) end
 
 -- The child's fd for a stdio entry that needs no new pipe: 'inherit',
 -- 'ignore', an integer, a childproc stream or a Lua file (-1: closed in
@@ -240,92 +337,127 @@ function M.stdio_source(e, fd, t)
   return core.fileno(e) or -1
 end
 
-local function stdio_fail(after, stdio, err, syscall)
-  for _, fd in ipairs(after) do core.close(fd) end
-  for _, st in pairs(stdio) do st:destroy() end
+local NOARGS = { n = 0 }  -- the args of the child's timers (never changed)
+
+-- 'spawn' of children started one after the other: one queue entry
+local function emit_spawn(list)
+  for i = 1, #list do
+    local self = list[i]
+    emit(cself(self), self, 'spawn')
+  end
+end
+
+-- the handler of every child's pidfd (the loop passes the child)
+M.fdclass(ChildProcess, function(_, self) on_exit(cself(self), self) end)
+
+-- The scratch tables of start(): a spawn makes no table of its own for
+-- the fd map, the fds to close after it, the streams it makes, or
+-- M.stdio_source's state.  `busy` guards against a start() inside a
+-- start() (from a hook): that one gets fresh tables.
+local scratch = { fdmap = {}, after = {}, streams = {}, st = {}, busy = false }
+scratch.st.after = scratch.after
+
+local function scratch_get()
+  if scratch.busy then
+    local t = { fdmap = {}, after = {}, streams = {}, st = {} }
+    t.st.after = t.after
+    return t
+  end
+  scratch.busy = true
+  return scratch
+end
+
+-- empty the tables (they keep their size) and give them back
+local function scratch_put(t, n)
+  local fdmap, after, streams = t.fdmap, t.after, t.streams
+  for i = n, 1, -1 do fdmap[i] = nil; streams[i] = nil end
+  for i = #after, 1, -1 do after[i] = nil end
+  t.st.devnull = nil
+  if t == scratch then scratch.busy = false end
+end
+
+-- undo a half-made stdio: close what was opened, destroy the streams
+local function stdio_fail(t, n, err, syscall)
+  for _, fd in ipairs(t.after) do core.close(fd) end
+  for i = 1, n do
+    local st = t.streams[i]
+    if math.type(st) == 'integer' then core.close(st)
+    elseif st then st:destroy() end
+  end
   return nil, M.syserror(err, syscall)
 end
 
-local NOARGS = { n = 0 }  -- the args of the child's timers (never changed)
-
-local function emit_spawn(self) emit(cself(self), self, 'spawn') end
-
--- the pidfd's handler: a closure over self only (one upvalue)
-local function exit_handler(self)
-  return function() on_exit(cself(self), self) end
-end
-
--- Turn plan.stdio into the child's fd map and this side's streams.
--- Returns fdmap, stdio table, the fds to close after the spawn (the
--- child's ends), the streams given to the child (nil when none).
-local function setup_stdio(plan, s, self)
-  local fdmap, stdio, after, given = { nil, nil, nil }, {}, { nil, nil }, nil
-  local st = { after = after }   -- for M.stdio_source
-  for i, e in ipairs(plan.stdio) do
-    local fd = i - 1
+-- Turn plan.stdio into the child's fd map (t.fdmap), this side's streams
+-- (t.streams[i] for fd i-1) and the fds to close after the spawn
+-- (t.after: the child's ends).  Returns the streams given to the child
+-- (nil when none), or nil, err.
+local function setup_stdio(plan, s, self, t)
+  local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
+  local list = plan.stdio
+  for i = 1, #list do
+    local e, fd = list[i], i - 1
     if e == 'pipe' then
       -- stdout and stderr are pipes, the fastest to read; stdin and extra
       -- fds are sockets (as all of Node's are): writing to one never raises
       -- SIGPIPE, and an extra fd can go both ways
-      local mine, theirs, what
-      if fd == 1 or fd == 2 then
-        mine, theirs = core.pipe()
-        what = 'pipe'
-      else
-        mine, theirs = core.socketpair()
-        what = 'socketpair'
+      -- (core.stdio_pair makes `mine` non-blocking)
+      local mine, theirs = core.stdio_pair(fd)
+      if not mine then
+        return stdio_fail(t, i, theirs, (fd == 1 or fd == 2) and 'pipe' or 'socketpair')
       end
-      if not mine then return stdio_fail(after, stdio, theirs, what) end
       fdmap[i] = theirs
       after[#after + 1] = theirs
-      core.nonblock(mine, true)
-      stdio[fd] = fd == 0 and M.writable(mine) or M.readable(mine)
+      -- stdin: the fd only, made a stream when first read (stdin_of)
+      streams[i] = fd == 0 and mine or M.readable(mine)
     elseif e == 'ipc' then
       local childfd, err = M.ipc_setup(plan, s, self, fd)
-      if not childfd then return stdio_fail(after, stdio, err, 'socketpair') end
+      if not childfd then return stdio_fail(t, i, err, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
     else
-      local src, err = M.stdio_source(e, fd, st)
-      if not src then return stdio_fail(after, stdio, err, 'open') end
+      local src, err = M.stdio_source(e, fd, t.st)
+      if not src then return stdio_fail(t, i, err, 'open') end
       fdmap[i] = src
       local mt = getmetatable(e)
       if mt == M.Readable or mt == M.Writable then
         -- the child shares the file description: it expects blocking I/O
-        if fdmap[i] >= 0 then core.nonblock(fdmap[i], false) end
+        if src >= 0 then core.nonblock(src, false) end
         given = given or {}
         given[#given + 1] = e
       end
     end
   end
-  return fdmap, stdio, after, given
+  return given
 end
-
 
 -- Start the child described by plan; events come later, from the loop.
 function M.start(plan)
-  -- Few keys, the nil ones sizing the table for keys set soon after.
-  -- Absent means: open_streams 0 (streams that keep 'close' waiting),
-  -- unrefed false (the child holds a ref on the loop), killed and
-  -- connected false (read from methods).
-  local s = {
-    spawnfile = plan.spawnfile, spawnargs = plan.spawnargs,
-    stdio = nil, pid = nil, pidfd = nil, stdin = nil, _ev = nil,
-  }
+  -- Few keys, the nil ones sizing the table for keys set soon after: an
+  -- array slot for stdin (s[1]) and pid, pidfd, _ev.  Absent means:
+  -- open_streams 0 (streams that keep 'close' waiting), unrefed false
+  -- (the child holds a ref on the loop), killed and connected false (read
+  -- from methods), spawnargs {spawnfile} (made by the getter).
+  local s = { nil, spawnfile = plan.spawnfile, pid = nil, pidfd = nil, _ev = nil }
   local self = core.object(ChildProcess, s)
+  if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
   M.ref()
-  local fdmap, stdio, after, given = setup_stdio(plan, s, self)
-  local pid, pidfd, err
-  if not fdmap then
-    err = stdio
+  local nstdio = #plan.stdio
+  local t = scratch_get()
+  local given, pid, pidfd, err = setup_stdio(plan, s, self, t)
+  if given == nil then
+    err = pid
   else
     if plan.prespawn then plan.prespawn(plan) end
     local step
     pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
-                                  fdmap, plan.flags, plan.uid, plan.gid)
-    for _, fd in ipairs(after) do core.close(fd) end
+                                  t.fdmap, plan.flags, plan.uid, plan.gid)
+    for _, fd in ipairs(t.after) do core.close(fd) end
     if not pid then
-      for _, st in pairs(stdio) do st:destroy() end
+      for i = 1, nstdio do
+        local st = t.streams[i]
+        if math.type(st) == 'integer' then core.close(st)
+        elseif st then st:destroy() end
+      end
       local syscall, path = 'spawn ' .. plan.spawnfile, plan.spawnfile
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
@@ -335,6 +467,7 @@ function M.start(plan)
     end
   end
   if err then
+    scratch_put(t, nstdio)
     s.stdio = {}
     s.spawnerror = err
     s.exited = true
@@ -354,41 +487,53 @@ function M.start(plan)
       else M.writable_giveaway(st) end
     end
   end
-  s.stdio = stdio
-  s.stdin, s.stdout, s.stderr = stdio[0], stdio[1], stdio[2]
-  for _, st in pairs(stdio) do
-    if getmetatable(st) == M.Readable then
-      s.open_streams = (s.open_streams or 0) + 1
-      M.rself(st).onclosed = function() stream_closed(s, self) end
-    end
-  end
-  if pidfd then
-    M.setev(pidfd, 1, exit_handler(self))
-  else
-    -- no pidfds here (old kernel, valgrind): ask by pid, backing off
-    local t = { ms = 1, refed = false, args = NOARGS }
-    t.fn = function()
-      if not on_exit(s, self) then
-        t.ms = math.min(t.ms * 2, 50)
-        M.timer_start(t)
+  local streams, nopen, extra = t.streams, 0, false
+  for i = 1, nstdio do
+    local st = streams[i]
+    if st then
+      if i <= 3 then s[i] = st else extra = true end
+      if getmetatable(st) == M.Readable then
+        nopen = nopen + 1
+        local rs = M.rself(st)
+        rs.onclosed, rs.owner = child_stream_closed, self
       end
     end
-    s.poller = t
-    M.timer_start(t)
+  end
+  if extra then
+    local stdio = {}
+    for i = 2, nstdio do stdio[i - 1] = streams[i] end
+    stdio[0] = stdin_of(s)
+    s.stdio = stdio
+  end
+  if nopen > 0 then s.open_streams = nopen end
+  scratch_put(t, nstdio)
+  if pidfd then
+    M.setev(pidfd, 1, self)
+  else
+    -- no pidfds here (old kernel, valgrind): ask by pid, backing off
+    local tm = { ms = 1, refed = false, args = NOARGS }
+    tm.fn = function()
+      if not on_exit(s, self) then
+        tm.ms = math.min(tm.ms * 2, 50)
+        M.timer_start(tm)
+      end
+    end
+    s.poller = tm
+    M.timer_start(tm)
   end
   if plan.timeout and plan.timeout > 0 then
-    local t = { ms = plan.timeout, refed = false, args = NOARGS }
-    t.fn = function()
+    local tm = { ms = plan.timeout, refed = false, args = NOARGS }
+    tm.fn = function()
       if not s.exited then
         if s.ontimeout then s.ontimeout() end
         self:kill(plan.killSignal)
       end
     end
-    s.timer = t
-    M.timer_start(t)
+    s.timer = tm
+    M.timer_start(tm)
   end
   if plan.onstart then plan.onstart(s, self) end
-  defer(emit_spawn, self)
+  M.defer_batch(emit_spawn, self)
   return self, s
 end
 

@@ -99,7 +99,7 @@ function M.listeners(s, name)
   return 1
 end
 
-local function add(s, self, name, fn)
+local function add(s, self, name, fn, onlisten)
   local ev = s._ev
   if ev == nil then ev = {}; s._ev = ev end
   local cur = ev[name]
@@ -113,24 +113,31 @@ local function add(s, self, name, fn)
   else
     ev[name] = setmetatable({ cur, fn }, LIST)
   end
-  if s._onlisten then s._onlisten(s, self, name) end
+  onlisten = onlisten or s._onlisten
+  if onlisten then onlisten(s, self, name) end
   return self
 end
 
+-- add(s, obj, name, fn [, onlisten]): for the layer's own listeners
+-- (no method lookup, no check: fn is a function)
+M.addlistener = add
+
 -- The emitter methods for a class whose objects map to their fields
--- table through selfget(obj).
-function M.emitter_methods(methods, selfget)
+-- table through selfget(obj).  onlisten(s, obj, name), if given, runs
+-- after a listener is added to any object of the class (one object may
+-- have its own instead: s._onlisten).
+function M.emitter_methods(methods, selfget, onlisten)
   function methods.on(self, name, fn)
     local s = selfget(self)
     check_listener('on', fn)
-    return add(s, self, name, fn)
+    return add(s, self, name, fn, onlisten)
   end
   function methods.once(self, name, fn)
     local s = selfget(self)
     check_listener('once', fn)
     local w = function(...) return fn(...) end
     once_of[w] = fn
-    return add(s, self, name, w)
+    return add(s, self, name, w, onlisten)
   end
   function methods.off(self, name, fn)
     local s = selfget(self)

@@ -53,8 +53,16 @@ end
 
 local NAMES = { 'stdout', 'stderr' }
 
+-- exec's options when the caller gives none (spawn_plan never changes them)
+local SHELL_ONLY = { shell = true }
+
 local function run(fname, file, args, opts, cb, cmd)
-  local spawnopts, maxbuf = M.exec_options(fname, opts)
+  local spawnopts, maxbuf
+  if opts == SHELL_ONLY then
+    spawnopts, maxbuf = opts, MAX_BUFFER
+  else
+    spawnopts, maxbuf = M.exec_options(fname, opts)
+  end
   local plan = M.spawn_plan(fname, file, args, spawnopts)
 
   -- per stream i (1 stdout, 2 stderr): chunks[i] kept, nbytes[i] seen;
@@ -117,35 +125,38 @@ local function run(fname, file, args, opts, cb, cmd)
     return cb(ex, stdout, stderr)
   end
 
-  plan.onstart = function(st, _)
+  child, s = M.start(plan)
+  if plan.timeout and plan.timeout > 0 then
     -- the child's own timer sends killSignal right after this
-    st.ontimeout = function() killed = true end
+    s.ontimeout = function() killed = true end
   end
 
-  child, s = M.start(plan)
-
-  local out, err = s.stdio[1], s.stdio[2]
+  -- the listeners go in without the methods' lookups and checks
+  local add, rself, onlisten = M.addlistener, M.rself, M.r_onlisten
+  local out, err = s[2], s[3]  -- stdout, stderr (lua/child.lua)
   if out then
-    out:on('data', function(chunk) collect(1, chunk) end)
-    out:on('error', onerror)
+    local rs = rself(out)
+    add(rs, out, 'data', function(chunk) collect(1, chunk) end, onlisten)
+    add(rs, out, 'error', onerror, onlisten)
   end
   if err then
-    err:on('data', function(chunk) collect(2, chunk) end)
-    err:on('error', onerror)
+    local rs = rself(err)
+    add(rs, err, 'data', function(chunk) collect(2, chunk) end, onlisten)
+    add(rs, err, 'error', onerror, onlisten)
   end
 
-  child:on('error', onerror)
-  child:on('exit', function()
+  add(s, child, 'error', onerror)
+  add(s, child, 'exit', function()
     -- what it wrote before exiting has been read (child.lua drains the
     -- pipes before 'exit'); after a kill, stop waiting for the pipes
     if killed then
       M.defer(function()
-        if s.stdout then s.stdout:destroy() end
-        if s.stderr then s.stderr:destroy() end
+        if s[2] then s[2]:destroy() end
+        if s[3] then s[3]:destroy() end
       end)
     end
   end)
-  child:on('close', function(code)
+  add(s, child, 'close', function(code)
     if s.spawnerror then code = nil end
     finish(code)
   end)
@@ -166,8 +177,9 @@ end
 function M.exec(command, opts, cb)
   if type(opts) == 'function' then opts, cb = nil, opts end
   command = M.checkstr('exec', 'command', command)
-  opts = M.checkoptions('exec', 2, opts, EXEC_OPTIONS)
+  if opts ~= nil then opts = M.checkoptions('exec', 2, opts, EXEC_OPTIONS) end
   checkcb('exec', cb, 3)
+  if opts == nil then return run('exec', command, nil, SHELL_ONLY, cb, command) end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.shell = type(opts.shell) == 'string' and opts.shell or true

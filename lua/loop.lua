@@ -4,7 +4,8 @@
 local core, M = ...
 
 local now, wait = core.now, core.wait
-local xpcall, traceback, error, type = xpcall, debug.traceback, error, type
+local xpcall, traceback, error, type, select = xpcall, debug.traceback, error, type, select
+local getmetatable = getmetatable
 local floor = math.floor
 
 -- {====================================================== keep-alive
@@ -19,12 +20,18 @@ function M.alive() return alive end
 
 -- {====================================================== fd handlers
 
-local handlers = {}      -- fd -> function(events)
+local handlers = {}      -- fd -> function(events), or an object (below)
+local classfn = {}       -- metatable -> function(events, obj)
 local masks = {}         -- fd -> events registered with epoll
 local always = {}        -- fd -> true: files epoll refuses (always ready)
 local nalways = 0
 
--- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn.
+-- An object of class mt can stand for its fd's handler: fn(events, obj)
+-- is called.  Children's pidfds and streams need no closure per fd so.
+function M.fdclass(mt, fn) classfn[mt] = fn end
+
+-- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn (a
+-- function, or an object whose class has a handler: M.fdclass).
 -- Regular files cannot be polled (EPERM): they count as always ready.
 function M.setev(fd, ev, fn)
   if fn and masks[fd] and handlers[fd] ~= fn then
@@ -66,6 +73,15 @@ function M.forget(fd)
   handlers[fd] = nil
 end
 
+-- Forget fd, which the caller closes right after and which no other fd
+-- or process shares: the close drops its epoll registration, so no
+-- epoll_ctl (a child's pidfd: one syscall fewer per child).
+function M.release(fd)
+  if always[fd] then always[fd] = nil; nalways = nalways - 1 end
+  masks[fd] = nil
+  handlers[fd] = nil
+end
+
 -- fd -> its handler and registered events (nil when nobody watches it)
 function M.fdhandler(fd) return handlers[fd], masks[fd] end
 
@@ -74,12 +90,42 @@ function M.fdhandler(fd) return handlers[fd], masks[fd] end
 
 -- {====================================================== ready queue
 
--- The queue holds {fn, args...} entries; run in order, each once.
+-- The queue holds its entries in consecutive slots, no table each: fn
+-- and its one argument, or fn, NARGS[n] (a private marker) and n
+-- arguments.  Run in order, each once.
 local queue, qhead, qtail = {}, 1, 0
+local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
 
 function M.defer(fn, ...)
-  qtail = qtail + 1
-  queue[qtail] = { fn, ... }
+  local t, n = qtail, select('#', ...)
+  queue[t + 1] = fn
+  if n == 1 then
+    queue[t + 2] = ...
+    qtail = t + 2
+    return
+  end
+  local mark = NARGS[n]
+  if not mark then
+    mark = {}
+    NARGS[n], nargs_of[mark] = mark, n
+  end
+  queue[t + 2] = mark
+  for i = 1, n do queue[t + 2 + i] = (select(i, ...)) end
+  qtail = t + 2 + n
+end
+
+-- Defer fn(list), list gathering the x of this call and of the calls
+-- right after it (nothing queued in between: the order stays the same).
+-- A burst of spawns so queues one entry, not one per child.
+local btail, blist = 0, nil  -- where the last batch sits, its list
+function M.defer_batch(fn, x)
+  if blist and qtail == btail and queue[qtail] == blist and queue[qtail - 1] == fn then
+    blist[#blist + 1] = x
+    return
+  end
+  blist = { x }
+  M.defer(fn, blist)
+  btail = qtail
 end
 
 local function qempty() return qhead > qtail end
@@ -210,10 +256,30 @@ end
 local function run_queue()
   local last = qtail           -- entries added meanwhile wait a turn
   while qhead <= last do
-    local e = queue[qhead]
-    queue[qhead] = nil
-    qhead = qhead + 1
-    if not dispatch(e[1], M.unpack(e, 2)) then return false end
+    local h = qhead
+    local fn, a = queue[h], queue[h + 1]
+    queue[h], queue[h + 1] = nil, nil
+    local n = nargs_of[a]
+    local ok
+    if a == blist then blist = nil end  -- its batch is closed
+    if not n then
+      qhead = h + 2
+      ok = dispatch(fn, a)
+    else
+      qhead = h + 2 + n
+      if n == 0 then
+        ok = dispatch(fn)
+      elseif n == 3 then  -- emit(s, obj, name)
+        local x, y, z = queue[h + 2], queue[h + 3], queue[h + 4]
+        queue[h + 2], queue[h + 3], queue[h + 4] = nil, nil, nil
+        ok = dispatch(fn, x, y, z)
+      else  -- slots are cleared before the call: it may run the queue itself
+        local args = {}
+        for i = 1, n do args[i] = queue[h + 1 + i]; queue[h + 1 + i] = nil end
+        ok = dispatch(fn, M.unpack(args, 1, n))
+      end
+    end
+    if not ok then return false end
   end
   if qhead > qtail then qhead, qtail = 1, 0 end
   return true
@@ -248,22 +314,29 @@ local function run_fds(timeout_ms)
     local fd, ev = evbuf[2 * i - 1], evbuf[2 * i]
     local h = handlers[fd]
     if h and masks[fd] then
-      if not dispatch(h, ev) then return false end
+      local f = classfn[getmetatable(h)]
+      if f then
+        if not dispatch(f, ev, h) then return false end
+      elseif not dispatch(h, ev) then return false end
     end
   end
   if nalways > 0 then
     for fd in pairs(always) do
       local h = handlers[fd]
       if h and masks[fd] then
-        if not dispatch(h, masks[fd]) then return false end
+        local f = classfn[getmetatable(h)]
+        if f then
+          if not dispatch(f, masks[fd], h) then return false end
+        elseif not dispatch(h, masks[fd]) then return false end
       end
     end
   end
   return true
 end
 
--- One turn of the loop.  block: wait for I/O or the next timer ('ref':
--- only while something referenced is left after the queue has run).
+-- One turn of the loop.  block: wait for I/O or the next timer ('ref',
+-- 'all': only while something referenced is left after the queue has run;
+-- true and 'ref': only if the turn ran no callback).
 -- (The checks of qhead and nheap spare an idle part its call: a message
 -- round trip is a few turns of this.)
 local function step(block)
@@ -271,15 +344,19 @@ local function step(block)
   if qhead <= qtail and not run_queue() then return end
   if nheap > 0 and not run_timers() then return end
   local ms = 0
-  if block and qhead > qtail and ncalls == before
-      and (block ~= 'ref' or alive > 0) then
+  -- 'all' (cp.run()) may block after running callbacks (it turns again
+  -- anyway): an exec is then one epoll_wait fewer; not with an error to
+  -- raise, which must not wait for the next event
+  if block and qhead > qtail and not failure
+      and (ncalls == before or block == 'all')
+      and (block == true or alive > 0) then
     local e = nheap > 0 and heap_top()
     ms = e and math.max(0, e[1] - now()) or -1
     -- before waiting for ever: watchers whose fd was closed under them
     -- (epoll forgot it silently) let go, so they cannot hold us here
     if ms < 0 and M.onpending then
       M.onpending()
-      if block == 'ref' and alive <= 0 then ms = 0 end
+      if block ~= true and alive <= 0 then ms = 0 end
     end
   end
   if not run_fds(ms) then return end
@@ -307,7 +384,7 @@ function M.run(mode)
   mode = mode or 'default'
   if mode == 'default' then
     while alive > 0 or qhead <= qtail do
-      step('ref')
+      step('all')
       if failure then raise_failure() end
     end
   elseif mode == 'once' then

@@ -13,27 +13,22 @@ local EPIPE = 32
 local rmethods = {}
 local Readable, rself = core.class('childproc.Readable', rmethods)
 M.Readable = Readable
-M.emitter_methods(rmethods, rself)
 
 local function r_close(s, self, err)
   if s.closed then return end
   s.closed = true
   if s.watched then s.watched = false; M.unref() end
   M.forget(s.fd)
-  if s.ownfd then core.close(s.fd) end
+  if not s.keepfd then core.close(s.fd) end
   if err then emit(s, self, 'error', err) end
   emit(s, self, 'close')
-  if s.onclosed then s.onclosed(self) end
+  if s.onclosed then s.onclosed(self, s.owner) end
 end
 
 local r_read
 
--- s.onready, the fd handler, made when the stream first flows
-local function r_onready(s, self)
-  local fn = function() r_read(s, self, false) end
-  s.onready = fn
-  return fn
-end
+-- the fd handler of every Readable (the loop passes the stream)
+M.fdclass(Readable, function(_, self) r_read(rself(self), self, false) end)
 
 -- Start or stop watching according to the flowing state.
 local function r_update(s, self)
@@ -41,7 +36,7 @@ local function r_update(s, self)
   if want and not s.watched then
     s.watched = true
     M.ref()
-    M.setev(s.fd, R, s.onready or r_onready(s, self))
+    M.setev(s.fd, R, self)
   elseif not want and s.watched then
     s.watched = false
     M.unref()
@@ -84,11 +79,17 @@ local function r_onlisten(s, self, name)
     r_update(s, self)
   end
 end
+M.emitter_methods(rmethods, rself, r_onlisten)
+M.r_onlisten = r_onlisten
 
 -- A Readable over fd.  opts.ownfd: close fd when done (default true).
+-- s.keepfd: the fd is not ours to close.  s.onclosed(self, s.owner), if
+-- set, runs after 'close' (the child counts its open streams so).
+-- The table is sized for the keys a flowing stream gets.
 function M.readable(fd, opts)
-  local s = { fd = fd, ownfd = not opts or opts.ownfd ~= false,
-              _onlisten = r_onlisten }
+  local s = { fd = fd, keepfd = opts and opts.ownfd == false or nil,
+              flowing = nil, watched = nil, _ev = nil, onclosed = nil,
+              owner = nil }
   return core.object(Readable, s), s
 end
 
@@ -196,7 +197,7 @@ local function w_close(s, self, err)
   if s.holding then s.holding = false; M.unref() end
   if not s.broken then
     M.forget(s.fd)
-    if s.ownfd then core.close(s.fd) end
+    if not s.keepfd then core.close(s.fd) end
   end
   local cbs, head, tail = s.cbs, s.head, s.tail
   if cbs then
@@ -274,13 +275,19 @@ function w_flush(s, self)
 end
 
 -- A Writable over fd.  opts.sync: blocking writes (this process's own
--- stdout/stderr, shared with whoever started us).
+-- stdout/stderr, shared with whoever started us).  opts.ownfd: close fd
+-- when done (default true; s.keepfd when not).
 -- The queue (s.queue, s.cbs: data and callbacks at s.head..s.tail; s.off
 -- written of the first, s.queued bytes in all) is made by the first write
 -- the fd does not take at once: until then these keys are all nil.
+-- A child's stdin that is never written to holds one key: fd.
 function M.writable(fd, opts)
-  local s = { fd = fd, ownfd = not opts or opts.ownfd ~= false,
-              sync = opts and opts.sync }
+  local s
+  if opts then
+    s = { fd = fd, keepfd = opts.ownfd == false or nil, sync = opts.sync or nil }
+  else
+    s = { fd = fd }
+  end
   return core.object(Writable, s), s
 end
 
@@ -368,7 +375,7 @@ function M.writable_orphan(self)
   local s = wself(self)
   if s.closed or s.broken then return end
   M.forget(s.fd)
-  if s.ownfd then core.close(s.fd) end
+  if not s.keepfd then core.close(s.fd) end
   s.broken = true
   if s.queue and s.head <= s.tail then w_flush(s, self) end
 end

@@ -55,6 +55,27 @@ static int fd_pipe(lua_State *L) {
   return own2(L, cp_getloop(L), fds, CP_FD_PIPE);
 }
 
+/*
+** core.stdio_pair(fd) -> mine, theirs: the pair for a 'pipe' stdio entry
+** of child fd `fd`, `mine` non-blocking. fd 1 and 2: a pipe (mine reads);
+** others: a socketpair. A fresh fd has no other status flag, so one
+** F_SETFL makes it non-blocking (core.nonblock reads the flags first).
+*/
+static int fd_stdio_pair(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  int fds[2], kind = (fd == 1 || fd == 2) ? CP_FD_PIPE : CP_FD_SOCK;
+  if ((kind == CP_FD_PIPE ? pipe2(fds, O_CLOEXEC)
+       : socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds)) != 0)
+    return cp_fail(L, errno);
+  if (fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return cp_fail(L, err);
+  }
+  return own2(L, cp_getloop(L), fds, kind);
+}
+
 /* core.socketpair() -> fd, fd (stream sockets, for message channels) */
 static int fd_socketpair(lua_State *L) {
   int fds[2];
@@ -214,7 +235,8 @@ static int fd_strerror(lua_State *L) {
 }
 
 static const luaL_Reg fd_funcs[] = {
-  {"pipe", fd_pipe}, {"socketpair", fd_socketpair}, {"open", fd_open},
+  {"pipe", fd_pipe}, {"socketpair", fd_socketpair},
+  {"stdio_pair", fd_stdio_pair}, {"open", fd_open},
   {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
   {"isopen", fd_isopen}, {"read", fd_read},
   {"write", fd_write}, {"fileno", fd_fileno}, {"errname", fd_errname},

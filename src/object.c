@@ -7,14 +7,25 @@
 */
 #include "cp.h"
 
-/* __index(u, k): the object's own fields first, then the class's methods */
+/* __index(u, k): the object's own fields first, then the class's methods,
+** then the class's getter, if any: getter(fields, k, u) computes fields
+** that most objects never have read (so they need not hold them) */
 static int object__index(lua_State *L) {
-  if (cp_getuservalue(L, 1) == LUA_TTABLE) {
+  int hasfields = cp_getuservalue(L, 1) == LUA_TTABLE;   /* fields at 3 */
+  if (hasfields) {
     lua_pushvalue(L, 2);
     if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
   }
   lua_pushvalue(L, 2);
-  lua_gettable(L, lua_upvalueindex(1));  /* methods may have a fallback */
+  if (lua_gettable(L, lua_upvalueindex(1)) != LUA_TNIL  /* methods may have a fallback */
+      || !hasfields || lua_isnoneornil(L, lua_upvalueindex(2)))
+    return 1;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_call(L, 3, 1);
   return 1;
 }
 
@@ -36,8 +47,10 @@ static int object_self(lua_State *L) {
 
 /*
 ** core.class(name, methods [, meta]) -> metatable, self
-** `meta` holds extra metamethods (__close, __tostring...).  `self(u)`
-** returns u's fields table after checking u's class.
+** `meta` holds extra metamethods (__close, __tostring...) and may hold
+** `__getter`, a function(fields, key, u) for keys neither the fields nor
+** the methods have.  `self(u)` returns u's fields table after checking
+** u's class.
 */
 static int object_class(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
@@ -52,7 +65,8 @@ static int object_class(lua_State *L) {
     }
   }
   lua_pushvalue(L, 2);
-  lua_pushcclosure(L, object__index, 1);
+  lua_getfield(L, -2, "__getter");
+  lua_pushcclosure(L, object__index, 2);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, object__newindex);
   lua_setfield(L, -2, "__newindex");

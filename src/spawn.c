@@ -11,6 +11,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -42,7 +43,8 @@ static const char *const step_names[] = {
 
 /* everything the child needs, prepared by the parent */
 typedef struct Plan {
-  char **paths;        /* candidate paths to exec, NULL-terminated */
+  const char *file;    /* what to exec: a path, or a name to find in path */
+  const char *path;    /* the PATH to search, or NULL when file has a '/' */
   char **argv;
   char **envp;
   const char *cwd;
@@ -135,12 +137,38 @@ static int child_main(void *arg) {
   }
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof empty);
 
-  for (i = 0; p->paths[i] != NULL; i++) {
-    syscall(SYS_execve, p->paths[i], p->argv, p->envp);
-    if (errno == EACCES) err = EACCES;  /* as execvp: keep looking */
-    else if (errno != ENOENT && errno != ENOTDIR) {
-      err = errno;
-      break;
+  if (p->path == NULL) {
+    syscall(SYS_execve, p->file, p->argv, p->envp);
+    err = errno;
+  }
+  else {
+    /* execvp's search, each candidate built on this stack: the parent
+    ** makes no string per directory */
+    char buf[PATH_MAX];
+    const char *s = p->path, *f;
+    for (;;) {
+      const char *d = s;
+      size_t n = 0;
+      while (*s != '\0' && *s != ':') s++;
+      if (s == d) buf[n++] = '.';  /* an empty entry: the current directory */
+      else while (d < s && n < sizeof buf) buf[n++] = *d++;
+      if (n < sizeof buf) buf[n++] = '/';
+      for (f = p->file; *f != '\0' && n < sizeof buf; f++) buf[n++] = *f;
+      if (n < sizeof buf) {
+        buf[n] = '\0';
+        syscall(SYS_execve, buf, p->argv, p->envp);
+        if (errno == EACCES) err = EACCES;  /* as execvp: keep looking */
+        else if (errno != ENOENT && errno != ENOTDIR) {
+          err = errno;
+          break;
+        }
+      }
+      else {  /* what execve would say of a path that long */
+        err = ENAMETOOLONG;
+        break;
+      }
+      if (*s == '\0') break;
+      s++;
     }
   }
   child_fail(p, STEP_EXEC, err);
@@ -150,21 +178,30 @@ static int child_main(void *arg) {
 
 /* {====================================================== plan building */
 
-/* an array of n+1 pointers in a userdata (Lua owns it: a raise leaks
-** nothing) */
-static char **newvec(lua_State *L, size_t n) {
-  char **v = (char **)cp_newuserdata(L, (n + 1) * sizeof(char *), 0);
-  memset(v, 0, (n + 1) * sizeof(char *));
-  return v;
-}
+/* vectors of up to SMALL_VEC strings live on the C stack of cp_spawn: a
+** spawn makes no garbage for them */
+#define SMALL_VEC 32
 
-/* array of strings at idx -> NULL-terminated vector (kept on the stack) */
-static char **tovec(lua_State *L, int idx, const char *what) {
-  size_t i, n = lua_rawlen(L, idx);
-  char **v = newvec(L, n);
+/* array of strings at idx -> NULL-terminated vector: `small` (room for
+** SMALL_VEC + 1 pointers) when it fits, else a userdata left on the stack
+** (Lua owns it: a raise leaks nothing).  A string at idx is taken as a
+** one-element array. */
+static char **tovec(lua_State *L, int idx, const char *what, char **small) {
+  size_t i, n, len;
+  const char *s;
+  char **v;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    s = lua_tolstring(L, idx, &len);
+    if (strlen(s) != len)
+      luaL_error(L, "%s[1] must be a string without NUL bytes", what);
+    small[0] = (char *)s;
+    small[1] = NULL;
+    return small;
+  }
+  n = lua_rawlen(L, idx);
+  v = small;
+  if (n > SMALL_VEC) v = (char **)cp_newuserdata(L, (n + 1) * sizeof(char *), 0);
   for (i = 0; i < n; i++) {
-    size_t len;
-    const char *s;
     lua_rawgeti(L, idx, (lua_Integer)i + 1);
     s = lua_tolstring(L, -1, &len);
     if (s == NULL || strlen(s) != len)
@@ -172,57 +209,20 @@ static char **tovec(lua_State *L, int idx, const char *what) {
     v[i] = (char *)s;
     lua_pop(L, 1);  /* still referenced by the table at idx */
   }
+  v[n] = NULL;
   return v;
 }
 
-/* the PATH this spawn searches: the child's own, else ours */
-static const char *search_path(char **envp) {
+/* the PATH this spawn searches: the child's own, else ours; NULL when
+** file names a path (execvp's rule: it holds a '/') */
+static const char *search_path(const char *file, char **envp) {
   const char *path = NULL;
   char **e;
+  if (strchr(file, '/') != NULL || file[0] == '\0') return NULL;
   for (e = envp; e != NULL && *e != NULL; e++)
     if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
   if (path == NULL && envp == environ) path = getenv("PATH");
   return path != NULL ? path : "/usr/local/bin:/usr/bin:/bin";
-}
-
-/* candidate paths for `file` (execvp's search, done before the clone) */
-static char **candidates(lua_State *L, const char *file, char **envp) {
-  const char *path, *s;
-  size_t n = 1, flen = strlen(file), i = 0;
-  char **v;
-  luaL_Buffer b;
-  if (strchr(file, '/') != NULL || flen == 0) {
-    v = newvec(L, 1);
-    v[0] = (char *)file;
-    return v;
-  }
-  path = search_path(envp);
-  for (s = path; *s; s++) n += (*s == ':');
-  v = newvec(L, n);
-  /* one buffer holds every candidate, NUL-separated */
-  luaL_buffinit(L, &b);
-  for (s = path;;) {
-    const char *end = strchr(s, ':');
-    size_t dlen = end ? (size_t)(end - s) : strlen(s);
-    if (dlen == 0) luaL_addchar(&b, '.');
-    else luaL_addlstring(&b, s, dlen);
-    luaL_addchar(&b, '/');
-    luaL_addlstring(&b, file, flen);
-    luaL_addchar(&b, '\0');
-    i++;
-    if (end == NULL) break;
-    s = end + 1;
-  }
-  luaL_pushresult(&b);
-  {
-    const char *all = lua_tostring(L, -1);
-    size_t k;
-    for (k = 0; k < i; k++) {
-      v[k] = (char *)all;
-      all += strlen(all) + 1;
-    }
-  }
-  return v;
 }
 
 /* }====================================================== */
@@ -231,27 +231,30 @@ static char **candidates(lua_State *L, const char *file, char **envp) {
 /*
 ** core.spawn(file, argv, envp, cwd, fdmap, flags, uid, gid)
 **   -> pid, pidfd | nil, errno, step
-** argv, envp: arrays of strings (envp nil: this process's environment);
+** argv, envp: arrays of strings (envp nil: this process's environment;
+** argv may be one string: the argv of a command without arguments);
 ** fdmap: fdmap[i+1] is the fd the child gets as fd i, or -1 for closed.
 */
 static int cp_spawn(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
   Plan p;
   const char *file = luaL_checkstring(L, 1);
-  int i, pid, pidfd, errpipe[2], msg[2], extra[64], nextra = 0, err;
+  char *argv[SMALL_VEC + 1], *envp[SMALL_VEC + 1];
+  int i, pid, pidfd, errpipe[2], msg[2], extra[64], nextra = 0, err, fdmap[64];
   ssize_t got;
   sigset_t all, old;
 
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TSTRING) luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 5, LUA_TTABLE);
   memset(&p, 0, sizeof p);
-  p.argv = tovec(L, 2, "argv");
-  p.envp = lua_istable(L, 3) ? tovec(L, 3, "env") : environ;
-  p.paths = candidates(L, file, p.envp);
+  p.argv = tovec(L, 2, "argv", argv);
+  p.envp = lua_istable(L, 3) ? tovec(L, 3, "env", envp) : environ;
+  p.file = file;
+  p.path = search_path(file, p.envp);
   p.cwd = luaL_optstring(L, 4, NULL);
   p.nfd = (int)lua_rawlen(L, 5);
   luaL_argcheck(L, p.nfd <= 64, 5, "too many stdio entries");
-  p.fdmap = (int *)cp_newuserdata(L, (size_t)(p.nfd + 1) * sizeof(int), 0);
+  p.fdmap = fdmap;
   for (i = 0; i < p.nfd; i++) {
     lua_rawgeti(L, 5, i + 1);
     p.fdmap[i] = (int)luaL_optinteger(L, -1, -1);
