@@ -142,6 +142,29 @@ describe('streams', function()
   end)
 
   describe('Readable (child.stdout)', function()
+    it('grows a pipe that a read found full, so a fast writer waits less', function()
+      -- 64 KiB fill the default pipe exactly (no block): 'full' on stderr.
+      -- One read then takes all 64 KiB and the pipe grows to 256 KiB, so
+      -- 200000 more bytes fit while stdout is paused: 'done' comes.  A pipe
+      -- left at 64 KiB blocks the writer there, and 'done' never comes.
+      local c = cp.spawn('sh', { '-c', 'head -c 65536 /dev/zero; echo full >&2;'
+        .. ' head -c 200000 /dev/zero; echo done >&2' })
+      local err, first = '', nil
+      c.stderr:on('data', function(d)
+        err = err .. d
+        if err:find('full', 1, true) and not first then
+          c.stdout:on('data', function(chunk)
+            if not first then first = #chunk; c.stdout:pause() end
+          end)
+        end
+      end)
+      run_until(function() return err:find('done', 1, true) end, 5000,
+        "'done' while stdout is paused")
+      assert.equal(64 * KiB, first)
+      c.stdout:resume()
+      assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
+    end)
+
     it("emits data, then 'end', then 'close'", function()
       local c = cp.spawn('printf', { 'one two' })
       local rec = recorder()

@@ -27,7 +27,9 @@
 ** upvalue 1 of every core function.  It owns every fd the core hands out
 ** (`kind`), so that lua_close can release them even if Lua never did.
 */
-enum { CP_FD_NONE = 0, CP_FD_PLAIN, CP_FD_PIPE, CP_FD_SOCK, CP_FD_PIDFD };
+/* CP_FD_PIPE_GROWN: a pipe core.read has tried to grow (see fd.c) */
+enum { CP_FD_NONE = 0, CP_FD_PLAIN, CP_FD_PIPE, CP_FD_PIPE_GROWN, CP_FD_SOCK,
+       CP_FD_PIDFD };
 
 typedef struct cp_Loop {
   int epfd;
