@@ -171,8 +171,10 @@ local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
 -- (no plan changes it; a child's public spawnargs is a copy of its own)
 local ONLY_COMMAND = setmetatable({}, { __mode = 'v' })
 
--- Validate everything before anything starts.  Returns the plan.
-function M.spawn_plan(fname, command, args, opts)
+-- Validate everything before anything starts.  Returns the plan: `into`
+-- (an empty table to reuse) when given, else a new table.  Nothing is
+-- written to it before every check has passed.
+function M.spawn_plan(fname, command, args, opts, into)
   command = M.checkstr(fname, 'command', command)
   opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
   local file, spawnargs = command, nil
@@ -223,17 +225,15 @@ function M.spawn_plan(fname, command, args, opts)
   if opts.processGroup then flags = flags | 2 end
   local env = env_array(fname, opts.env)
   local stdio = stdio_list(fname, opts.stdio)
-  local plan = {
-    file = file, spawnfile = file, spawnargs = spawnargs, argv = exec_argv,
-    flags = flags, stdio = stdio, opts = opts,
-    killSignal = M.signum(fname, opts.killSignal, 'SIGTERM'),
-  }
-  -- options most spawns leave out: the table is sized for the keys above
-  if env then plan.env = env end
-  if cwd then plan.cwd = cwd end
-  if opts.uid then plan.uid = opts.uid end
-  if opts.gid then plan.gid = opts.gid end
-  if opts.timeout then plan.timeout = opts.timeout end
+  local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
+  -- sized for the keys most spawns set (a constructor of nils sizes it)
+  local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
+    argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
+  plan.file, plan.spawnfile, plan.spawnargs, plan.argv = file, file, spawnargs, exec_argv
+  plan.flags, plan.stdio, plan.opts, plan.killSignal = flags, stdio, opts, ksig
+  -- options most spawns leave out (nil: no key)
+  plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, opts.uid, opts.gid
+  plan.timeout = opts.timeout
   return plan
 end
 
@@ -523,10 +523,11 @@ function M.start(plan)
   end
   if plan.timeout and plan.timeout > 0 then
     local tm = { ms = plan.timeout, refed = false, args = NOARGS }
+    local ksig = plan.killSignal  -- start() keeps no reference to the plan
     tm.fn = function()
       if not s.exited then
         if s.ontimeout then s.ontimeout() end
-        self:kill(plan.killSignal)
+        self:kill(ksig)
       end
     end
     s.timer = tm
@@ -538,11 +539,20 @@ function M.start(plan)
 end
 
 -- cp.spawn(command [, args] [, options])
+-- Its plan is garbage once start() returns, so one table serves every
+-- spawn: taken while in use (a spawn inside, from a __gc, or one that
+-- raised, makes its own), emptied and put back after.
+local spare_plan = {}
 function M.spawn(command, args, opts)
   local a, o = M.splitargs('spawn', args, opts)
   if type(o) == 'function' then o = nil end
-  local plan = M.spawn_plan('spawn', command, a, o)
-  return (M.start(plan))
+  local into = spare_plan
+  spare_plan = nil
+  local plan = M.spawn_plan('spawn', command, a, o, into)
+  local self = M.start(plan)
+  for k in pairs(plan) do plan[k] = nil end
+  spare_plan = plan
+  return self
 end
 
 -- }======================================================

@@ -54,12 +54,12 @@ M.check_maxsize = check_maxsize
 -- spawn() with an 'ipc' entry validates the channel's options up front,
 -- before any fd is made (fork() checks them itself, earlier still)
 local spawn_plan = M.spawn_plan
-function M.spawn_plan(fname, command, args, opts)
+function M.spawn_plan(fname, command, args, opts, into)
   if type(opts) == 'table' then
     check_serialization(fname, opts.serialization, 4)
     check_maxsize(fname, opts.maxMessageSize, 4)
   end
-  return spawn_plan(fname, command, args, opts)
+  return spawn_plan(fname, command, args, opts, into)
 end
 
 -- }======================================================
