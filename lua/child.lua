@@ -18,7 +18,6 @@ local function stdin_of(s)
   s[1] = st
   return st
 end
-M.child_stdin = stdin_of
 
 -- fields a child does not hold until they are read (see M.start)
 local function getter(s, k)

@@ -1220,7 +1220,6 @@ static const struct { const char *name; const char *src; } cp_chunks[] = {
   "  s[1] = st\n"
   "  return st\n"
   "end\n"
-  "M.child_stdin = stdin_of\n"
   "\n"
   "-- fields a child does not hold until they are read (see M.start)\n"
   "local function getter(s, k)\n"
