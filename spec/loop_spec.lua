@@ -101,6 +101,19 @@ describe('cp.run', function()
       assert.is_false(run_all())
     end)
 
+    it('come out at once, not after the next event', function()
+      -- the 'spawn' listener raises while the child sleeps on: run() must
+      -- not wait for the child before it raises
+      local c = cp.spawn('sleep', { '5' })
+      c:on('spawn', function() error('boom-in-spawn') end)
+      finally(function() c:kill('SIGKILL'); c:wait() end)
+      local t0 = os.time()
+      local ok, err = pcall(cp.run)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find('boom-in-spawn', 1, true), tostring(err))
+      assert.is_true(os.time() - t0 <= 2, 'run() waited for the child')
+    end)
+
     it('error objects (tables) come out as they are', function()
       local obj = { code = 'MINE' }
       cp.setTimeout(function() error(obj) end, 1)
