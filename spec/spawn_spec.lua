@@ -64,6 +64,26 @@ describe('spawn', function()
       assert.is_nil(r.child.signalCode)
     end)
 
+    it("emits 'spawn' in the order of the spawns, among other queued work", function()
+      local ev, kids = {}, {}
+      local function spawn(name)
+        local c = cp.spawn('true')
+        kids[#kids + 1] = c
+        c:on('spawn', function() ev[#ev + 1] = name end)
+        return c
+      end
+      spawn('A')
+      cp.setImmediate(function() ev[#ev + 1] = 'X' end)
+      spawn('B')
+      spawn('C'):on('spawn', function() spawn('D') end)
+      local bad = cp.spawn('nosuchcmd')
+      bad:on('error', function() ev[#ev + 1] = 'E' end)
+      kids[#kids + 1] = bad
+      run_until(function() return #ev == 6 end)
+      assert.same({ 'A', 'X', 'B', 'C', 'E', 'D' }, ev)
+      for _, c in ipairs(kids) do wait_close(c) end
+    end)
+
     it('reports exit code 255', function()
       local r = collect('sh', { '-c', 'exit 255' })
       assert.equal(255, r.code)
