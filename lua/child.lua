@@ -446,7 +446,6 @@ function M.start(plan)
   if given == nil then
     err = pid
   else
-    if plan.prespawn then plan.prespawn(plan) end
     local step
     pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
                                   t.fdmap, plan.flags, plan.uid, plan.gid)
@@ -532,7 +531,6 @@ function M.start(plan)
     s.timer = tm
     M.timer_start(tm)
   end
-  if plan.onstart then plan.onstart(s, self) end
   M.defer_batch(emit_spawn, self)
   return self, s
 end
