@@ -376,13 +376,18 @@ local function scratch_put(t, n)
 end
 
 -- undo a half-made stdio: close what was opened, destroy the streams
-local function stdio_fail(t, n, err, syscall)
-  for _, fd in ipairs(t.after) do core.close(fd) end
+-- this side's first n stdio ends: streams destroyed, a bare stdin fd closed
+local function drop_streams(t, n)
   for i = 1, n do
     local st = t.streams[i]
     if math.type(st) == 'integer' then core.close(st)
     elseif st then st:destroy() end
   end
+end
+
+local function stdio_fail(t, n, err, syscall)
+  for _, fd in ipairs(t.after) do core.close(fd) end
+  drop_streams(t, n)
   return nil, M.syserror(err, syscall)
 end
 
@@ -451,11 +456,7 @@ function M.start(plan)
                                   t.fdmap, plan.flags, plan.uid, plan.gid)
     for _, fd in ipairs(t.after) do core.close(fd) end
     if not pid then
-      for i = 1, nstdio do
-        local st = t.streams[i]
-        if math.type(st) == 'integer' then core.close(st)
-        elseif st then st:destroy() end
-      end
+      drop_streams(t, nstdio)
       local syscall, path = 'spawn ' .. plan.spawnfile, plan.spawnfile
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
