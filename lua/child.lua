@@ -349,21 +349,22 @@ end
 -- the handler of every child's pidfd (the loop passes the child)
 M.fdclass(ChildProcess, function(_, self) on_exit(cself(self), self) end)
 
--- The scratch tables of start(): a spawn makes no table of its own for
--- the fd map, the fds to close after it, the streams it makes, or
--- M.stdio_source's state.  `busy` guards against a start() inside a
--- start() (from a hook): that one gets fresh tables.
-local scratch = { fdmap = {}, after = {}, streams = {}, st = {}, busy = false }
-scratch.st.after = scratch.after
+-- The work tables of start(): a spawn makes no table of its own for the
+-- fd map, the fds to close after it, the streams it makes, or
+-- M.stdio_source's state.  One set is taken while in use and put back
+-- emptied, as M.spawn does with its plan (a start() meanwhile, from a
+-- __gc, or after one that raised, makes its own).
+local function new_scratch()
+  local t = { fdmap = {}, after = {}, streams = {}, st = {} }
+  t.st.after = t.after
+  return t
+end
+local spare_scratch = new_scratch()
 
 local function scratch_get()
-  if scratch.busy then
-    local t = { fdmap = {}, after = {}, streams = {}, st = {} }
-    t.st.after = t.after
-    return t
-  end
-  scratch.busy = true
-  return scratch
+  local t = spare_scratch or new_scratch()
+  spare_scratch = nil
+  return t
 end
 
 -- empty the tables (they keep their size) and give them back
@@ -372,10 +373,9 @@ local function scratch_put(t, n)
   for i = n, 1, -1 do fdmap[i] = nil; streams[i] = nil end
   for i = #after, 1, -1 do after[i] = nil end
   t.st.devnull = nil
-  if t == scratch then scratch.busy = false end
+  spare_scratch = t
 end
 
--- undo a half-made stdio: close what was opened, destroy the streams
 -- this side's first n stdio ends: streams destroyed, a bare stdin fd closed
 local function drop_streams(t, n)
   for i = 1, n do
@@ -385,6 +385,7 @@ local function drop_streams(t, n)
   end
 end
 
+-- undo a half-made stdio: close what was opened, destroy the streams
 local function stdio_fail(t, n, err, syscall)
   for _, fd in ipairs(t.after) do core.close(fd) end
   drop_streams(t, n)
@@ -394,7 +395,7 @@ end
 -- Turn plan.stdio into the child's fd map (t.fdmap), this side's streams
 -- (t.streams[i] for fd i-1) and the fds to close after the spawn
 -- (t.after: the child's ends).  Returns the streams given to the child
--- (nil when none), or nil, err.
+-- (false when none), or nil, err.
 local function setup_stdio(plan, s, self, t)
   local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
   local list = plan.stdio

@@ -118,8 +118,8 @@ local function add(s, self, name, fn, onlisten)
   return self
 end
 
--- add(s, obj, name, fn [, onlisten]): for the layer's own listeners
--- (no method lookup, no check: fn is a function)
+-- add(s, obj, name, fn): for the layer's own listeners on objects whose
+-- class has no onlisten (no method lookup, no check: fn is a function)
 M.addlistener = add
 
 -- The emitter methods for a class whose objects map to their fields

@@ -131,18 +131,16 @@ local function run(fname, file, args, opts, cb, cmd)
     s.ontimeout = function() killed = true end
   end
 
-  -- the listeners go in without the methods' lookups and checks
-  local add, rself, onlisten = M.addlistener, M.rself, M.r_onlisten
+  -- the child's own listeners go in without the methods' lookups
+  local add = M.addlistener
   local out, err = s[2], s[3]  -- stdout, stderr (lua/child.lua)
   if out then
-    local rs = rself(out)
-    add(rs, out, 'data', function(chunk) collect(1, chunk) end, onlisten)
-    add(rs, out, 'error', onerror, onlisten)
+    out:on('data', function(chunk) collect(1, chunk) end)
+    out:on('error', onerror)
   end
   if err then
-    local rs = rself(err)
-    add(rs, err, 'data', function(chunk) collect(2, chunk) end, onlisten)
-    add(rs, err, 'error', onerror, onlisten)
+    err:on('data', function(chunk) collect(2, chunk) end)
+    err:on('error', onerror)
   end
 
   add(s, child, 'error', onerror)

@@ -253,6 +253,13 @@ function M.protect(fn, ...)
   if not ok then failure = failure or { err } end
 end
 
+-- dispatch(fn, ...) once slots i..i+n-1 (where ... came from) are
+-- cleared: fn may run the queue itself, which may reuse them
+local function dispatch_cleared(fn, i, n, ...)
+  for j = i, i + n - 1 do queue[j] = nil end
+  return dispatch(fn, ...)
+end
+
 local function run_queue()
   local last = qtail           -- entries added meanwhile wait a turn
   while qhead <= last do
@@ -267,17 +274,7 @@ local function run_queue()
       ok = dispatch(fn, a)
     else
       qhead = h + 2 + n
-      if n == 0 then
-        ok = dispatch(fn)
-      elseif n == 3 then  -- emit(s, obj, name)
-        local x, y, z = queue[h + 2], queue[h + 3], queue[h + 4]
-        queue[h + 2], queue[h + 3], queue[h + 4] = nil, nil, nil
-        ok = dispatch(fn, x, y, z)
-      else  -- slots are cleared before the call: it may run the queue itself
-        local args = {}
-        for i = 1, n do args[i] = queue[h + 1 + i]; queue[h + 1 + i] = nil end
-        ok = dispatch(fn, M.unpack(args, 1, n))
-      end
+      ok = dispatch_cleared(fn, h + 2, n, M.unpack(queue, h + 2, h + 1 + n))
     end
     if not ok then return false end
   end

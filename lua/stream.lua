@@ -80,7 +80,6 @@ local function r_onlisten(s, self, name)
   end
 end
 M.emitter_methods(rmethods, rself, r_onlisten)
-M.r_onlisten = r_onlisten
 
 -- A Readable over fd.  opts.ownfd: close fd when done (default true).
 -- s.keepfd: the fd is not ours to close.  s.onclosed(self, s.owner), if

@@ -302,12 +302,18 @@ end
 
 -- {====================================================== the functions
 
+-- splitargs for the Sync forms, which take no callback
+local function sync_args(fname, args, opts)
+  local a, o, c = M.splitargs(fname, args, opts)
+  if c ~= nil or type(o) == 'function' then
+    error(("bad argument #3 to '%s' (table expected, got function)"):format(fname), 3)
+  end
+  return a, o
+end
+
 -- cp.spawnSync(command [, args] [, options]) -> result
 function M.spawnSync(command, args, opts)
-  local a, o, c = M.splitargs('spawnSync', args, opts)
-  if c ~= nil or type(o) == 'function' then
-    error("bad argument #3 to 'spawnSync' (table expected, got function)", 2)
-  end
+  local a, o = sync_args('spawnSync', args, opts)
   local plan, input, maxbuf = prepare('spawnSync', command, a, o, SPAWNSYNC_OPTIONS)
   return run(plan, input, maxbuf)
 end
@@ -356,10 +362,7 @@ end
 
 -- cp.execFileSync(file [, args] [, options]) -> stdout; raises on failure
 function M.execFileSync(file, args, opts)
-  local a, o, c = M.splitargs('execFileSync', args, opts)
-  if c ~= nil or type(o) == 'function' then
-    error("bad argument #3 to 'execFileSync' (table expected, got function)", 2)
-  end
+  local a, o = sync_args('execFileSync', args, opts)
   local plan, input, maxbuf = prepare('execFileSync', file, a, o, EXECFILESYNC_OPTIONS)
   local ret = run(plan, input, maxbuf)
   copy_stderr(o == nil or o.stdio == nil, ret)

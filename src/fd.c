@@ -179,7 +179,8 @@ static ssize_t write_nosigpipe(int fd, int kind, const char *p, size_t len) {
   sigset_t pipe_set, old, pending;
   ssize_t n;
   int err, was_pending;
-  if (kind != CP_FD_PIPE && kind != CP_FD_PIPE_GROWN) {  /* a socket, or an fd we know nothing of */
+  /* a socket, or an fd we know nothing of */
+  if (kind != CP_FD_PIPE && kind != CP_FD_PIPE_GROWN) {
     n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0 || errno != ENOTSOCK) return n;
   }

@@ -134,6 +134,8 @@ CP_API char *cp_wbuf_reserve(cp_wbuf *b, size_t need) {
 static const char wbuf_key = 0;      /* registry key of the kept buffer */
 #define WBUF_KEEP ((size_t)64 << 10)  /* the kept buffer's largest block */
 
+/* (An encoder cut short by a Lua error, out of memory, leaves the kept
+** buffer busy: later encoders then make their own, as before it.) */
 CP_API cp_wbuf *cp_wbuf_get(lua_State *L, size_t limit) {
   cp_wbuf *b;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &wbuf_key) == LUA_TUSERDATA) {
