@@ -495,7 +495,7 @@ function M.start(plan)
       if getmetatable(st) == M.Readable then
         nopen = nopen + 1
         local rs = M.rself(st)
-        rs.onclosed, rs.owner = child_stream_closed, self
+        rs.onclosed, rs.owner, rs.private = child_stream_closed, self, true
       end
     end
   end

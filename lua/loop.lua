@@ -67,19 +67,27 @@ function M.setev(fd, ev, fn)
   return true
 end
 
+-- Events come from epoll in batches; one handler may close an fd whose
+-- number the next spawn reuses while later events of the same batch
+-- still name it.  dropped[fd] = the batch that was newest when fd was
+-- forgotten: that batch's events for fd (and older ones') are stale.
+local batch, dropped = 0, {}
+
 -- Forget fd entirely (call before closing it).
 function M.forget(fd)
   M.setev(fd, 0)
   handlers[fd] = nil
+  dropped[fd] = batch
 end
 
 -- Forget fd, which the caller closes right after and which no other fd
 -- or process shares: the close drops its epoll registration, so no
--- epoll_ctl (a child's pidfd: one syscall fewer per child).
+-- epoll_ctl (a child's pidfd or pipe: one syscall fewer each).
 function M.release(fd)
   if always[fd] then always[fd] = nil; nalways = nalways - 1 end
   masks[fd] = nil
   handlers[fd] = nil
+  dropped[fd] = batch
 end
 
 -- fd -> its handler and registered events (nil when nobody watches it)
@@ -307,10 +315,12 @@ local function run_fds(timeout_ms)
   if nalways > 0 then timeout_ms = 0 end
   local n = wait(timeout_ms, evbuf)
   if not n then return true end
+  batch = batch + 1
+  local b = batch
   for i = 1, n do
     local fd, ev = evbuf[2 * i - 1], evbuf[2 * i]
-    local h = handlers[fd]
-    if h and masks[fd] then
+    local h, d = handlers[fd], dropped[fd]
+    if h and masks[fd] and not (d and d >= b) then
       local f = classfn[getmetatable(h)]
       if f then
         if not dispatch(f, ev, h) then return false end

@@ -14,12 +14,21 @@ local rmethods = {}
 local Readable, rself = core.class('childproc.Readable', rmethods)
 M.Readable = Readable
 
+-- Let go of the fd: unwatched and closed (unless it is not ours).  A
+-- private fd (a child's pipe that nobody else was shown) is shared with
+-- no other process, so its close drops the epoll registration itself.
+local function r_dropfd(s)
+  if s.fdgone then return end
+  s.fdgone = true
+  if s.watched then s.watched = false; M.unref() end
+  if s.private then M.release(s.fd) else M.forget(s.fd) end
+  if not s.keepfd then core.close(s.fd) end
+end
+
 local function r_close(s, self, err)
   if s.closed then return end
   s.closed = true
-  if s.watched then s.watched = false; M.unref() end
-  M.forget(s.fd)
-  if not s.keepfd then core.close(s.fd) end
+  r_dropfd(s)
   if err then emit(s, self, 'error', err) end
   emit(s, self, 'close')
   if s.onclosed then s.onclosed(self, s.owner) end
@@ -27,8 +36,9 @@ end
 
 local r_read
 
--- the fd handler of every Readable (the loop passes the stream)
-M.fdclass(Readable, function(_, self) r_read(rself(self), self, false) end)
+-- the fd handler of every Readable (the loop passes the events and the
+-- stream)
+M.fdclass(Readable, function(ev, self) r_read(rself(self), self, false, ev) end)
 
 -- Start or stop watching according to the flowing state.
 local function r_update(s, self)
@@ -47,13 +57,17 @@ end
 -- Read what is there now: once, or when drain is set until it would block
 -- (a child that exited has written all it will write), at most a pipe's
 -- worth of reads so a grandchild that keeps writing cannot hold us here.
+-- ev: the loop's event bits; HUP (the writers are gone and nothing is
+-- left to read) is the end of file without a read.
 local DRAIN_READS = 16
-function r_read(s, self, drain)
+local HUP = 4
+function r_read(s, self, drain, ev)
   local reads = 0
   repeat
     reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
-    local chunk, err = read(s.fd)
+    local chunk, err
+    if not (ev and ev & HUP ~= 0) then chunk, err = read(s.fd) end
     if chunk then
       emit(s, self, 'data', chunk)
     elseif chunk == false then
@@ -62,8 +76,10 @@ function r_read(s, self, drain)
       r_close(s, self, M.syserror(err, 'read'))
       return
     else
+      -- the fd goes first: an 'end' listener that runs the loop must not
+      -- be woken again and again by the same hang-up
       s.ended = true
-      r_update(s, self)
+      r_dropfd(s)
       emit(s, self, 'end')
       r_close(s, self)
       return
@@ -82,13 +98,16 @@ end
 M.emitter_methods(rmethods, rself, r_onlisten)
 
 -- A Readable over fd.  opts.ownfd: close fd when done (default true).
--- s.keepfd: the fd is not ours to close.  s.onclosed(self, s.owner), if
--- set, runs after 'close' (the child counts its open streams so).
--- The table is sized for the keys a flowing stream gets.
+-- s.keepfd: the fd is not ours to close.  s.private: the fd is one end of
+-- a pipe we made, not shown to anybody (set by lua/child.lua; fileno()
+-- clears it).  s.onclosed(self, s.owner), if set, runs after 'close'
+-- (the child counts its open streams so).  The table is sized for the
+-- keys a flowing stream gets.
 function M.readable(fd, opts)
   local s = { fd = fd, keepfd = opts and opts.ownfd == false or nil,
               flowing = nil, watched = nil, _ev = nil, onclosed = nil,
-              owner = nil }
+              owner = nil, private = nil, ended = nil, fdgone = nil,
+              closed = nil }
   return core.object(Readable, s), s
 end
 
@@ -110,7 +129,8 @@ function rmethods.isPaused(self) return rself(self).flowing == false end
 
 function rmethods.fileno(self)
   local s = rself(self)
-  if s.closed then return nil end
+  if s.closed or s.fdgone then return nil end
+  s.private = nil  -- it may now be handed to another process
   return s.fd
 end
 
@@ -118,7 +138,6 @@ function rmethods.destroy(self, err)
   local s = rself(self)
   if not s.closed then
     s.ended = true
-    r_update(s, self)
     r_close(s, self, err)
   end
   return self
@@ -173,7 +192,6 @@ end
 function M.readable_giveaway(self)
   local s = rself(self)
   s.ended = true
-  r_update(s, self)
   r_close(s, self)
 end
 

@@ -165,6 +165,30 @@ describe('streams', function()
       assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
     end)
 
+    it('ends on a hang-up with nothing left without a read', function()
+      -- read(2) calls of this thread (not of its reaped children), from
+      -- /proc/thread-self/io (reading it costs the same few reads each
+      -- time: measured, then taken off)
+      local function syscr()
+        local f = assert(io.open('/proc/thread-self/io'))
+        local t = f:read('a')
+        f:close()
+        return tonumber(t:match('syscr: (%d+)'))
+      end
+      cp.spawn('true'):wait()               -- the first spawn reads a pipe
+      local a = syscr()
+      local cost = syscr() - a
+      local c = cp.spawn('true', {}, { stdio = { 'ignore', 'pipe', 'ignore' } })
+      local ended = false
+      c.stdout:on('data', function() end)
+      c.stdout:on('end', function() ended = true end)
+      local b = syscr()
+      c:wait()
+      local reads = syscr() - b - cost
+      assert.is_true(ended)
+      assert.equal(0, reads)
+    end)
+
     it("emits data, then 'end', then 'close'", function()
       local c = cp.spawn('printf', { 'one two' })
       local rec = recorder()

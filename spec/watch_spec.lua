@@ -251,6 +251,36 @@ describe('cp.watch', function()
       a:close()
     end)
 
+    it("gives a new fd with the number none of the old one's pending events", function()
+      -- one turn's events: a (ready first), then r1.  a's callback closes
+      -- r1 and watches an empty pipe that takes r1's number: the event
+      -- r1 had in the same turn is not the new pipe's.
+      local a, b = core.socketpair()
+      local r1, w1 = core.pipe()
+      local order, calls, r2, w2 = {}, 0, nil, nil
+      local old = cp.watch(r1, 'r', function() order[#order + 1] = 'r1' end)
+      cp.watch(a, 'r', function(_, w)
+        order[#order + 1] = 'a'
+        w:stop()
+        old:stop()
+        core.close(r1)
+        local unfill = next_fd_is(r1)
+        r2, w2 = core.pipe()
+        unfill()
+        core.nonblock(r2, true)
+        cp.watch(r2, 'r', function(_, w3) calls = calls + 1; core.read(r2); w3:stop() end)
+      end)
+      core.write(b, 'x')
+      core.write(w1, 'y')
+      cp.run('nowait')
+      assert.same({ 'a' }, order)
+      assert.equal(r1, r2, 'expected the pipe to reuse fd ' .. r1)
+      assert.equal(0, calls)
+      core.write(w2, 'z')
+      settle(function() return calls == 1 end, 'the new pipe')
+      core.close(a); core.close(b); core.close(w1); core.close(r2); core.close(w2)
+    end)
+
     it('of an integer fd: stops by itself too', function()
       local r, w = core.pipe()
       local wt = cp.watch(r, 'r', function() end)

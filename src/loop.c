@@ -15,9 +15,11 @@
 
 #include "cp.h"
 
-/* event bits shared with Lua: 1 = readable, 2 = writable */
+/* event bits shared with Lua: 1 = readable, 2 = writable; 4 (with 1):
+** hung up with nothing to read, so a read would only say end of file */
 #define EV_R 1
 #define EV_W 2
+#define EV_HUP 4
 
 static unsigned to_epoll(int ev) {
   return ((ev & EV_R) ? EPOLLIN : 0u) | ((ev & EV_W) ? EPOLLOUT : 0u);
@@ -29,6 +31,7 @@ static int from_epoll(unsigned e) {
   int ev = 0;
   if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ev |= EV_R;
   if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) ev |= EV_W;
+  if ((e & (EPOLLHUP | EPOLLIN | EPOLLERR)) == EPOLLHUP) ev |= EV_HUP;
   return ev;
 }
 
