@@ -52,6 +52,8 @@ write('lua', 'badtag', 0, '\2\0\0\0\9\0')
 write('lua', 'truncated', 0, core.lua_encode({1, 2, 3}):sub(1, -2))
 write('lua', 'trailing', 0, '\2\0\0\0\1\1')
 write('lua', 'badref', 0, '\14\0\0\0\9\1\0\0\0\0\0\0\0\10\2\0\0\0')
+-- a reference into the bulk ring, which the fuzzed decoder does not have
+write('lua', 'ringref', 0, string.pack('<I4BI8I4', 13, 11, 0, 100000))
 
 local json_seeds = {
   object = '{"a":1,"b":[true,false,null],"c":{"d":"e"}}\n',

@@ -370,7 +370,8 @@ end
 -- empty the tables (they keep their size) and give them back
 local function scratch_put(t, n)
   local fdmap, after, streams = t.fdmap, t.after, t.streams
-  for i = n, 1, -1 do fdmap[i] = nil; streams[i] = nil end
+  for i = #fdmap, 1, -1 do fdmap[i] = nil end
+  for i = n, 1, -1 do streams[i] = nil end
   for i = #after, 1, -1 do after[i] = nil end
   t.st.devnull = nil
   spare_scratch = t
@@ -398,7 +399,7 @@ end
 -- (false when none), or nil, err.
 local function setup_stdio(plan, s, self, t)
   local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
-  local list = plan.stdio
+  local list, ring = plan.stdio, nil
   for i = 1, #list do
     local e, fd = list[i], i - 1
     if e == 'pipe' then
@@ -415,10 +416,11 @@ local function setup_stdio(plan, s, self, t)
       -- stdin: the fd only, made a stream when first read (stdin_of)
       streams[i] = fd == 0 and mine or M.readable(mine)
     elseif e == 'ipc' then
-      local childfd, err = M.ipc_setup(plan, s, self, fd)
-      if not childfd then return stdio_fail(t, i, err, 'socketpair') end
+      local childfd, x = M.ipc_setup(plan, s, self, fd)
+      if not childfd then return stdio_fail(t, i, x, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
+      if x then ring = x; after[#after + 1] = x end  -- the channel's rings
     else
       local src, err = M.stdio_source(e, fd, t.st)
       if not src then return stdio_fail(t, i, err, 'open') end
@@ -432,6 +434,7 @@ local function setup_stdio(plan, s, self, t)
       end
     end
   end
+  if ring then fdmap[#list + 1] = ring end  -- the fd after the stdio ones
   return given
 end
 

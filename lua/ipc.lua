@@ -17,7 +17,11 @@ local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
+                    'CHILDPROC_CHANNEL_RING',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
+-- the bulk rings of a 'lua' channel (src/serialize.c): this many bytes
+-- each way, taken from memory only as big messages use them
+local RING_SIZE = 4 * 1024 * 1024
 
 local encoders = { lua = core.lua_encode, json = core.json_encode }
 
@@ -110,6 +114,7 @@ local function close_channel(ch, inline)
   open_channels[ch] = nil
   M.forget(ch.fd)
   core.close(ch.fd)
+  ch.dec:unring()
   local cbs, head, tail = ch.cbs, ch.head, ch.tail
   ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
   update(ch)
@@ -318,7 +323,7 @@ local function send(fname, ch, message, a, b, c)
     -- left are queued); else encoded into pieces to queue; when
     -- disconnecting, only encoded (a bad value must still raise)
     local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
-    local err = lua_sent(ch, cb, pcall(lsend, fd, message))
+    local err = lua_sent(ch, cb, pcall(lsend, fd, message, ch.dec))
     if err then error(("bad argument #1 to '%s' (%s)"):format(fname, err), 3) end
   else
     ok, frame = pcall(ch.encode, message)
@@ -384,7 +389,9 @@ end
 -- {====================================================== parent side
 
 -- The 'ipc' entry of a child's stdio (lua/child.lua calls this): make
--- the pair, tell the child where its end is, return that end.
+-- the pair, tell the child where its end is, return that end, and for a
+-- 'lua' channel the fd of its rings (nil if there are none), which the
+-- child gets as its fd #plan.stdio.
 function M.ipc_setup(plan, s, self, fd)
   local opts = plan.opts or {}
   local mode = check_serialization('spawn', opts.serialization, 2)
@@ -406,16 +413,23 @@ function M.ipc_setup(plan, s, self, fd)
   for _, kv in ipairs(env) do
     if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
   end
+  local ringfd
   if mode == 'json' then  -- exactly what Node's fork sets
     out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
     out[#out + 1] = 'NODE_CHANNEL_SERIALIZATION_MODE=json'
   else
     out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
+    ringfd = core.ring_new(RING_SIZE)  -- none (nil) is no error: no rings
+    if ringfd then out[#out + 1] = 'CHILDPROC_CHANNEL_RING=' .. #plan.stdio end
   end
   table.sort(out)
   plan.env = out
   local ch = new_channel(mine, mode, max, 'child', s, self)
+  if ringfd and not ch.dec:ring(ringfd, 0) then
+    core.close(ringfd)
+    ringfd = nil
+  end
   s._ch = ch
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,
@@ -431,7 +445,7 @@ function M.ipc_setup(plan, s, self, fd)
     close_channel(ch)
     if onfail then onfail(s2, self2) end
   end
-  return theirs
+  return theirs, ringfd
 end
 
 local cmethods = M.child_methods
@@ -553,6 +567,8 @@ function M.channel_autostart()
       os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
   end
   if not fdtext then return end
+  local ringfd = mode == 'lua'
+    and math.tointeger(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
   -- as Node: the processes this one starts do not see this channel
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
   local fd = math.tointeger(tonumber(fdtext))
@@ -571,6 +587,10 @@ function M.channel_autostart()
   core.nonblock(fd, true)
   local ps = pself(M.process)
   pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
+  -- the rings: used, then closed, if the fd is what the parent makes
+  if ringfd and ringfd > 2 and ringfd ~= fd and pch.dec:ring(ringfd, 1) then
+    core.close(ringfd)
+  end
   ps.connected = true
   local function relisten()
     if pch.closed then return end

@@ -530,6 +530,10 @@ describe('the channel and the child', function()
     local _, nsock = r.own:gsub('socket:', '')
     assert.equal(1, nsock, r.own)
     assert.is_nil(r.popen:find('socket:', 1, true), r.popen)
+    -- nor its bulk rings: the child closed their fd once it had mapped them
+    for _, list in ipairs({ r.own, r.popen, r.spawned }) do
+      assert.is_nil(list:find('memfd:', 1, true), list)
+    end
     -- (a spawned child's stdin pipe is a socket: fd 0 is not the channel)
     local beyond0 = r.spawned:gsub('[^\n]* 0 %-> socket:[^\n]*', '')
     assert.is_nil(beyond0:find('socket:', 1, true), r.spawned)

@@ -13,6 +13,7 @@
 --                                  no new fd left open
 --   luaproc(code, opts)            run code in a fresh lua5.4 interpreter
 --   badargs(cases)                 table-driven bad-argument specs
+--   thread_io(name)                a counter of /proc/thread-self/io
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 --   (and every child:wait() is bounded: 30 s, then the spec fails)
 
@@ -21,6 +22,15 @@ local cp = require 'childproc'
 local luassert = require 'luassert'
 
 ROOT = lfs.currentdir()
+
+-- a counter of /proc/thread-self/io ('rchar', 'syscr'...): this
+-- thread's reads, not those of the children it reaped
+function thread_io(name)
+  local f = assert(io.open('/proc/thread-self/io'))
+  local t = f:read('a')
+  f:close()
+  return tonumber(t:match(name .. ': (%d+)'))
+end
 
 function readfile(path)
   local f = io.open(path, 'rb')

@@ -166,15 +166,9 @@ describe('streams', function()
     end)
 
     it('ends on a hang-up with nothing left without a read', function()
-      -- read(2) calls of this thread (not of its reaped children), from
-      -- /proc/thread-self/io (reading it costs the same few reads each
-      -- time: measured, then taken off)
-      local function syscr()
-        local f = assert(io.open('/proc/thread-self/io'))
-        local t = f:read('a')
-        f:close()
-        return tonumber(t:match('syscr: (%d+)'))
-      end
+      -- read(2) calls of this thread (reading the counter costs the
+      -- same few reads each time: measured, then taken off)
+      local function syscr() return thread_io('syscr') end
       cp.spawn('true'):wait()               -- the first spawn reads a pipe
       local a = syscr()
       local cost = syscr() - a

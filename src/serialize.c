@@ -32,8 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "codec.h"
@@ -50,7 +54,7 @@
 
 enum {
   T_FALSE = 1, T_TRUE, T_INT8, T_INT32, T_INT64, T_FLOAT,
-  T_STR8, T_STR32, T_TABLE, T_REF
+  T_STR8, T_STR32, T_TABLE, T_REF, T_RING
 };
 
 
@@ -547,6 +551,121 @@ static int enc_value(cp_enc *e, int idx) {
 }
 
 /*
+** {======================================================
+** The bulk ring: shared memory beside a 'lua' channel's socket
+**
+** A memfd, made by the parent for each 'lua' channel and inherited by
+** the child, holds a header and two rings, one per direction (half 0
+** is written by the parent, half 1 by the child). A payload of
+** RING_MIN bytes or more that fits in the writer's ring is copied
+** there once, and the socket carries only a reference frame:
+**   0x0b  u64 position (in bytes since the ring began), u32 length
+** The reader decodes the payload straight from the ring, then stores
+** the position after it as that ring's tail in the header: the writer
+** reuses the space up to there. Order is the socket's; a payload that
+** does not fit goes through the socket as before. Each side trusts
+** nothing of the other's: a reference is checked against the ring's
+** bounds, and a tail that makes no sense stops the writer using its
+** ring (it then writes everything through the socket).
+** =======================================================
+*/
+#define RING_HDR ((size_t)4096)       /* header: the two tails */
+#define RING_MIN ((size_t)64 << 10)   /* smaller payloads: the socket */
+#define RING_REF 13                   /* payload of a reference frame */
+
+typedef struct cp_ring {
+  unsigned char *base;   /* mapping: header, half 0, half 1; NULL: none */
+  size_t half;           /* bytes per ring */
+  int side;              /* 0 parent, 1 child: the half this side writes */
+  int broken;            /* the peer's tail made no sense */
+  uint64_t head;         /* next free position of our ring */
+} cp_ring;
+
+static _Atomic uint64_t *ring_tail(const cp_ring *r, int h) {
+  return (_Atomic uint64_t *)(void *)(r->base + 8 * (size_t)h);
+}
+
+/* The incremental decoder (below) is also the channel's codec state: it
+** holds the ring, which core.lua_send writes into. */
+enum { K_LUA, K_JSON };
+
+typedef struct decoder {
+  char *buf;
+  size_t r, w, scan, cap;
+  size_t max;      /* largest payload (lua) or line (json) */
+  int kind;
+  int dead;        /* after an error: the message is in user value 1 */
+  cp_ring ring;    /* the channel's bulk ring ('lua'), if mapped */
+} decoder;
+
+/* core.ring_new(size) -> fd: a memfd for two rings of size bytes each */
+static int l_ring_new(lua_State *L) {
+  lua_Integer size = luaL_checkinteger(L, 1);
+  int fd;
+  luaL_argcheck(L, size >= (lua_Integer)(2 * RING_MIN) &&
+                size <= ((lua_Integer)1 << 30) && size % 4096 == 0, 1,
+                "bad ring size");
+  fd = memfd_create("childproc-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) { lua_pushnil(L); lua_pushinteger(L, errno); return 2; }
+  if (ftruncate(fd, (off_t)(RING_HDR + 2 * (size_t)size)) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+    int err = errno;
+    close(fd);
+    lua_pushnil(L);
+    lua_pushinteger(L, err);
+    return 2;
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+static void ring_unmap(cp_ring *r) {
+  if (r->base != NULL)
+    munmap(r->base, RING_HDR + 2 * r->half);
+  r->base = NULL;
+}
+
+/*
+** Maps fd as side's rings; 0 or an errno. Only a memfd sealed against
+** resizing (what ring_new makes) is taken: no other file, and no
+** mapping that the other side could shrink under us (SIGBUS).
+*/
+static int ring_map(cp_ring *r, int fd, int side) {
+  struct stat st;
+  int seals = fcntl(fd, F_GET_SEALS);
+  void *p;
+  size_t half;
+  if (seals < 0) return errno == EINVAL ? EINVAL : errno;
+  if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+    return EINVAL;
+  if (fstat(fd, &st) != 0) return errno;
+  if (st.st_size < (off_t)(RING_HDR + 4 * RING_MIN) ||
+      st.st_size > (off_t)(RING_HDR + ((size_t)2 << 30)) ||
+      (st.st_size - (off_t)RING_HDR) % 8192 != 0)
+    return EINVAL;
+  half = ((size_t)st.st_size - RING_HDR) / 2;
+  p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+           fd, 0);
+  if (p == MAP_FAILED) return errno;
+  ring_unmap(r);
+  r->base = (unsigned char *)p;
+  r->half = half;
+  r->side = side;
+  r->broken = 0;
+  r->head = atomic_load_explicit(ring_tail(r, side), memory_order_acquire);
+  return 0;
+}
+
+/*
+** Copies the frame's payload into our ring; returns 1 and fills the
+** reference frame 'ref' (4 + RING_REF bytes), or 0 when it is not for
+** the ring (small, too big, no room: the socket takes it).
+*/
+static int ring_put(cp_ring *r, const cp_enc *e, unsigned char *ref);
+/* }====================================================== */
+
+
+/*
 ** Encodes the value at vidx into a frame, header included; returns 0, or
 ** 1 with the error recorded (raise it with cp_enc_raise). Pushes 4 slots.
 ** Long strings become segments of 'segs' (see enc_segment).
@@ -594,6 +713,52 @@ static int frame_iov(const cp_enc *e, struct iovec *iov) {
     }
   }
   return k;
+}
+
+static int ring_put(cp_ring *r, const cp_enc *e, unsigned char *ref) {
+  struct iovec iov[2 * SEG_MAX + 1];
+  size_t len = e->b->n - 4 + e->extra, off, at;
+  uint64_t tail, start;
+  unsigned char *dst;
+  int i, k;
+  if (r->base == NULL || r->broken || len < RING_MIN || len > r->half / 2)
+    return 0;
+  tail = atomic_load_explicit(ring_tail(r, r->side), memory_order_acquire);
+  if (tail > r->head || r->head - tail > 2 * r->half) {
+    r->broken = 1;  /* not a tail we could have made */
+    return 0;
+  }
+  start = r->head;
+  off = (size_t)(start % r->half);
+  if (tail == start) {
+    /* all read: begin at the ring's start again, the memory the last
+    ** messages used (still in cache), not further on */
+    if (off != 0) { start += r->half - off; off = 0; }
+  }
+  else {
+    if (off + len > r->half) {  /* no room before the end: the start */
+      start += r->half - off;
+      off = 0;
+    }
+    if (start + len - tail > r->half)
+      return 0;  /* the reader is behind */
+  }
+  dst = r->base + RING_HDR + (size_t)r->side * r->half + off;
+  k = frame_iov(e, iov);
+  /* the first piece begins with the 4-byte length: not payload */
+  for (i = 0, at = 0; i < k; i++) {
+    const char *p = (const char *)iov[i].iov_base;
+    size_t n = iov[i].iov_len;
+    if (i == 0) { p += 4; n -= 4; }
+    memcpy(dst + at, p, n);
+    at += n;
+  }
+  r->head = start + len;
+  put_u32(ref, RING_REF);
+  ref[4] = T_RING;
+  put_u64(ref + 5, start);
+  put_u32(ref + 13, (uint32_t)len);
+  return 1;
 }
 
 /*
@@ -670,10 +835,21 @@ static int l_lua_send(lua_State *L) {
   lua_Integer status = 0;
   size_t written = 0, off;
   int base, np;
+  decoder *d = lua_isnoneornil(L, 3) ? NULL
+             : (decoder *)luaL_checkudata(L, 3, CP_DECODER_MT);
+  unsigned char ref[4 + RING_REF];
   luaL_checkany(L, 2);
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   if (encode_frame(L, &e, segs, 2))
     return cp_enc_raise(&e);
+  if (d != NULL && ring_put(&d->ring, &e, ref)) {
+    /* the frame to write is now the reference, in the buffer (which
+    ** has held more: it has the room) */
+    memcpy(e.b->p, ref, sizeof(ref));
+    e.b->n = sizeof(ref);
+    e.nseg = 0;
+    e.extra = 0;
+  }
   if (fd >= 0) {
     struct iovec iov[2 * SEG_MAX + 1];
     struct msghdr m;
@@ -898,15 +1074,7 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
 ** hold no newline, so a long line is scanned once, not once per feed.
 ** =======================================================
 */
-enum { K_LUA, K_JSON };
 
-typedef struct decoder {
-  char *buf;
-  size_t r, w, scan, cap;
-  size_t max;      /* largest payload (lua) or line (json) */
-  int kind;
-  int dead;        /* after an error: the message is in user value 1 */
-} decoder;
 
 /* Above this, an emptied buffer is given back to the system */
 #define KEEP_MAX ((size_t)4 << 20)   /* a larger idle buffer is freed */
@@ -992,6 +1160,38 @@ static int dead_result(lua_State *L) {
 ** counting them in *n.  Returns the number of results pushed on an error
 ** (nil, msg, n), else 0.
 */
+/* Decodes the payload a reference frame names in the peer's ring */
+static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
+                       char *err, size_t errsz) {
+  cp_ring *r = &d->ring;
+  uint64_t start = get_u64(ref + 1);
+  size_t len = get_u32(ref + 9), off;
+  int peer;
+  if (r->base == NULL) {
+    snprintf(err, errsz, "malformed 'lua' message: a ring reference "
+             "without a ring");
+    return 1;
+  }
+  peer = 1 - r->side;
+  off = (size_t)(start % r->half);
+  if (len > d->max) {
+    snprintf(err, errsz, "message of %zu bytes exceeds the limit of %zu "
+             "bytes", len, d->max);
+    return 1;
+  }
+  if (len > r->half - off) {
+    snprintf(err, errsz, "malformed 'lua' message: a ring reference "
+             "beyond the ring");
+    return 1;
+  }
+  if (lua_decode_payload(L, (const char *)r->base + RING_HDR +
+                         (size_t)peer * r->half + off, len, err, errsz))
+    return 1;
+  atomic_store_explicit(ring_tail(r, peer), start + len,
+                        memory_order_release);
+  return 0;
+}
+
 static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
   lua_Integer n = *np;
   char err[160];
@@ -1007,7 +1207,13 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
         { *np = n; return dec_die(L, d, err, n); }
       }
       if (d->w - d->r - 4 < plen) break;
-      if (lua_decode_payload(L, d->buf + d->r + 4, plen, err, sizeof(err)))
+      if (plen == RING_REF && (unsigned char)d->buf[d->r + 4] == T_RING) {
+        if (ring_decode(L, d, (const unsigned char *)d->buf + d->r + 4,
+                        err, sizeof(err)))
+          { *np = n; return dec_die(L, d, err, n); }
+      }
+      else if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
+                                  sizeof(err)))
         { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = d->r + 4 + plen;
     }
@@ -1125,8 +1331,32 @@ static int l_pending(lua_State *L) {
   return 1;
 }
 
+/* dec:ring(fd, side) -> true | nil, errno: use fd (core.ring_new's) as
+** the channel's rings, this side writing half 'side' (0 parent, 1 child) */
+static int l_ring(lua_State *L) {
+  decoder *d = check_decoder(L);
+  int fd = (int)luaL_checkinteger(L, 2);
+  int side = (int)luaL_checkinteger(L, 3), err;
+  luaL_argcheck(L, side == 0 || side == 1, 3, "0 or 1 expected");
+  luaL_argcheck(L, d->kind == K_LUA, 1, "a 'lua' decoder expected");
+  if ((err = ring_map(&d->ring, fd, side)) != 0) {
+    lua_pushnil(L);
+    lua_pushinteger(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* dec:unring(): unmap the rings (the channel is closed) */
+static int l_unring(lua_State *L) {
+  ring_unmap(&check_decoder(L)->ring);
+  return 0;
+}
+
 static int l_decoder_gc(lua_State *L) {
   decoder *d = check_decoder(L);
+  ring_unmap(&d->ring);
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
@@ -1157,6 +1387,7 @@ static int l_decoder(lua_State *L) {
                                                        : (size_t)max;
   d->kind = kind;
   d->dead = 0;
+  memset(&d->ring, 0, sizeof(d->ring));
   luaL_setmetatable(L, CP_DECODER_MT);
   return 1;
 }
@@ -1167,6 +1398,7 @@ CP_API int cp_codec_open(lua_State *L) {
   static const luaL_Reg core_fns[] = {
     {"lua_encode", l_lua_encode},
     {"lua_send", l_lua_send},
+    {"ring_new", l_ring_new},
     {"json_encode", cp_json_encode},
     {"decoder", l_decoder},
     {NULL, NULL}
@@ -1175,6 +1407,8 @@ CP_API int cp_codec_open(lua_State *L) {
     {"feed", l_feed},
     {"readfd", l_readfd},
     {"pending", l_pending},
+    {"ring", l_ring},
+    {"unring", l_unring},
     {NULL, NULL}
   };
   luaL_checkstack(L, 4, "cannot open the codecs");
