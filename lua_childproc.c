@@ -11,8 +11,23 @@
 
 __attribute__((visibility("default"))) int luaopen_childproc(lua_State *L);
 
+/* Pushes chunk i: its bytecode when this build's Lua is the release that
+** made it and takes it, else its source.  Returns 1 for the bytecode. */
+static int load_chunk(lua_State *L, int i) {
+  const char *src = cp_chunks[i].src;
+#if defined(LUA_VERSION_RELEASE_NUM) && LUA_VERSION_RELEASE_NUM == CP_CHUNKS_RELEASE
+  if (luaL_loadbufferx(L, cp_chunks[i].bc, cp_chunks[i].bclen,
+                       cp_chunks[i].name, "b") == LUA_OK)
+    return 1;
+  lua_pop(L, 1);
+#endif
+  if (luaL_loadbufferx(L, src, strlen(src), cp_chunks[i].name, "t") != LUA_OK)
+    lua_error(L);
+  return 0;
+}
+
 int luaopen_childproc(lua_State *L) {
-  int i;
+  int i, nbc = 0;
   lua_newtable(L);                          /* core */
   lua_pushliteral(L, CP_VERSION);
   lua_setfield(L, -2, "version");
@@ -25,9 +40,11 @@ int luaopen_childproc(lua_State *L) {
   cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */
   for (i = 0; cp_chunks[i].name != NULL; i++) {
-    const char *src = cp_chunks[i].src;
-    if (luaL_loadbufferx(L, src, strlen(src), cp_chunks[i].name, "t") != LUA_OK)
-      return lua_error(L);
+    nbc += load_chunk(L, i);
+    if (cp_chunks[i + 1].name == NULL) {      /* core.precompiled, for the */
+      lua_pushboolean(L, nbc == i + 1);       /* specs: every chunk was */
+      lua_setfield(L, -4, "precompiled");     /* loaded as bytecode */
+    }
     lua_pushvalue(L, -3);
     lua_pushvalue(L, -3);
     lua_call(L, 2, 1);                      /* core M result */

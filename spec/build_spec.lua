@@ -27,6 +27,18 @@ describe('build', function()
     assert.is_true(fresh == committed, 'run make: src/lua_chunks.h is stale')
   end)
 
+  it('loads the Lua layer precompiled, debug information kept', function()
+    local cp = require 'childproc'
+    -- this build's Lua is the release that made src/lua_chunks.h (CI
+    -- and the developers use Debian's lua5.4 for both)
+    assert.is_true(cp._core.precompiled)
+    -- tracebacks still name the file and line
+    local info = debug.getinfo(cp._M.start, 'SL')
+    assert.equal('childproc/child.lua', info.short_src)
+    assert.is_true(info.linedefined > 0)
+    assert.truthy(next(info.activelines), 'no line information')
+  end)
+
   it('compiles with the compat header only for version-specific calls', function()
     local hits = io.popen("grep -l 'lua_newuserdatauv\\|lua_getiuservalue\\|lua_setiuservalue' lua_childproc.c src/*.c"):read('a')
     assert.same('', hits)
