@@ -274,7 +274,7 @@ local function on_exit(s, self)
   else code, sig = core.waitpid(s.pid) end
   if code == nil and sig == nil then return false end  -- still running
   if s.pidfd then
-    M.release(s.pidfd)  -- never shared: the close unwatches it
+    M.forget(s.pidfd)
     core.close(s.pidfd)
     s.pidfd = nil
   elseif s.poller then
@@ -498,7 +498,7 @@ function M.start(plan)
       if getmetatable(st) == M.Readable then
         nopen = nopen + 1
         local rs = M.rself(st)
-        rs.onclosed, rs.owner, rs.private = child_stream_closed, self, true
+        rs.onclosed, rs.owner = child_stream_closed, self
       end
     end
   end

@@ -80,16 +80,6 @@ function M.forget(fd)
   dropped[fd] = batch
 end
 
--- Forget fd, which the caller closes right after and which no other fd
--- or process shares: the close drops its epoll registration, so no
--- epoll_ctl (a child's pidfd or pipe: one syscall fewer each).
-function M.release(fd)
-  if always[fd] then always[fd] = nil; nalways = nalways - 1 end
-  masks[fd] = nil
-  handlers[fd] = nil
-  dropped[fd] = batch
-end
-
 -- fd -> its handler and registered events (nil when nobody watches it)
 function M.fdhandler(fd) return handlers[fd], masks[fd] end
 

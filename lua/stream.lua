@@ -14,14 +14,15 @@ local rmethods = {}
 local Readable, rself = core.class('childproc.Readable', rmethods)
 M.Readable = Readable
 
--- Let go of the fd: unwatched and closed (unless it is not ours).  A
--- private fd (a child's pipe that nobody else was shown) is shared with
--- no other process, so its close drops the epoll registration itself.
+-- Let go of the fd: unwatched and closed (unless it is not ours).  (Its
+-- close alone would not do for epoll: a process forked meanwhile may hold
+-- the same file open, and epoll keeps watching a file until all its fds
+-- are closed.)
 local function r_dropfd(s)
   if s.fdgone then return end
   s.fdgone = true
   if s.watched then s.watched = false; M.unref() end
-  if s.private then M.release(s.fd) else M.forget(s.fd) end
+  M.forget(s.fd)
   if not s.keepfd then core.close(s.fd) end
 end
 
@@ -98,15 +99,13 @@ end
 M.emitter_methods(rmethods, rself, r_onlisten)
 
 -- A Readable over fd.  opts.ownfd: close fd when done (default true).
--- s.keepfd: the fd is not ours to close.  s.private: the fd is one end of
--- a pipe we made, not shown to anybody (set by lua/child.lua; fileno()
--- clears it).  s.onclosed(self, s.owner), if set, runs after 'close'
--- (the child counts its open streams so).  The table is sized for the
--- keys a flowing stream gets.
+-- s.keepfd: the fd is not ours to close.  s.onclosed(self, s.owner), if
+-- set, runs after 'close' (the child counts its open streams so).  The
+-- table is sized for the keys a flowing stream gets.
 function M.readable(fd, opts)
   local s = { fd = fd, keepfd = opts and opts.ownfd == false or nil,
               flowing = nil, watched = nil, _ev = nil, onclosed = nil,
-              owner = nil, private = nil, ended = nil, fdgone = nil,
+              owner = nil, ended = nil, fdgone = nil,
               closed = nil }
   return core.object(Readable, s), s
 end
@@ -130,7 +129,6 @@ function rmethods.isPaused(self) return rself(self).flowing == false end
 function rmethods.fileno(self)
   local s = rself(self)
   if s.closed or s.fdgone then return nil end
-  s.private = nil  -- it may now be handed to another process
   return s.fd
 end
 
