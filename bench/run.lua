@@ -3,7 +3,7 @@
 --
 --   lua5.4 bench/run.lua [--markdown] [--only=bench,bench] [--peers=peer,peer]
 --
--- Environment: ROUNDS (default 3), BENCH_SCALE (default 1: the full work;
+-- Environment: ROUNDS (default 5), BENCH_SCALE (default 1: the full work;
 -- 0.1 for a quick check), BENCH_TIMEOUT (seconds per program, default 120),
 -- BENCH_CPUS (a taskset CPU list, e.g. 0: pin every program and its children
 -- there; unset: not pinned).
@@ -59,7 +59,7 @@ local function set(csv)
 end
 local ONLY, PEERS = set(opts.only), set(opts.peers)
 
-local ROUNDS = math.tointeger(tonumber(os.getenv('ROUNDS') or '3')) or 3
+local ROUNDS = math.tointeger(tonumber(os.getenv('ROUNDS') or '5')) or 5
 local SCALE = tonumber(os.getenv('BENCH_SCALE') or '1') or 1
 local TIMEOUT = tonumber(os.getenv('BENCH_TIMEOUT') or '120') or 120
 local CPUS = os.getenv('BENCH_CPUS') -- e.g. '0': run every program under taskset -c 0
