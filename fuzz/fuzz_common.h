@@ -7,10 +7,14 @@
 ** core.lua_encode; build with -DCP_SEG_MIN=4 so that most strings become
 ** pieces of their own); any Lua error in this check (not a nil, msg from feed, which is
 ** the expected answer to bad bytes) aborts, so libFuzzer reports it.
+** 'lua' decoders get a bulk ring (-DCP_RING_MIN=16: most values take
+** it): the fuzzed bytes' ring references are checked against it, and
+** every value must also come back whole through a writer's ring.
 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -48,7 +52,14 @@ static const char fuzz_driver[] =
   "  for _ in next, b do nb = nb + 1 end\n"
   "  return na == nb\n"
   "end\n"
+  "local ring, w, r\n"
   "local dec = core.decoder(kind, 1 << 20)\n"
+  "if kind == 'lua' then\n"
+  "  local fd = assert(core.ring_new(64 * 1024))\n"
+  "  w, r = core.decoder('lua'), core.decoder('lua')\n"
+  "  assert(w:ring(fd, 0) and r:ring(fd, 1) and dec:ring(fd, 1))\n"
+  "  core.close(fd)\n"
+  "end\n"
   "local got, out = {}, {}\n"
   "for _, s in ipairs(slices) do\n"
   "  local n, err, m = dec:feed(s, out)\n"
@@ -82,6 +93,10 @@ static const char fuzz_driver[] =
   "      end\n"
   "      local st, off, t = cat(core.lua_send(false, v))\n"
   "      assert(st == 0 and off == 0 and t == s, 'lua_send differs')\n"
+  /* through the ring (or whole, when it does not fit) */
+  "      local o3 = {}\n"
+  "      st, off, t = cat(core.lua_send(false, v, w))\n"
+  "      assert(r:feed(t, o3) == 1 and equal(v, o3[1], {}), 'ring changed the value')\n"
   "    end\n"
   "  end\n"
   "end\n";
@@ -91,6 +106,12 @@ static const char fuzz_driver[] =
 ** (data[0] >> 2) + 1 bytes, or two pieces cut at a point set by
 ** data[0] >> 2; slicing must never change what is decoded.
 */
+/* core.close for the driver (the codecs' core has no fd functions) */
+static int fuzz_close(lua_State *L) {
+  close((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
 static int fuzz_run(const char *kind, const uint8_t *data, size_t size) {
   lua_State *L;
   size_t i, step, cut;
@@ -106,6 +127,8 @@ static int fuzz_run(const char *kind, const uint8_t *data, size_t size) {
   }
   lua_newtable(L);
   cp_codec_open(L);
+  lua_pushcfunction(L, fuzz_close);
+  lua_setfield(L, -2, "close");
   lua_pushstring(L, kind);
   lua_newtable(L);
   data++;

@@ -10,7 +10,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DCP_SEG_MIN=4 \
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DCP_SEG_MIN=4 -DCP_RING_MIN=16 \
   -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc \
   $(shell pkg-config --cflags lua5.4)
 FUZZ_LIBS := $(shell pkg-config --libs lua5.4)

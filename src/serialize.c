@@ -570,7 +570,10 @@ static int enc_value(cp_enc *e, int idx) {
 ** =======================================================
 */
 #define RING_HDR ((size_t)4096)       /* header: the two tails */
-#define RING_MIN ((size_t)64 << 10)   /* smaller payloads: the socket */
+#ifndef CP_RING_MIN                   /* (the fuzz build sets it small) */
+#define CP_RING_MIN ((size_t)64 << 10)
+#endif
+#define RING_MIN CP_RING_MIN           /* smaller payloads: the socket */
 #define RING_REF 13                   /* payload of a reference frame */
 
 typedef struct cp_ring {
@@ -635,7 +638,7 @@ static int ring_map(cp_ring *r, int fd, int side) {
   int seals = fcntl(fd, F_GET_SEALS);
   void *p;
   size_t half;
-  if (seals < 0) return errno == EINVAL ? EINVAL : errno;
+  if (seals < 0) return errno;  /* EINVAL: not a memfd */
   if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
     return EINVAL;
   if (fstat(fd, &st) != 0) return errno;
@@ -1072,9 +1075,9 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
 ** Incremental decoder: core.decoder(kind, maxMessageSize)
 ** Bytes [r, w) of buf are pending; for 'json', [r, scan) is known to
 ** hold no newline, so a long line is scanned once, not once per feed.
+** (The decoder struct is defined with the bulk ring, above.)
 ** =======================================================
 */
-
 
 /* Above this, an emptied buffer is given back to the system */
 #define KEEP_MAX ((size_t)4 << 20)   /* a larger idle buffer is freed */
@@ -1150,16 +1153,6 @@ static int dead_result(lua_State *L) {
   return 3;
 }
 
-/*
-** dec:feed(chunk, out) -> n: decodes every complete message into
-** out[1..n]. On a bad frame: nil, msg, n, where out[1..n] still holds
-** the messages that came before it, in order.
-*/
-/*
-** Decode every complete message in the buffer into out (stack index 3),
-** counting them in *n.  Returns the number of results pushed on an error
-** (nil, msg, n), else 0.
-*/
 /* Decodes the payload a reference frame names in the peer's ring */
 static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
                        char *err, size_t errsz) {
@@ -1192,6 +1185,11 @@ static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
   return 0;
 }
 
+/*
+** Decode every complete message in the buffer into out (stack index 3),
+** counting them in *n.  Returns the number of results pushed on an error
+** (nil, msg, n), else 0.
+*/
 static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
   lua_Integer n = *np;
   char err[160];
