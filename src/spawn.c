@@ -33,7 +33,9 @@
 #endif
 
 /* clone() hands back the child's pidfd (CLONE_PIDFD, Linux 5.2): one
-** pidfd_open fewer per spawn.  Cleared when it is refused (valgrind). */
+** pidfd_open fewer per spawn.  Asked for only once a child is known to
+** share our memory (vm_shared: not under valgrind, which knows no other
+** pidfd call), and no more if it is refused. */
 static int clone_pidfd = 1;
 
 #define CHILD_STACK (256 * 1024)
@@ -304,9 +306,9 @@ static int cp_spawn(lua_State *L) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pidfd = -1;
   pid = clone(child_main, (char *)lp->stack + CHILD_STACK,
-              CLONE_VM | CLONE_VFORK | SIGCHLD | (clone_pidfd ? CLONE_PIDFD : 0),
-              &p, &pidfd);
-  if (pid < 0 && errno == EINVAL && clone_pidfd) {
+              CLONE_VM | CLONE_VFORK | SIGCHLD |
+              (clone_pidfd && vm_shared == 1 ? CLONE_PIDFD : 0), &p, &pidfd);
+  if (pid < 0 && errno == EINVAL && clone_pidfd && vm_shared == 1) {
     clone_pidfd = 0;
     pid = clone(child_main, (char *)lp->stack + CHILD_STACK,
                 CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
