@@ -173,6 +173,13 @@ describe('streams', function()
       local a = syscr()
       local cost = syscr() - a
       local c = cp.spawn('true', {}, { stdio = { 'ignore', 'pipe', 'ignore' } })
+      if not cp._M.cself(c).pidfd then
+        -- no pidfds (valgrind): the exit is found by polling, and may
+        -- come first; the pipe is then drained by reading to its end
+        c:wait()
+        pending('no pidfds here: the exit may be seen before the hang-up')
+        return
+      end
       local ended = false
       c.stdout:on('data', function() end)
       c.stdout:on('end', function() ended = true end)
