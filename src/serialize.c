@@ -1153,6 +1153,13 @@ static int dead_result(lua_State *L) {
   return 3;
 }
 
+/* The message for a payload over the decoder's limit; returns 1 */
+static int too_large(char *err, size_t errsz, size_t n, size_t max) {
+  snprintf(err, errsz, "message of %zu bytes exceeds the limit of %zu bytes",
+           n, max);
+  return 1;
+}
+
 /* Decodes the payload a reference frame names in the peer's ring */
 static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
                        char *err, size_t errsz) {
@@ -1167,11 +1174,8 @@ static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
   }
   peer = 1 - r->side;
   off = (size_t)(start % r->half);
-  if (len > d->max) {
-    snprintf(err, errsz, "message of %zu bytes exceeds the limit of %zu "
-             "bytes", len, d->max);
-    return 1;
-  }
+  if (len > d->max)
+    return too_large(err, errsz, len, d->max);
   if (len > r->half - off) {
     snprintf(err, errsz, "malformed 'lua' message: a ring reference "
              "beyond the ring");
@@ -1199,11 +1203,8 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
       size_t plen;
       if (d->w - d->r < 4) break;
       plen = get_u32((const unsigned char *)d->buf + d->r);
-      if (plen > d->max) {
-        snprintf(err, sizeof(err), "message of %zu bytes exceeds the "
-                 "limit of %zu bytes", plen, d->max);
+      if (plen > d->max && too_large(err, sizeof(err), plen, d->max))
         { *np = n; return dec_die(L, d, err, n); }
-      }
       if (d->w - d->r - 4 < plen) break;
       if (plen == RING_REF && (unsigned char)d->buf[d->r + 4] == T_RING) {
         if (ring_decode(L, d, (const unsigned char *)d->buf + d->r + 4,

@@ -249,7 +249,8 @@ static int cp_spawn(lua_State *L) {
   Plan p;
   const char *file = luaL_checkstring(L, 1);
   char *argv[SMALL_VEC + 1], *envp[SMALL_VEC + 1];
-  int i, pid, pidfd, errpipe[2], msg[2], extra[64], nextra = 0, err, fdmap[64];
+  int i, pid, pidfd, askfd, errpipe[2], msg[2], extra[64], nextra = 0, err,
+      fdmap[64];
   ssize_t got;
   sigset_t all, old;
 
@@ -305,10 +306,11 @@ static int cp_spawn(lua_State *L) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pidfd = -1;
+  askfd = clone_pidfd && vm_shared == 1;
   pid = clone(child_main, (char *)lp->stack + CHILD_STACK,
-              CLONE_VM | CLONE_VFORK | SIGCHLD |
-              (clone_pidfd && vm_shared == 1 ? CLONE_PIDFD : 0), &p, &pidfd);
-  if (pid < 0 && errno == EINVAL && clone_pidfd && vm_shared == 1) {
+              CLONE_VM | CLONE_VFORK | SIGCHLD | (askfd ? CLONE_PIDFD : 0),
+              &p, &pidfd);
+  if (pid < 0 && errno == EINVAL && askfd) {  /* the flag refused: without */
     clone_pidfd = 0;
     pid = clone(child_main, (char *)lp->stack + CHILD_STACK,
                 CLONE_VM | CLONE_VFORK | SIGCHLD, &p);

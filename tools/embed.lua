@@ -20,11 +20,9 @@ local function literal(s)
   for i = 1, #s do
     local c = s:sub(i, i)
     local b = c:byte()
-    if b < 32 or b > 126 or c == '"' or c == '\\' or c == '?' then
-      c = ('\\%03o'):format(b)
-    end
-    line[#line + 1] = c
-    if #line == 64 or (s:sub(i, i) == '\n') then
+    line[#line + 1] = (b < 32 or b > 126 or c == '"' or c == '\\' or c == '?')
+      and ('\\%03o'):format(b) or c
+    if #line == 64 or c == '\n' then
       lines[#lines + 1] = '  "' .. table.concat(line) .. '"'
       line = {}
     end
