@@ -52,8 +52,33 @@ write('lua', 'badtag', 0, '\2\0\0\0\9\0')
 write('lua', 'truncated', 0, core.lua_encode({1, 2, 3}):sub(1, -2))
 write('lua', 'trailing', 0, '\2\0\0\0\1\1')
 write('lua', 'badref', 0, '\14\0\0\0\9\1\0\0\0\0\0\0\0\10\2\0\0\0')
--- a reference into the bulk ring, which the fuzzed decoder does not have
-write('lua', 'ringref', 0, string.pack('<I4BI8I4', 13, 11, 0, 100000))
+-- the rings (fuzz_peer in fuzz/fuzz_common.h): the bytes also go into a
+-- peer's ring from its tail on, the last 4 (u16 a, b) setting tail and
+-- head: tail at offset a % 4096, a >> 12 the head's mode (0: all the
+-- bytes, 10: b past the tail, 12: behind it, 13: all, and a nonsense
+-- tail of the reader's own ring)
+local function peer(a, b) return string.pack('<I2I2', a, b) end
+local e = core.lua_encode
+-- fewer than 4 bytes before the ring's end: skipped, the frames at its start
+write('lua', 'ring-wrap', 0, 'xx' .. e(1) .. e({'a'}) .. e(('y'):rep(300)) ..
+  peer(4094, 0))
+-- a frame, then padding to the ring's start (3 bytes more of it), a frame
+local one, two = e('one'), e({ring = 'pad'})
+write('lua', 'ring-pad', 0, one .. string.pack('<I4', 0xFFFFFFFF) .. 'ppp' ..
+  two .. peer(4096 - #one - 4 - 3, 0))
+-- frames longer than the ring: streamed through the writer's ring
+write('lua', 'ring-long', 0, e(('z'):rep(5000)) .. e(('w'):rep(9000)) ..
+  e('after'))
+-- the writer's ring full (the reader takes after every 4 values: b = 3):
+-- 'x' ends where 1500 bytes were taken; a and b wrap, padding between;
+-- c fits neither before the end nor after the padding: it waits
+local function str(n, c) return e((c):rep(n - 9)) end
+write('lua', 'ring-full', 0, e('w1') .. e('w2') .. e('w3') .. str(1476, 'x') ..
+  str(2000, 'a') .. str(1000, 'b') .. str(3200, 'c') .. peer(0, 3))
+-- a head past the ring, one behind the tail, a nonsense tail of ours
+write('lua', 'ring-past', 0, e('x') .. peer(10 << 12 | 100, 4100))
+write('lua', 'ring-behind', 0, e('x') .. peer(12 << 12 | 100, 5))
+write('lua', 'ring-wtail', 0, e('x') .. peer(13 << 12 | 100, 1))
 
 local json_seeds = {
   object = '{"a":1,"b":[true,false,null],"c":{"d":"e"}}\n',

@@ -420,7 +420,10 @@ local function setup_stdio(plan, s, self, t)
       if not childfd then return stdio_fail(t, i, x, 'socketpair') end
       fdmap[i] = childfd
       after[#after + 1] = childfd
-      if x then ring = x; after[#after + 1] = x end  -- the channel's rings
+      if x then  -- the channel's rings and doorbells
+        ring = x
+        after[#after + 1] = x.after
+      end
     else
       local src, err = M.stdio_source(e, fd, t.st)
       if not src then return stdio_fail(t, i, err, 'open') end
@@ -434,7 +437,9 @@ local function setup_stdio(plan, s, self, t)
       end
     end
   end
-  if ring then fdmap[#list + 1] = ring end  -- the fd after the stdio ones
+  if ring then  -- the fds after the stdio ones
+    for k, f in ipairs(ring) do fdmap[#list + k] = f end
+  end
   return given
 end
 

@@ -16,24 +16,30 @@ local function check_listener(fname, fn)
 end
 
 -- s._ev[name] holds the listeners of an event: nil, one listener (the
--- function or callable itself), or, for two or more, a list marked by the
--- private metatable LIST (so a callable table listener is never taken for
--- a list).  A once-listener is stored as a wrapper closure; once_of maps
+-- function or callable itself), or, for two or more, a list made by
+-- newlist, the keys of the weak set `lists` (so a callable table
+-- listener is never taken for a list, and telling them apart is one
+-- lookup).  A once-listener is stored as a wrapper closure; once_of maps
 -- the wrapper to the listener (weak: a wrapper dropped from the lists
 -- goes away with its entry).
-local LIST = {}
+local lists = setmetatable({}, { __mode = 'k' })
 local once_of = setmetatable({}, { __mode = 'k' })
 local unpack = table.unpack or unpack
 
+local function newlist(t)
+  lists[t] = true
+  return t
+end
+
 local function islist(v)
-  return type(v) == 'table' and getmetatable(v) == LIST
+  return lists[v] ~= nil
 end
 
 -- list (2+ entries) without its i-th entry: one listener or a new list
 local function drop(list, i)
   local n = #list
   if n == 2 then return list[3 - i] end
-  local out = setmetatable({}, LIST)
+  local out = newlist({})
   local k = 0
   for j = 1, n do
     if j ~= i then k = k + 1; out[k] = list[j] end
@@ -66,7 +72,7 @@ local function emit(s, obj, name, ...)
     if name == 'error' then M.fail((...)) end
     return false
   end
-  if type(cur) == 'function' or getmetatable(cur) ~= LIST then
+  if not lists[cur] then
     local fn = once_of[cur]
     if fn then drop_once(s, name, cur); cur = fn end
     M.protect(cur, ...)
@@ -81,6 +87,19 @@ local function emit(s, obj, name, ...)
   return true
 end
 M.emit = emit
+
+-- emit as the last thing a handler the loop dispatched does: a single
+-- listener is tail-called (an error it raises reaches the dispatch,
+-- which keeps it as M.protect would: nothing of the handler is left to
+-- run); once-listeners and lists go through emit
+function M.emit_last(s, obj, name, ...)
+  local ev = s._ev
+  local cur = ev and ev[name]
+  if cur ~= nil and not lists[cur] and once_of[cur] == nil then
+    return cur(...)
+  end
+  return emit(s, obj, name, ...)
+end
 
 -- list without every entry equal to entry (nil when none is left)
 function M.without(list, entry)
@@ -107,11 +126,11 @@ local function add(s, self, name, fn, onlisten)
     ev[name] = fn
   elseif islist(cur) then
     local n = #cur
-    local list = setmetatable({ unpack(cur, 1, n) }, LIST)
+    local list = newlist({ unpack(cur, 1, n) })
     list[n + 1] = fn
     ev[name] = list
   else
-    ev[name] = setmetatable({ cur, fn }, LIST)
+    ev[name] = newlist({ cur, fn })
   end
   onlisten = onlisten or s._onlisten
   if onlisten then onlisten(s, self, name) end

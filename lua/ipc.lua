@@ -5,11 +5,11 @@
 -- (the child's side, found by M.channel_autostart when the module loads).
 local core, M = ...
 
-local emit, defer = M.emit, M.defer
+local emit, emit_last, defer = M.emit, M.emit_last, M.defer
 local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
-local R, W = 1, 2
+local R, W, EDGE = 1, 2, 8
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
@@ -19,13 +19,14 @@ local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
                     'CHILDPROC_CHANNEL_RING',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
--- the bulk rings of a 'lua' channel (src/serialize.c): this many bytes
--- each way, taken from memory only as big messages use them
+-- the rings of a 'lua' channel (src/serialize.c): this many bytes each
+-- way, taken from memory only as messages use them
 local RING_SIZE = 4 * 1024 * 1024
 
 local encoders = { lua = core.lua_encode, json = core.json_encode }
 
 local open_channels = {}            -- channel -> true while its fd is open
+local rings = M.rings               -- the decoders of open ringed channels
 
 -- {====================================================== options
 
@@ -75,6 +76,9 @@ end
   fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
   lsend: core.lua_send for a 'lua' channel (encode and write at once)
   s, self: the owner's fields and object; side: 'child' | 'process'
+  ring: its frames go through shared memory (dec:put, dec:take), the
+    socket is only watched for its end; bell, pbell: our doorbell (an
+    eventfd the loop watches) and the peer's (src/serialize.c)
   q, cbs, head, tail, off, queued: strings waiting to be written (a
     message may be several: the rest of a partial write; its callback
     sits with its last piece, false with the others)
@@ -93,7 +97,7 @@ local function update(ch)
     if want then M.ref() else M.unref() end
   end
   if not ch.closed then
-    local ev = R | (pending and W or 0)
+    local ev = R | (pending and not ch.ring and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
       M.setev(ch.fd, ev, ch.onready)
@@ -114,7 +118,16 @@ local function close_channel(ch, inline)
   open_channels[ch] = nil
   M.forget(ch.fd)
   core.close(ch.fd)
-  ch.dec:unring()
+  ch.dec:unring()  -- before the peer's doorbell is closed
+  if ch.ring then
+    ch.ring = false
+    for i = #rings, 1, -1 do
+      if rings[i] == ch.dec then table.remove(rings, i) end
+    end
+    M.forget(ch.bell)
+    core.close(ch.bell)
+    core.close(ch.pbell)
+  end
   local cbs, head, tail = ch.cbs, ch.head, ch.tail
   ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
   update(ch)
@@ -138,13 +151,14 @@ local function close_channel(ch, inline)
   if inline then finish() else defer(finish) end
 end
 
--- Write what the socket takes now.  Returns false when the peer is gone.
--- inline: called by the loop (see close_channel).
+-- Write what the socket (or the ring) takes now.  Returns false when
+-- the peer is gone.  inline: called by the loop (see close_channel).
 local function flush(ch, inline)
   local q, cbs = ch.q, ch.cbs
   while ch.head <= ch.tail do
-    local frame = q[ch.head]
-    local n = write(ch.fd, frame, ch.off)
+    local frame, n = q[ch.head], nil
+    if ch.ring then n = ch.dec:put(frame, ch.off)
+    else n = write(ch.fd, frame, ch.off) end
     if n == false then break end
     if not n then  -- EPIPE, ECONNRESET: the other side has gone
       close_channel(ch, inline)
@@ -248,9 +262,39 @@ local function deliver(ch, n)
   end
 end
 
+local take = getmetatable(core.decoder('lua')).__index.take
+
+-- The ring's doorbell rang, or the loop found data before sleeping:
+-- write what waited for room, deliver what came.  last: the loop
+-- dispatched us (ch.onbell), so a lone message is the last thing done:
+-- its listener is tail-called (a message's round trip runs through
+-- here: kept short).
+local function on_ring(ch, last)
+  if ch.head <= ch.tail then flush(ch, true) end
+  if ch.closed then return end
+  local out = ch.out
+  local n, err, x = take(ch.dec, out)
+  if n == 1 then
+    local m = out[1]
+    out[1] = nil
+    if ch.disconnecting then return end
+    if last then return emit_last(ch.s, ch.self, 'message', m) end
+    emit(ch.s, ch.self, 'message', m)
+  elseif not n then
+    deliver(ch, x or 0)
+    bad_input(ch, err)
+  elseif n > 0 then
+    deliver(ch, n)
+  end
+end
+
 -- drain: read on to end of file or EAGAIN (the peer has exited)
 local function on_readable(ch, drain)
   local fd, dec, out = ch.fd, ch.dec, ch.out
+  -- what the peer wrote into its ring comes before its socket's end
+  if ch.ring then
+    repeat on_ring(ch) until ch.closed or not ch.dec:arm()
+  end
   for _ = 1, MAX_READS do
     if ch.closed then return end
     local n, got, x
@@ -302,20 +346,44 @@ local function new_channel(fd, mode, max, side, s, self)
   return ch
 end
 
--- send(message [, callback]) -> boolean, for both sides
-local function send(fname, ch, message, a, b, c)
+-- Move the channel onto the rings in ringfd (this side writing half
+-- `side`), with doorbells bell (ours) and pbell (the peer's).  False
+-- when they cannot be mapped (the socket then carries everything).
+local function use_rings(ch, ringfd, side, bell, pbell)
+  if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
+  ch.ring, ch.bell, ch.pbell = true, bell, pbell
+  ch.onbell = ch.onbell or function() return on_ring(ch, true) end
+  M.setev(bell, R | EDGE, ch.onbell)
+  rings[#rings + 1] = ch.dec
+  update(ch)
+  return true
+end
+
+-- send(message [, sendHandle [, options]] [, callback]) -> boolean, for
+-- both sides.  The methods tail-call it: level 2 is their caller.
+local function send(ch, message, a, b, c)
+  if ch and ch.ring and not ch.disconnecting and message ~= nil
+      and a == nil and b == nil and c == nil then
+    -- the usual, kept short (a message's round trip runs through here):
+    -- into the ring at once when nothing waits before it, the frame
+    -- whole or left as the one piece to queue; a value that cannot be
+    -- sent raises in lua_send, at our caller's line
+    local status, off, piece = lua_send(ch.head > ch.tail and ch.fd or false,
+      message, ch.dec, 2)
+    if piece then lua_sent(ch, nil, true, status, off, piece) end
+    return ch.queued < HIGH_WATER
+  end
   local cb = nil
   if a or b or c then
     cb = type(a) == 'function' and a or type(b) == 'function' and b
       or type(c) == 'function' and c or nil
   end
   if message == nil then
-    error(("bad argument #1 to '%s' (a message expected, got nil)")
-      :format(fname), 3)
+    error("bad argument #1 to 'send' (a message expected, got nil)", 2)
   end
   if not ch then
-    error(("bad argument to '%s' (no IPC channel: the process was not"
-      .. " forked, or spawned with an 'ipc' stdio entry)"):format(fname), 3)
+    error("bad argument to 'send' (no IPC channel: the process was not"
+      .. " forked, or spawned with an 'ipc' stdio entry)", 2)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
@@ -324,11 +392,11 @@ local function send(fname, ch, message, a, b, c)
     -- disconnecting, only encoded (a bad value must still raise)
     local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
     local err = lua_sent(ch, cb, pcall(lsend, fd, message, ch.dec))
-    if err then error(("bad argument #1 to '%s' (%s)"):format(fname, err), 3) end
+    if err then error(("bad argument #1 to 'send' (%s)"):format(err), 2) end
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
-      error(("bad argument #1 to '%s' (%s)"):format(fname, tostring(frame)), 3)
+      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 2)
     end
   end
   if ch.disconnecting then
@@ -368,11 +436,19 @@ local function flush_all()
     local last = core.now()
     while not ch.closed and ch.head <= ch.tail do
       local before = ch.queued
+      -- a ring: reset the doorbell first (a ring after it wakes poll)
+      if ch.ring then core.read(ch.bell) end
       if not flush(ch) then break end
       if ch.head > ch.tail then break end
       if ch.queued < before then last = core.now() end
       if core.now() - last > FLUSH_PATIENCE then break end
-      core.poll({ ch.fd }, { W }, 100, res)
+      if ch.ring then
+        -- the socket is readable only at its end: the peer has gone
+        core.poll({ ch.bell, ch.fd }, { R, R }, 100, res)
+        if res[2] ~= 0 then break end
+      else
+        core.poll({ ch.fd }, { W }, 100, res)
+      end
     end
   end
 end
@@ -390,8 +466,9 @@ end
 
 -- The 'ipc' entry of a child's stdio (lua/child.lua calls this): make
 -- the pair, tell the child where its end is, return that end, and for a
--- 'lua' channel the fd of its rings (nil if there are none), which the
--- child gets as its fd #plan.stdio.
+-- 'lua' channel the fds the child gets after its stdio ones (from fd
+-- #plan.stdio on; nil if there are none): the rings' memfd, the child's
+-- doorbell and ours; .after: the one to close once the child runs.
 function M.ipc_setup(plan, s, self, fd)
   local opts = plan.opts or {}
   local mode = check_serialization('spawn', opts.serialization, 2)
@@ -413,23 +490,28 @@ function M.ipc_setup(plan, s, self, fd)
   for _, kv in ipairs(env) do
     if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
   end
-  local ringfd
+  local ch = new_channel(mine, mode, max, 'child', s, self)
+  local extra
   if mode == 'json' then  -- exactly what Node's fork sets
     out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
     out[#out + 1] = 'NODE_CHANNEL_SERIALIZATION_MODE=json'
   else
     out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
-    ringfd = core.ring_new(RING_SIZE)  -- none (nil) is no error: no rings
-    if ringfd then out[#out + 1] = 'CHILDPROC_CHANNEL_RING=' .. #plan.stdio end
+    -- rings and doorbells; without them (nil is no error) the socket
+    local ringfd = core.ring_new(RING_SIZE)
+    local bell, cbell = core.eventfd(), core.eventfd()
+    if ringfd and bell and cbell and use_rings(ch, ringfd, 0, bell, cbell) then
+      out[#out + 1] = 'CHILDPROC_CHANNEL_RING=' .. #plan.stdio
+      extra = { ringfd, cbell, bell, after = ringfd }  -- (mapped: closed)
+    else
+      for _, x in ipairs({ ringfd or false, bell or false, cbell or false }) do
+        if x then core.close(x) end
+      end
+    end
   end
   table.sort(out)
   plan.env = out
-  local ch = new_channel(mine, mode, max, 'child', s, self)
-  if ringfd and not ch.dec:ring(ringfd, 0) then
-    core.close(ringfd)
-    ringfd = nil
-  end
   s._ch = ch
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,
@@ -445,14 +527,15 @@ function M.ipc_setup(plan, s, self, fd)
     close_channel(ch)
     if onfail then onfail(s2, self2) end
   end
-  return theirs, ringfd
+  return theirs, extra
 end
 
 local cmethods = M.child_methods
 
+local cself = M.cself
+
 function cmethods.send(self, message, a, b, c)
-  local s = M.cself(self)
-  return send('send', s._ch, message, a, b, c)
+  return send(cself(self)._ch, message, a, b, c)
 end
 
 function cmethods.disconnect(self)
@@ -473,7 +556,7 @@ local pch        -- this process's channel, when it was forked
 
 function pmethods.send(self, message, a, b, c)
   pself(self)
-  return send('send', pch, message, a, b, c)
+  return send(pch, message, a, b, c)
 end
 
 function pmethods.disconnect(self)
@@ -569,6 +652,7 @@ function M.channel_autostart()
   if not fdtext then return end
   local ringfd = mode == 'lua'
     and math.tointeger(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
+    or nil
   -- as Node: the processes this one starts do not see this channel
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
   local fd = math.tointeger(tonumber(fdtext))
@@ -587,9 +671,18 @@ function M.channel_autostart()
   core.nonblock(fd, true)
   local ps = pself(M.process)
   pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
-  -- the rings: used, then closed, if the fd is what the parent makes
-  if ringfd and ringfd > 2 and ringfd ~= fd and pch.dec:ring(ringfd, 1) then
-    core.close(ringfd)
+  -- the rings and doorbells (ours, the parent's), after the stdio fds:
+  -- used (close-on-exec copies of the doorbells), then closed, if the
+  -- memfd is what the parent makes
+  if ringfd and ringfd > 2 and ringfd ~= fd and core.isopen(ringfd)
+      and core.isopen(ringfd + 1) and core.isopen(ringfd + 2) then
+    local bell, pbell = core.dup(ringfd + 1), core.dup(ringfd + 2)
+    if bell and pbell and use_rings(pch, ringfd, 1, bell, pbell) then
+      for i = 0, 2 do core.close(ringfd + i) end
+    else
+      if bell then core.close(bell) end
+      if pbell then core.close(pbell) end
+    end
   end
   ps.connected = true
   local function relisten()

@@ -6,7 +6,7 @@ local core, M = ...
 local now, wait = core.now, core.wait
 local xpcall, traceback, error, type, select = xpcall, debug.traceback, error, type, select
 local getmetatable = getmetatable
-local floor = math.floor
+local floor, max = math.floor, math.max
 
 -- {====================================================== keep-alive
 
@@ -23,6 +23,13 @@ function M.alive() return alive end
 local handlers = {}      -- fd -> function(events), or an object (below)
 local classfn = {}       -- metatable -> function(events, obj)
 local masks = {}         -- fd -> events registered with epoll
+-- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
+-- a ring written to while we did not sleep rang no doorbell
+local rings = {}
+M.rings = rings
+-- what a ready fd calls: fns[fd](events, objs[fd]), set while it is
+-- watched (the class's function and the object, or the function alone)
+local fns, objs = {}, {}
 local always = {}        -- fd -> true: files epoll refuses (always ready)
 local nalways = 0
 
@@ -30,8 +37,9 @@ local nalways = 0
 -- is called.  Children's pidfds and streams need no closure per fd so.
 function M.fdclass(mt, fn) classfn[mt] = fn end
 
--- Watch fd for events ev (1 = read, 2 = write, 0 = nothing) with fn (a
--- function, or an object whose class has a handler: M.fdclass).
+-- Watch fd for events ev (1 = read, 2 = write, 0 = nothing; 8: edge-
+-- triggered) with fn (a function, or an object whose class has a
+-- handler: M.fdclass).
 -- Regular files cannot be polled (EPERM): they count as always ready.
 function M.setev(fd, ev, fn)
   if fn and masks[fd] and handlers[fd] ~= fn then
@@ -40,6 +48,13 @@ function M.setev(fd, ev, fn)
     M.forget(fd)
   end
   if fn then handlers[fd] = fn end
+  local h = handlers[fd]
+  if ev == 0 or not h then
+    fns[fd], objs[fd] = nil, nil
+  else
+    local f = type(h) ~= 'function' and classfn[getmetatable(h)]
+    if f then fns[fd], objs[fd] = f, h else fns[fd], objs[fd] = h, nil end
+  end
   local cur = masks[fd]
   if cur == ev then return true end
   if always[fd] then
@@ -62,7 +77,7 @@ function M.setev(fd, ev, fn)
       ok = true
     end
   end
-  if not ok then return nil, err end
+  if not ok then fns[fd], objs[fd] = nil, nil; return nil, err end
   masks[fd] = ev
   return true
 end
@@ -208,8 +223,13 @@ local function heap_top()
 end
 
 -- Seconds until the next live timer, 0 if work is ready, nil if none.
+-- A host loop asks before it sleeps: the channels' rings are armed here
+-- (their peers ring the doorbells, which the pollfd sees), and one that
+-- already holds data is work ready.
 function M.timeout()
-  if not qempty() or nalways > 0 then return 0 end
+  if not qempty() or nalways > 0 or (rings[1] and core.arm(rings)) then
+    return 0
+  end
   local e = heap_top()
   if not e then return nil end
   local d = e[1] - now()
@@ -301,32 +321,11 @@ end
 
 local evbuf = {}
 
-local function run_fds(timeout_ms)
-  if nalways > 0 then timeout_ms = 0 end
-  local n = wait(timeout_ms, evbuf)
-  if not n then return true end
-  batch = batch + 1
-  local b = batch
-  for i = 1, n do
-    local fd, ev = evbuf[2 * i - 1], evbuf[2 * i]
-    local h, d = handlers[fd], dropped[fd]
-    if h and masks[fd] and not (d and d >= b) then
-      local f = classfn[getmetatable(h)]
-      if f then
-        if not dispatch(f, ev, h) then return false end
-      elseif not dispatch(h, ev) then return false end
-    end
-  end
-  if nalways > 0 then
-    for fd in pairs(always) do
-      local h = handlers[fd]
-      if h and masks[fd] then
-        local f = classfn[getmetatable(h)]
-        if f then
-          if not dispatch(f, masks[fd], h) then return false end
-        elseif not dispatch(h, masks[fd]) then return false end
-      end
-    end
+-- Regular files (always ready): their handlers, each turn
+local function run_always()
+  for fd in pairs(always) do
+    local f = fns[fd]
+    if f and not dispatch(f, masks[fd], objs[fd]) then return false end
   end
   return true
 end
@@ -344,11 +343,14 @@ local function step(block)
   -- 'all' (cp.run()) may block after running callbacks (it turns again
   -- anyway): an exec is then one epoll_wait fewer; not with an error to
   -- raise, which must not wait for the next event
-  if block and qhead > qtail and not failure
+  if block and qhead > qtail and not failure and nalways == 0
       and (ncalls == before or block == 'all')
       and (block == true or alive > 0) then
-    local e = nheap > 0 and heap_top()
-    ms = e and math.max(0, e[1] - now()) or -1
+    ms = -1
+    if nheap > 0 then
+      local e = heap_top()
+      if e then ms = max(0, e[1] - now()) end
+    end
     -- before waiting for ever: watchers whose fd was closed under them
     -- (epoll forgot it silently) let go, so they cannot hold us here
     if ms < 0 and M.onpending then
@@ -356,7 +358,23 @@ local function step(block)
       if block ~= true and alive <= 0 then ms = 0 end
     end
   end
-  if not run_fds(ms) then return end
+  -- the fds: each ready one's handler, protected (a message's round trip
+  -- is a turn of this: kept short)
+  local n = wait(ms, evbuf, rings)
+  if n and n > 0 then
+    batch = batch + 1
+    local b = batch
+    for i = 1, 2 * n, 2 do
+      local fd = evbuf[i]
+      local f, d = fns[fd], dropped[fd]
+      if f and not (d and d >= b) then
+        ncalls = ncalls + 1
+        local ok, err = xpcall(f, handler, evbuf[i + 1], objs[fd])
+        if not ok then failure = failure or { err }; return end
+      end
+    end
+  end
+  if nalways > 0 and not run_always() then return end
   if nheap > 0 and not run_timers() then return end
   if qhead <= qtail then run_queue() end
 end

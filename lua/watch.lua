@@ -62,7 +62,8 @@ end
 -- {====================================================== Watcher
 
 local methods = {}
-local Watcher, wself = core.class('childproc.Watcher', methods, {
+local Watcher, wself   -- (wself: a local the __tostring below can see)
+Watcher, wself = core.class('childproc.Watcher', methods, {
   __close = function(self) self:stop() end,
   __tostring = function(self)
     local s = wself(self)
@@ -76,6 +77,7 @@ local function detach(s)
   if not s.active then return end
   s.active = false
   active[s] = nil
+  if next(active) == nil then M.onpending = nil end
   if s.refed then M.unref() end
   local rec = s.rec
   s.rec = nil
@@ -101,9 +103,9 @@ end
 -- Called by the loop before it would wait for ever, and when cp.run()
 -- tells whether work remains: a watcher whose fd was closed under it stops
 -- by itself (epoll forgot the fd silently; the watcher must not keep
--- cp.run() waiting for ever).
-function M.onpending()
-  if next(active) == nil then return end
+-- cp.run() waiting for ever).  M.onpending is set while watchers are
+-- active: the loop has nothing to call otherwise.
+local function onpending()
   local gone
   for s in pairs(active) do
     if stale(s) then gone = gone or {}; gone[#gone + 1] = s end
@@ -154,6 +156,7 @@ local function attach(fname, s)
     ebadf(fname, fd, err)
   end
   active[s] = true
+  M.onpending = onpending
   if s.refed then M.ref() end
 end
 

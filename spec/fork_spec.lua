@@ -308,6 +308,39 @@ describe("the 'lua' serialization", function()
     assert.equal(200, depth)
   end)
 
+  it('a refused value raises at the line that called send, on either path', function()
+    local function err_of(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      return tostring(err)
+    end
+    local here = 'fork_spec.lua:%d: bad argument #1 to \'send\''
+    -- the short path (the ring, no callback), the general one (a
+    -- callback), and nil: each names this line (getinfo on the same line)
+    local l1, e1 = debug.getinfo(1, 'l').currentline, err_of(function() child:send(print) end)
+    local l2, e2 = debug.getinfo(1, 'l').currentline, err_of(function() child:send(print, function() end) end)
+    local l3, e3 = debug.getinfo(1, 'l').currentline, err_of(function() child:send(nil) end)
+    assert.truthy(e1:find(here:format(l1), 1, true), e1)
+    assert.truthy(e2:find(here:format(l2), 1, true), e2)
+    assert.truthy(e3:find(here:format(l3), 1, true), e3)
+  end)
+
+  it("an error in a lone 'message' listener raises from the loop; later messages still come", function()
+    child:removeAllListeners('message')
+    local got = {}
+    child:on('message', function(m)
+      if m == 'boom' then error('boom in a listener') end
+      got[#got + 1] = m
+    end)
+    child:send('boom')
+    child:send('after')
+    local ok, err = pcall(run_until, function() return #got > 0 end, 10000, 'the echoes')
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('boom in a listener', 1, true), tostring(err))
+    run_until(function() return #got > 0 end, 10000, "'after'")
+    assert.same({ 'after' }, got)
+  end)
+
   it('keeps order, delivers each message whole, and calls send callbacks', function()
     local done = {}
     for i = 1, 500 do
@@ -323,7 +356,7 @@ describe("the 'lua' serialization", function()
   end)
 
   it('send returns false past 64 KiB queued, and the message still goes', function()
-    local big = ('z'):rep(4 * 1024 * 1024)
+    local big = ('z'):rep(16 * 1024 * 1024)  -- more than the ring takes
     local cbdone
     assert.is_false(child:send(big, function(err) cbdone = err or true end))
     assert.is_true(cp._M.cself(child)._ch.queued > 64 * 1024)

@@ -145,3 +145,39 @@ describe('cp.loop inside a socket.select loop', function()
     core.close(r); core.close(w)
   end)
 end)
+
+describe("cp.loop and a channel's rings", function()
+  leakcheck()
+  local core = cp._core
+
+  it('timeout() arms the rings: a message that rang no doorbell is work ready', function()
+    -- a ring pair in this process; the reader's decoder stands in the
+    -- loop's list as a channel's would.  Its side never slept, so the
+    -- writer rings nothing: only looking at the ring shows the message.
+    local fd = assert(core.ring_new(4 * 1024 * 1024))
+    local wb, rb = assert(core.eventfd()), assert(core.eventfd())
+    local w, r = core.decoder('lua'), core.decoder('lua')
+    local rings = cp._M.rings
+    finally(function()
+      for i = #rings, 1, -1 do if rings[i] == r then table.remove(rings, i) end end
+      w:unring(); r:unring()
+      core.close(fd); core.close(wb); core.close(rb)
+    end)
+    assert.is_true(w:ring(fd, 0, rb))
+    assert.is_true(r:ring(fd, 1, wb, rb))
+    assert.is_nil(cp.loop:timeout())   -- nothing to do
+    rings[#rings + 1] = r
+    -- timeout() armed r: the writer now rings its doorbell
+    assert.is_nil(cp.loop:timeout())
+    assert.equal(#core.lua_encode({ hello = 1 }), core.lua_send(fd, { hello = 1 }, w))
+    assert.equal(string.pack('<I8', 1), core.read(rb))
+    -- a second message: the flag was taken by the first, no ring
+    core.lua_send(fd, 'again', w)
+    assert.is_false(core.read(rb))
+    -- yet the loop's timeout() sees it waiting
+    assert.equal(0, cp.loop:timeout())
+    local out = {}
+    assert.equal(2, r:take(out))
+    assert.same({ { hello = 1 }, 'again' }, out)
+  end)
+end)

@@ -34,6 +34,11 @@
 ** on top */
 CP_API int cp_codec_open(lua_State *L);
 
+/* For the loop (src/loop.c), before it sleeps: arms the ring of the
+** decoder at idx (the peer rings our doorbell when it writes); 1 with
+** *bell = our doorbell when the peer's ring already holds data */
+CP_API int cp_ring_arm(lua_State *L, int idx, int *bell);
+
 
 /*
 ** {======================================================

@@ -63,6 +63,20 @@ CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API int cp_codec_open(lua_State *L);
 
+/* The userdata at idx if its metatable is the one at upvalue upidx (a
+** pointer comparison: no lookup of tname in the registry), else
+** luaL_checkudata's error naming tname */
+static inline void *cp_checkclass(lua_State *L, int idx, int upidx,
+                                  const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(upidx));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return luaL_checkudata(L, idx, tname);
+}
+
 /* push an errno's symbolic name ('ENOENT'), or 'E<number>' */
 CP_API const char *cp_errname(int err);
 

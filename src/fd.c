@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include "cp.h"
@@ -82,6 +83,11 @@ static int fd_socketpair(lua_State *L) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return cp_fail(L, errno);
   return own2(L, cp_getloop(L), fds, CP_FD_SOCK);
+}
+
+/* core.eventfd() -> fd: a non-blocking eventfd, a channel's doorbell */
+static int fd_eventfd(lua_State *L) {
+  return push_owned(L, eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 }
 
 /* core.open(path, 'r'|'w'|'rw') -> fd */
@@ -249,6 +255,7 @@ static int fd_strerror(lua_State *L) {
 
 static const luaL_Reg fd_funcs[] = {
   {"pipe", fd_pipe}, {"socketpair", fd_socketpair},
+  {"eventfd", fd_eventfd},
   {"stdio_pair", fd_stdio_pair}, {"open", fd_open},
   {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
   {"isopen", fd_isopen}, {"read", fd_read},

@@ -14,15 +14,20 @@
 #include <sys/wait.h>
 
 #include "cp.h"
+#include "codec.h"
 
 /* event bits shared with Lua: 1 = readable, 2 = writable; 4 (with 1):
-** hung up with nothing to read, so a read would only say end of file */
+** hung up with nothing to read, so a read would only say end of file;
+** 8 (asked for, never reported): edge-triggered, for a doorbell that is
+** never read (each ring of it wakes the loop once) */
 #define EV_R 1
 #define EV_W 2
 #define EV_HUP 4
+#define EV_EDGE 8
 
 static unsigned to_epoll(int ev) {
-  return ((ev & EV_R) ? EPOLLIN : 0u) | ((ev & EV_W) ? EPOLLOUT : 0u);
+  return ((ev & EV_R) ? EPOLLIN : 0u) | ((ev & EV_W) ? EPOLLOUT : 0u) |
+         ((ev & EV_EDGE) ? EPOLLET : 0u);
 }
 
 /* errors and hang-ups wake both directions: the reader sees EOF or the
@@ -105,22 +110,61 @@ static int loop_watch(lua_State *L) { return ctl(L, EPOLL_CTL_ADD); }
 static int loop_modify(lua_State *L) { return ctl(L, EPOLL_CTL_MOD); }
 static int loop_unwatch(lua_State *L) { return ctl(L, EPOLL_CTL_DEL); }
 
+#define WAIT_MAX 64     /* events per wait */
+
+/* Arms the rings of the decoders in the table at idx (cp_ring_arm);
+** fills bells with the doorbells of those already holding data, up to
+** max; returns how many */
+static int arm_rings(lua_State *L, int idx, int *bells, int max) {
+  int i, k = (int)lua_rawlen(L, idx), nr = 0;
+  for (i = 1; i <= k && nr < max; i++) {
+    lua_rawgeti(L, idx, i);
+    if (cp_ring_arm(L, -1, &bells[nr])) nr++;
+    lua_pop(L, 1);
+  }
+  return nr;
+}
+
+/* core.arm(rings) -> boolean: arm them; true if one holds data (the
+** loop's timeout() for a host loop, which sleeps without core.wait) */
+static int loop_arm(lua_State *L) {
+  int bell;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushboolean(L, arm_rings(L, 1, &bell, 1) > 0);
+  return 1;
+}
+
 /*
-** core.wait(timeout_ms, out) -> n
+** core.wait(timeout_ms, out [, rings]) -> n
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
+** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
+** whose peer wrote while we were not asleep has its doorbell reported
+** readable, and the wait does not sleep.
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
   lua_Number t = luaL_checknumber(L, 1);
-  struct epoll_event ev[64];
-  int i, n, ms;
+  struct epoll_event ev[WAIT_MAX];
+  int bells[WAIT_MAX / 2];
+  int i, j, n, ms, nr = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
-  n = epoll_wait(lp->epfd, ev, 64, ms);
+  if (lua_type(L, 3) == LUA_TTABLE &&
+      (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+    ms = 0;
+  n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, ms);
   if (n < 0) {
     if (errno == EINTR) n = 0;
     else return cp_fail(L, errno);
+  }
+  for (i = 0; i < nr; i++) {  /* the armed doorbells epoll did not report */
+    int fd = bells[i];
+    for (j = 0; j < n && ev[j].data.fd != fd; j++) {}
+    if (j == n) {
+      ev[n].data.fd = fd;
+      ev[n++].events = EPOLLIN;
+    }
   }
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, ev[i].data.fd);
@@ -185,7 +229,8 @@ static int loop_now(lua_State *L) {
 
 static const luaL_Reg loop_funcs[] = {
   {"watch", loop_watch}, {"modify", loop_modify}, {"unwatch", loop_unwatch},
-  {"wait", loop_wait}, {"poll", loop_poll}, {"pollfd", loop_pollfd},
+  {"wait", loop_wait}, {"arm", loop_arm}, {"poll", loop_poll},
+  {"pollfd", loop_pollfd},
   {"now", loop_now}, {NULL, NULL}
 };
 

@@ -38,9 +38,10 @@ static int object__newindex(lua_State *L) {
   return 0;
 }
 
-/* self(u) -> fields table; raises a type error naming the class */
+/* self(u) -> fields table; raises a type error naming the class
+** (upvalues: the class's name and metatable) */
 static int object_self(lua_State *L) {
-  luaL_checkudata(L, 1, lua_tostring(L, lua_upvalueindex(1)));
+  cp_checkclass(L, 1, 2, lua_tostring(L, lua_upvalueindex(1)));
   cp_getuservalue(L, 1);
   return 1;
 }
@@ -71,7 +72,8 @@ static int object_class(lua_State *L) {
   lua_pushcfunction(L, object__newindex);
   lua_setfield(L, -2, "__newindex");
   lua_pushvalue(L, 1);
-  lua_pushcclosure(L, object_self, 1);            /* mt, self */
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, object_self, 2);            /* mt, self */
   return 2;
 }
 

@@ -42,6 +42,7 @@
 
 #include "codec.h"
 #include "compat.h"
+#include "cp.h"
 
 #define WBUF_MT "childproc.wbuf"
 
@@ -54,7 +55,7 @@
 
 enum {
   T_FALSE = 1, T_TRUE, T_INT8, T_INT32, T_INT64, T_FLOAT,
-  T_STR8, T_STR32, T_TABLE, T_REF, T_RING
+  T_STR8, T_STR32, T_TABLE, T_REF
 };
 
 
@@ -281,11 +282,8 @@ CP_API void cp_enc_addpath(cp_enc *e, int kidx, int iskey) {
   lua_rawseti(L, e->path, ++e->npath);
 }
 
-/*
-** The error is raised without position information: it describes the
-** message, and the Lua layer re-raises it at the caller of send().
-*/
-CP_API int cp_enc_raise(cp_enc *e) {
+/* Frees the buffer and pushes the recorded error's message */
+static void enc_pushmsg(cp_enc *e) {
   lua_State *L = e->L;
   cp_wbuf_free(e->b);
   if (e->withpath && e->npath > 0) {
@@ -303,7 +301,16 @@ CP_API int cp_enc_raise(cp_enc *e) {
   }
   else
     lua_pushstring(L, e->msg);
-  return lua_error(L);
+}
+
+/*
+** The error is raised without position information: it describes the
+** message (core.lua_send can put it in the words of send(), at its
+** caller's line).
+*/
+CP_API int cp_enc_raise(cp_enc *e) {
+  enc_pushmsg(e);
+  return lua_error(e->L);
 }
 /* }====================================================== */
 
@@ -552,44 +559,85 @@ static int enc_value(cp_enc *e, int idx) {
 
 /*
 ** {======================================================
-** The bulk ring: shared memory beside a 'lua' channel's socket
+** The rings: a 'lua' channel's bytes in shared memory
 **
 ** A memfd, made by the parent for each 'lua' channel and inherited by
 ** the child, holds a header and two rings, one per direction (half 0
-** is written by the parent, half 1 by the child). A payload of
-** RING_MIN bytes or more that fits in the writer's ring is copied
-** there once, and the socket carries only a reference frame:
-**   0x0b  u64 position (in bytes since the ring began), u32 length
-** The reader decodes the payload straight from the ring, then stores
-** the position after it as that ring's tail in the header: the writer
-** reuses the space up to there. Order is the socket's; a payload that
-** does not fit goes through the socket as before. Each side trusts
-** nothing of the other's: a reference is checked against the ring's
-** bounds, and a tail that makes no sense stops the writer using its
-** ring (it then writes everything through the socket).
+** is written by the parent, half 1 by the child). Once mapped, every
+** frame of the channel goes through the writer's ring, none through
+** the socket (which stays, for its end of file when a side goes):
+** - A frame of at most half a ring is copied in whole, in one piece,
+**   and decoded by the reader where it lies. Where it would not fit
+**   before the ring's end, the writer marks the rest of the ring as
+**   padding (a length of RING_PAD) and begins at its start; it also
+**   begins at the start whenever the reader has taken everything, so
+**   the memory it writes is the memory just used (still in cache).
+** - A longer frame goes in as a stream, as much as there is room for;
+**   the reader gathers it in its buffer.
+** - A frame header never straddles the ring's end: fewer than 4 bytes
+**   left before it are skipped by both sides.
+** The header holds each ring's head (written up to) and tail (read up
+** to), and a flag per side for each way it can wait: for data (set
+** before its loop sleeps) and for room (set when a write did not fit).
+** Whoever moves a head or tail then takes the peer's flag and, if it
+** was set, rings the peer's doorbell: an eventfd its loop watches
+** (edge-triggered: it is never read). A message costs one write(2)
+** on a doorbell when its reader sleeps, and no system call when it is
+** busy. Each side trusts nothing of the other's: a head or tail out
+** of bounds, a frame not where the rules put it, breaks the channel.
 ** =======================================================
 */
-#define RING_HDR ((size_t)4096)       /* header: the two tails */
+#define RING_HDR ((size_t)4096)
+#define H_TAIL(h) ((size_t)(8 * (h)))           /* u64: read up to */
+#define H_HEAD(h) ((size_t)(64 + 8 * (h)))      /* u64: written up to */
+#define H_WDATA(s) ((size_t)(128 + 4 * (s)))    /* u32: s sleeps */
+#define H_WROOM(s) ((size_t)(192 + 4 * (s)))    /* u32: s waits for room */
+#define RING_PAD UINT32_MAX                     /* skip to the start */
 #ifndef CP_RING_MIN                   /* (the fuzz build sets it small) */
 #define CP_RING_MIN ((size_t)64 << 10)
 #endif
-#define RING_MIN CP_RING_MIN           /* smaller payloads: the socket */
-#define RING_REF 13                   /* payload of a reference frame */
+#define RING_MIN CP_RING_MIN           /* smallest ring */
 
 typedef struct cp_ring {
   unsigned char *base;   /* mapping: header, half 0, half 1; NULL: none */
   size_t half;           /* bytes per ring */
   int side;              /* 0 parent, 1 child: the half this side writes */
-  int broken;            /* the peer's tail made no sense */
+  int broken;            /* the peer broke the rules: no more use */
+  int bell;              /* the peer's doorbell, or -1 */
+  int mybell;            /* ours (the loop reports it when it arms us) */
   uint64_t head;         /* next free position of our ring */
+  uint64_t rtail;        /* next position to read in the peer's ring */
+  unsigned char *gbuf;   /* a frame longer than the ring, gathered here */
+  size_t glen, gcap;     /* (apart from the socket's buffer: a peer that
+                         ** also writes to the socket mixes nothing up) */
 } cp_ring;
 
-static _Atomic uint64_t *ring_tail(const cp_ring *r, int h) {
-  return (_Atomic uint64_t *)(void *)(r->base + 8 * (size_t)h);
+static _Atomic uint64_t *ring_u64(const cp_ring *r, size_t at) {
+  return (_Atomic uint64_t *)(void *)(r->base + at);
+}
+
+static _Atomic uint32_t *ring_u32(const cp_ring *r, size_t at) {
+  return (_Atomic uint32_t *)(void *)(r->base + at);
+}
+
+static unsigned char *ring_half(const cp_ring *r, int h) {
+  return r->base + RING_HDR + (size_t)h * r->half;
+}
+
+/* Takes the flag at 'at' and rings the peer's doorbell if it was set.
+** (The store before this one and this exchange are sequentially
+** consistent, as are the peer's flag store and its load after: one of
+** the two sees the other.) */
+static void ring_wake(cp_ring *r, size_t at) {
+  if (atomic_exchange(ring_u32(r, at), 0) && r->bell >= 0) {
+    uint64_t one = 1;
+    ssize_t n;
+    do n = write(r->bell, &one, sizeof one); while (n < 0 && errno == EINTR);
+  }
 }
 
 /* The incremental decoder (below) is also the channel's codec state: it
-** holds the ring, which core.lua_send writes into. */
+** holds the rings, which core.lua_send writes into. */
 enum { K_LUA, K_JSON };
 
 typedef struct decoder {
@@ -598,14 +646,15 @@ typedef struct decoder {
   size_t max;      /* largest payload (lua) or line (json) */
   int kind;
   int dead;        /* after an error: the message is in user value 1 */
-  cp_ring ring;    /* the channel's bulk ring ('lua'), if mapped */
+  int ballast;     /* user value 1 holds the ballast (see dec_ballast) */
+  cp_ring ring;    /* the channel's rings ('lua'), if mapped */
 } decoder;
 
 /* core.ring_new(size) -> fd: a memfd for two rings of size bytes each */
 static int l_ring_new(lua_State *L) {
   lua_Integer size = luaL_checkinteger(L, 1);
   int fd;
-  luaL_argcheck(L, size >= (lua_Integer)(2 * RING_MIN) &&
+  luaL_argcheck(L, size >= (lua_Integer)RING_MIN &&
                 size <= ((lua_Integer)1 << 30) && size % 4096 == 0, 1,
                 "bad ring size");
   fd = memfd_create("childproc-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -626,6 +675,10 @@ static void ring_unmap(cp_ring *r) {
   if (r->base != NULL)
     munmap(r->base, RING_HDR + 2 * r->half);
   r->base = NULL;
+  r->bell = r->mybell = -1;
+  free(r->gbuf);
+  r->gbuf = NULL;
+  r->glen = r->gcap = 0;
 }
 
 /*
@@ -633,7 +686,7 @@ static void ring_unmap(cp_ring *r) {
 ** resizing (what ring_new makes) is taken: no other file, and no
 ** mapping that the other side could shrink under us (SIGBUS).
 */
-static int ring_map(cp_ring *r, int fd, int side) {
+static int ring_map(cp_ring *r, int fd, int side, int bell, int mybell) {
   struct stat st;
   int seals = fcntl(fd, F_GET_SEALS);
   void *p;
@@ -642,7 +695,7 @@ static int ring_map(cp_ring *r, int fd, int side) {
   if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
     return EINVAL;
   if (fstat(fd, &st) != 0) return errno;
-  if (st.st_size < (off_t)(RING_HDR + 4 * RING_MIN) ||
+  if (st.st_size < (off_t)(RING_HDR + 2 * RING_MIN) ||
       st.st_size > (off_t)(RING_HDR + ((size_t)2 << 30)) ||
       (st.st_size - (off_t)RING_HDR) % 8192 != 0)
     return EINVAL;
@@ -655,16 +708,104 @@ static int ring_map(cp_ring *r, int fd, int side) {
   r->half = half;
   r->side = side;
   r->broken = 0;
-  r->head = atomic_load_explicit(ring_tail(r, side), memory_order_acquire);
+  r->bell = bell;
+  r->mybell = mybell;
+  r->head = atomic_load(ring_u64(r, H_HEAD(side)));
+  r->rtail = atomic_load(ring_u64(r, H_TAIL(1 - side)));
   return 0;
 }
 
+/* Copies frame bytes [from, from + n) (the frame given as pieces) into
+** our ring at position pos, wrapping at its end */
+static void ring_copy(cp_ring *r, uint64_t pos, const struct iovec *iov,
+                      int k, size_t from, size_t n) {
+  unsigned char *ring = ring_half(r, r->side);
+  size_t off = (size_t)(pos % r->half), at = 0;  /* at: where iov[i] starts */
+  int i;
+  for (i = 0; i < k && n > 0; at += iov[i].iov_len, i++) {
+    const char *p = (const char *)iov[i].iov_base;
+    size_t len = iov[i].iov_len;
+    if (at + len <= from) continue;
+    if (from > at) { p += from - at; len -= from - at; }
+    if (len > n) len = n;
+    from += len;
+    n -= len;
+    while (len > 0) {
+      size_t m = r->half - off < len ? r->half - off : len;
+      memcpy(ring + off, p, m);
+      p += m;
+      len -= m;
+      off = (off + m) % r->half;
+    }
+  }
+}
+
+/* Makes positions [r->head, upto) readable and wakes a sleeping reader */
+static void ring_publish(cp_ring *r, uint64_t upto) {
+  r->head = upto;
+  atomic_store(ring_u64(r, H_HEAD(r->side)), upto);
+  ring_wake(r, H_WDATA(1 - r->side));
+}
+
 /*
-** Copies the frame's payload into our ring; returns 1 and fills the
-** reference frame 'ref' (4 + RING_REF bytes), or 0 when it is not for
-** the ring (small, too big, no room: the socket takes it).
+** One attempt to write the frame's bytes from 'from' on (the frame is
+** len bytes, in pieces) into our ring, by the rules above. Returns the
+** bytes taken (0: no room), or -1 when the peer's tail makes no sense.
 */
-static int ring_put(cp_ring *r, const cp_enc *e, unsigned char *ref);
+static ssize_t ring_write1(cp_ring *r, const struct iovec *iov, int k,
+                           size_t len, size_t from) {
+  uint64_t tail = atomic_load(ring_u64(r, H_TAIL(r->side)));
+  size_t room, n, first = len <= r->half ? len : 4;  /* first: at once */
+  uint64_t at = r->head;
+  if (tail > r->head || r->head - tail > r->half) {
+    r->broken = 1;
+    return -1;
+  }
+  room = r->half - (size_t)(r->head - tail);
+  if (from == 0) {  /* a frame's start: skip to the ring's start? */
+    size_t off = (size_t)(at % r->half), end = r->half - off;
+    if (off != 0 && (end < 4 || (len <= r->half && len > end) ||
+                     (room == r->half && len <= room - end))) {
+      if (end > room) return 0;
+      if (end >= 4) put_u32(ring_half(r, r->side) + off, RING_PAD);
+      at += end;
+      room -= end;
+      if (first > room) {  /* the padding alone, for the reader to pass */
+        ring_publish(r, at);
+        return 0;
+      }
+    }
+    if (first > room) return 0;
+  }
+  n = len - from < room ? len - from : room;
+  if (n == 0) return 0;
+  ring_copy(r, at, iov, k, from, n);
+  ring_publish(r, at + n);
+  return (ssize_t)n;
+}
+
+/*
+** Writes what fits; returns the bytes taken or -1 (broken). When not
+** all fit, the room flag is set (and room looked for once more after
+** it): the reader rings our doorbell when it has taken some.
+*/
+static ssize_t ring_write(cp_ring *r, const struct iovec *iov, int k,
+                          size_t len, size_t from) {
+  size_t done = 0;
+  int flagged = 0;
+  if (r->base == NULL || r->broken) return -1;
+  for (;;) {
+    ssize_t n = ring_write1(r, iov, k, len, from + done);
+    if (n < 0) return -1;
+    done += (size_t)n;
+    if (from + done == len) return (ssize_t)done;
+    if (n == 0) {
+      if (flagged) return (ssize_t)done;
+      atomic_store(ring_u32(r, H_WROOM(r->side)), 1);
+      flagged = 1;
+    }
+  }
+}
 /* }====================================================== */
 
 
@@ -716,52 +857,6 @@ static int frame_iov(const cp_enc *e, struct iovec *iov) {
     }
   }
   return k;
-}
-
-static int ring_put(cp_ring *r, const cp_enc *e, unsigned char *ref) {
-  struct iovec iov[2 * SEG_MAX + 1];
-  size_t len = e->b->n - 4 + e->extra, off, at;
-  uint64_t tail, start;
-  unsigned char *dst;
-  int i, k;
-  if (r->base == NULL || r->broken || len < RING_MIN || len > r->half / 2)
-    return 0;
-  tail = atomic_load_explicit(ring_tail(r, r->side), memory_order_acquire);
-  if (tail > r->head || r->head - tail > 2 * r->half) {
-    r->broken = 1;  /* not a tail we could have made */
-    return 0;
-  }
-  start = r->head;
-  off = (size_t)(start % r->half);
-  if (tail == start) {
-    /* all read: begin at the ring's start again, the memory the last
-    ** messages used (still in cache), not further on */
-    if (off != 0) { start += r->half - off; off = 0; }
-  }
-  else {
-    if (off + len > r->half) {  /* no room before the end: the start */
-      start += r->half - off;
-      off = 0;
-    }
-    if (start + len - tail > r->half)
-      return 0;  /* the reader is behind */
-  }
-  dst = r->base + RING_HDR + (size_t)r->side * r->half + off;
-  k = frame_iov(e, iov);
-  /* the first piece begins with the 4-byte length: not payload */
-  for (i = 0, at = 0; i < k; i++) {
-    const char *p = (const char *)iov[i].iov_base;
-    size_t n = iov[i].iov_len;
-    if (i == 0) { p += 4; n -= 4; }
-    memcpy(dst + at, p, n);
-    at += n;
-  }
-  r->head = start + len;
-  put_u32(ref, RING_REF);
-  ref[4] = T_RING;
-  put_u64(ref + 5, start);
-  put_u32(ref + 13, (uint32_t)len);
-  return 1;
 }
 
 /*
@@ -818,48 +913,70 @@ static int l_lua_encode(lua_State *L) {
   return 1;
 }
 
+/* Raises the message on top as send()'s bad argument, at stack level
+** 'where' (the line that called send) */
+static int send_error(lua_State *L, int where) {
+  luaL_where(L, where);
+  lua_pushfstring(L, "%sbad argument #1 to 'send' (%s)", lua_tostring(L, -1),
+                  lua_tostring(L, -2));
+  return lua_error(L);
+}
+
 /*
-** core.lua_send(fd | false, value) -> status, off, piece...
+** core.lua_send(fd | false, value [, dec [, where]]) -> status, off, piece...
 ** Encodes the value as lua_encode does (raising, before anything is
 ** written, on a value that cannot be sent), then with an fd writes the
-** frame to that socket at once (one sendmsg, MSG_NOSIGNAL, non-blocking)
-** straight from the encoder's buffer and from the long strings of the
-** value themselves: no frame string is made. status: bytes written (0
-** when it would block, or without an fd), or -errno when the write
-** failed. The pieces are what is left to write, in order (none when all
-** went): strings to queue, the first to be resumed at offset 'off'.
-** Together they hold no copy of a long string: those are the value's
-** own strings.
+** frame at once: into the channel's ring when dec has one, else to the
+** socket fd (one sendmsg, MSG_NOSIGNAL, non-blocking), straight from
+** the encoder's buffer and from the long strings of the value
+** themselves: no frame string is made. status: bytes written (0 when
+** it would block, or without an fd), or -errno when the write failed
+** (EPROTO: the peer broke the ring's rules). The pieces are what is
+** left to write, in order (none when all went), the first to be
+** resumed at offset 'off'. For the socket they hold no copy of a long
+** string (those are the value's own strings); for a ring they are the
+** whole frame as one string, 'off' bytes of it written (the ring takes
+** a frame's start only at the start of a piece). With 'where', a value
+** that cannot be sent raises send()'s "bad argument #1" error located
+** at that stack level (the caller of send(): no pcall needed).
 */
 static int l_lua_send(lua_State *L) {
   cp_enc e;
   struct cp_seg segs[SEG_MAX];
+  struct iovec iov[2 * SEG_MAX + 1];
   int fd = lua_toboolean(L, 1) ? (int)luaL_checkinteger(L, 1) : -1;
   lua_Integer status = 0;
   size_t written = 0, off;
-  int base, np;
+  int base, np, k;
   decoder *d = lua_isnoneornil(L, 3) ? NULL
-             : (decoder *)luaL_checkudata(L, 3, CP_DECODER_MT);
-  unsigned char ref[4 + RING_REF];
+             : (decoder *)cp_checkclass(L, 3, 1, CP_DECODER_MT);
+  cp_ring *ring = d != NULL && d->ring.base != NULL ? &d->ring : NULL;
+  int where = (int)luaL_optinteger(L, 4, 0);
   luaL_checkany(L, 2);
   lua_settop(L, 3);
-  if (encode_frame(L, &e, segs, 2))
-    return cp_enc_raise(&e);
-  if (d != NULL && ring_put(&d->ring, &e, ref)) {
-    /* the frame to write is now the reference, in the buffer (which
-    ** has held more: it has the room) */
-    memcpy(e.b->p, ref, sizeof(ref));
-    e.b->n = sizeof(ref);
-    e.nseg = 0;
-    e.extra = 0;
+  if (encode_frame(L, &e, segs, 2)) {
+    if (where <= 0) return cp_enc_raise(&e);
+    enc_pushmsg(&e);
+    return send_error(L, where);
   }
-  if (fd >= 0) {
-    struct iovec iov[2 * SEG_MAX + 1];
+  k = frame_iov(&e, iov);
+  if (ring != NULL && e.b->n - 4 + e.extra >= RING_PAD) {
+    cp_wbuf_free(e.b);
+    lua_pushliteral(L, "message too large for the channel");
+    if (where <= 0) return lua_error(L);
+    return send_error(L, where);
+  }
+  if (fd >= 0 && ring != NULL) {
+    ssize_t r = ring_write(ring, iov, k, e.b->n + e.extra, 0);
+    if (r >= 0) status = (lua_Integer)(written = (size_t)r);
+    else status = -(lua_Integer)EPROTO;
+  }
+  else if (fd >= 0) {
     struct msghdr m;
     ssize_t r;
     memset(&m, 0, sizeof(m));
     m.msg_iov = iov;
-    m.msg_iovlen = (size_t)frame_iov(&e, iov);
+    m.msg_iovlen = (size_t)k;
     do r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
     if (r >= 0)
@@ -871,9 +988,21 @@ static int l_lua_send(lua_State *L) {
   base = lua_gettop(L);
   lua_pushinteger(L, status);
   lua_pushinteger(L, 0);
-  np = push_rest(L, &e, written, &off);
+  if (ring == NULL) {
+    np = push_rest(L, &e, written, &off);
+    lua_pushinteger(L, (lua_Integer)off);
+  }
+  else if (written < e.b->n + e.extra) {
+    np = push_rest(L, &e, 0, &off);
+    if (np > 1) lua_concat(L, np);
+    np = 1;
+    lua_pushinteger(L, (lua_Integer)written);
+  }
+  else {
+    np = 0;
+    lua_pushinteger(L, 0);
+  }
   cp_wbuf_free(e.b);
-  lua_pushinteger(L, (lua_Integer)off);
   lua_replace(L, base + 2);
   return 2 + np;
 }
@@ -1084,8 +1213,9 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
 #define READ_CHUNK ((size_t)256 << 10) /* readfd's usual read */
 #define READ_BIG ((size_t)4 << 20)     /* its read for a known big frame */
 
+/* (the decoder's functions have its metatable as upvalue 1) */
 static decoder *check_decoder(lua_State *L) {
-  return (decoder *)luaL_checkudata(L, 1, CP_DECODER_MT);
+  return (decoder *)cp_checkclass(L, 1, 1, CP_DECODER_MT);
 }
 
 /*
@@ -1160,33 +1290,24 @@ static int too_large(char *err, size_t errsz, size_t n, size_t max) {
   return 1;
 }
 
-/* Decodes the payload a reference frame names in the peer's ring */
-static int ring_decode(lua_State *L, decoder *d, const unsigned char *ref,
-                       char *err, size_t errsz) {
-  cp_ring *r = &d->ring;
-  uint64_t start = get_u64(ref + 1);
-  size_t len = get_u32(ref + 9), off;
-  int peer;
-  if (r->base == NULL) {
-    snprintf(err, errsz, "malformed 'lua' message: a ring reference "
-             "without a ring");
-    return 1;
-  }
-  peer = 1 - r->side;
-  off = (size_t)(start % r->half);
-  if (len > d->max)
-    return too_large(err, errsz, len, d->max);
-  if (len > r->half - off) {
-    snprintf(err, errsz, "malformed 'lua' message: a ring reference "
-             "beyond the ring");
-    return 1;
-  }
-  if (lua_decode_payload(L, (const char *)r->base + RING_HDR +
-                         (size_t)peer * r->half + off, len, err, errsz))
-    return 1;
-  atomic_store_explicit(ring_tail(r, peer), start + len,
-                        memory_order_release);
-  return 0;
+/*
+** A big string decoded into a small Lua heap doubles it, and Lua 5.4's
+** generational collector then does a full collection (every live object
+** marked) for each such message. The first big payload a decoder sees
+** gives it a ballast: a userdata of BALLAST bytes that Lua counts in its
+** heap but nothing ever touches (malloc maps it; the pages stay out of
+** memory), so big strings are young garbage for minor collections.
+** It goes with the decoder (or when it dies: the user value then holds
+** the error).
+*/
+#define BALLAST ((size_t)8 << 20)
+#define BALLAST_MIN ((size_t)64 << 10)   /* payloads that get it */
+
+static void dec_ballast(lua_State *L, decoder *d, size_t plen) {
+  if (plen < BALLAST_MIN || d->ballast || !lua_checkstack(L, 2)) return;
+  d->ballast = 1;
+  cp_newuserdata(L, BALLAST, 0);
+  cp_setuservalue(L, 1);
 }
 
 /*
@@ -1206,12 +1327,8 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
       if (plen > d->max && too_large(err, sizeof(err), plen, d->max))
         { *np = n; return dec_die(L, d, err, n); }
       if (d->w - d->r - 4 < plen) break;
-      if (plen == RING_REF && (unsigned char)d->buf[d->r + 4] == T_RING) {
-        if (ring_decode(L, d, (const unsigned char *)d->buf + d->r + 4,
-                        err, sizeof(err)))
-          { *np = n; return dec_die(L, d, err, n); }
-      }
-      else if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
+      dec_ballast(L, d, plen);
+      if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
                                   sizeof(err)))
         { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = d->r + 4 + plen;
@@ -1330,20 +1447,199 @@ static int l_pending(lua_State *L) {
   return 1;
 }
 
-/* dec:ring(fd, side) -> true | nil, errno: use fd (core.ring_new's) as
-** the channel's rings, this side writing half 'side' (0 parent, 1 child) */
+/* dec:ring(fd, side [, bell, mybell]) -> true | nil, errno: use fd
+** (core.ring_new's) as the channel's rings, this side writing half
+** 'side' (0 parent, 1 child); bell: the peer's doorbell (an eventfd),
+** mybell: ours (see cp_ring_arm) */
 static int l_ring(lua_State *L) {
   decoder *d = check_decoder(L);
   int fd = (int)luaL_checkinteger(L, 2);
   int side = (int)luaL_checkinteger(L, 3), err;
+  int bell = (int)luaL_optinteger(L, 4, -1);
+  int mybell = (int)luaL_optinteger(L, 5, -1);
   luaL_argcheck(L, side == 0 || side == 1, 3, "0 or 1 expected");
   luaL_argcheck(L, d->kind == K_LUA, 1, "a 'lua' decoder expected");
-  if ((err = ring_map(&d->ring, fd, side)) != 0) {
+  if ((err = ring_map(&d->ring, fd, side, bell, mybell)) != 0) {
     lua_pushnil(L);
     lua_pushinteger(L, err);
     return 2;
   }
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* The reader has taken bytes up to r->rtail: say so, and wake a writer
+** that waits for room */
+static void ring_consumed(cp_ring *r) {
+  atomic_store(ring_u64(r, H_TAIL(1 - r->side)), r->rtail);
+  ring_wake(r, H_WROOM(1 - r->side));
+}
+
+static int ring_broken(char *err, size_t errsz, const char *what) {
+  snprintf(err, errsz, "malformed 'lua' message: %s in the ring", what);
+  return 1;
+}
+
+/* Appends n bytes to the gathered long frame; 0, or 1 out of memory.
+** Grows as bytes come (never by what a header only claims). */
+static int ring_gather(cp_ring *r, const unsigned char *p, size_t n) {
+  if (n > r->gcap - r->glen) {
+    size_t ncap = r->gcap ? r->gcap : READ_CHUNK;
+    unsigned char *nb;
+    while (ncap < r->glen + n) ncap *= 2;
+    if ((nb = (unsigned char *)realloc(r->gbuf, ncap)) == NULL) return 1;
+    r->gbuf = nb;
+    r->gcap = ncap;
+  }
+  memcpy(r->gbuf + r->glen, p, n);
+  r->glen += n;
+  return 0;
+}
+
+/*
+** Decodes what the peer's ring holds into out (stack index 3), counting
+** messages in *np, taking at most about a ring's worth of bytes (the
+** rest waits for the next call: the loop has other work). 0, or 1 with
+** the error in err (the ring is then broken).
+*/
+static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
+                     size_t errsz) {
+  cp_ring *r = &d->ring;
+  const unsigned char *ring = ring_half(r, 1 - r->side);
+  uint64_t head = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
+  uint64_t start = r->rtail;
+  const char *fault = NULL;
+  if (r->broken) return ring_broken(err, errsz, "an earlier fault");
+  if (head < r->rtail || head - r->rtail > r->half)
+    fault = "a head out of bounds";
+  while (fault == NULL && r->rtail < head && r->rtail - start < r->half) {
+    size_t off = (size_t)(r->rtail % r->half), end = r->half - off;
+    size_t avail = (size_t)(head - r->rtail), plen, n;
+    if (r->glen > 0) {  /* a frame longer than the ring, in pieces */
+      size_t need;
+      plen = get_u32(r->gbuf);
+      need = 4 + plen - r->glen;
+      n = need < avail ? need : avail;
+      if (n > end) n = end;
+      if (ring_gather(r, ring + off, n)) {
+        fault = "not enough memory";
+        break;
+      }
+      r->rtail += n;
+      if (n < need) continue;
+      ring_consumed(r);
+      dec_ballast(L, d, plen);
+      if (lua_decode_payload(L, (const char *)r->gbuf + 4, plen, err, errsz))
+        { r->broken = 1; return 1; }
+      lua_rawseti(L, 3, ++*np);
+      r->glen = 0;
+      if (r->gcap > KEEP_MAX) {
+        free(r->gbuf);
+        r->gbuf = NULL;
+        r->gcap = 0;
+      }
+      continue;
+    }
+    /* a frame's start: skipped bytes were published with what follows */
+    if (end < 4 || (plen = get_u32(ring + off)) == RING_PAD) {
+      if (avail < end) fault = "a skip past the head";
+      else r->rtail += end;
+      continue;
+    }
+    if (avail < 4) fault = "a header cut";
+    else if (plen > d->max) {
+      r->broken = 1;
+      return too_large(err, errsz, plen, d->max);
+    }
+    else if (4 + plen <= r->half) {
+      if (4 + plen > end || 4 + plen > avail) {
+        fault = "a frame cut";
+        break;
+      }
+      dec_ballast(L, d, plen);
+      if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
+                             errsz))
+        { r->broken = 1; return 1; }
+      lua_rawseti(L, 3, ++*np);
+      r->rtail += 4 + plen;
+    }
+    else {  /* the start of a long one */
+      n = avail < end ? avail : end;
+      if (ring_gather(r, ring + off, n)) fault = "not enough memory";
+      else r->rtail += n;
+    }
+  }
+  if (fault != NULL) {
+    r->broken = 1;
+    return ring_broken(err, errsz, fault);
+  }
+  if (r->rtail != start) ring_consumed(r);
+  return 0;
+}
+
+/*
+** dec:take(out) -> n: decodes the messages the peer's ring holds into
+** out[1..n]; nil, msg, n as feed on a fault (the decoder is then dead).
+*/
+static int l_take(lua_State *L) {
+  decoder *d = check_decoder(L);
+  lua_Integer n = 0;
+  char err[160];
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (d->dead) return dead_result(L);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);  /* out at index 3, as decode_all wants it */
+  if (d->ring.base == NULL) { lua_pushinteger(L, 0); return 1; }
+  r = ring_take(L, d, &n, err, sizeof(err));
+  if (r != 0) return dec_die(L, d, err, n);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/*
+** dec:put(frame, off) -> n | false | nil: writes frame (from byte off)
+** into our ring: bytes taken, false when there is no room now (the
+** peer rings our doorbell when it has made some), nil when the peer
+** broke the rules.
+*/
+static int l_put(lua_State *L) {
+  decoder *d = check_decoder(L);
+  struct iovec iov;
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  ssize_t n;
+  luaL_argcheck(L, off >= 0 && (size_t)off < len, 3, "out of range");
+  iov.iov_base = (void *)s;
+  iov.iov_len = len;
+  n = ring_write(&d->ring, &iov, 1, len, (size_t)off);
+  if (n < 0) lua_pushnil(L);
+  else if (n == 0) lua_pushboolean(L, 0);
+  else lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* Before the loop sleeps: ask the peer to ring our doorbell when it
+** writes; 1 if the peer's ring already holds data (the flag then stays
+** set: at worst one ring more) */
+static int ring_arm(decoder *d) {
+  cp_ring *r = &d->ring;
+  if (r->base == NULL || d->dead) return 0;
+  atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
+  return atomic_load(ring_u64(r, H_HEAD(1 - r->side))) != r->rtail;
+}
+
+/* dec:arm() -> boolean: ring_arm */
+static int l_arm(lua_State *L) {
+  lua_pushboolean(L, ring_arm(check_decoder(L)));
+  return 1;
+}
+
+CP_API int cp_ring_arm(lua_State *L, int idx, int *bell) {
+  decoder *d = (decoder *)luaL_testudata(L, idx, CP_DECODER_MT);
+  if (d == NULL || !ring_arm(d)) return 0;
+  *bell = d->ring.mybell;
   return 1;
 }
 
@@ -1386,6 +1682,7 @@ static int l_decoder(lua_State *L) {
                                                        : (size_t)max;
   d->kind = kind;
   d->dead = 0;
+  d->ballast = 0;
   memset(&d->ring, 0, sizeof(d->ring));
   luaL_setmetatable(L, CP_DECODER_MT);
   return 1;
@@ -1408,20 +1705,27 @@ CP_API int cp_codec_open(lua_State *L) {
     {"pending", l_pending},
     {"ring", l_ring},
     {"unring", l_unring},
+    {"take", l_take},
+    {"put", l_put},
+    {"arm", l_arm},
+    {NULL, NULL}
+  };
+  static const luaL_Reg dec_meta[] = {
+    {"__gc", l_decoder_gc},
+    {"__tostring", l_decoder_tostring},
     {NULL, NULL}
   };
   luaL_checkstack(L, 4, "cannot open the codecs");
-  luaL_setfuncs(L, core_fns, 0);
+  /* every function gets the decoder's metatable as upvalue 1 */
+  luaL_newmetatable(L, CP_DECODER_MT);
+  luaL_newlibtable(L, dec_methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, dec_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, dec_meta, 1);
+  luaL_setfuncs(L, core_fns, 1);   /* pops the metatable */
   lua_pushlightuserdata(L, cp_json_nullp());
   lua_setfield(L, -2, "json_null");
-  if (luaL_newmetatable(L, CP_DECODER_MT)) {
-    luaL_newlib(L, dec_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_decoder_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_decoder_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
   return 0;
 }
