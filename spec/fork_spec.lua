@@ -563,9 +563,15 @@ describe('the channel and the child', function()
     local _, nsock = r.own:gsub('socket:', '')
     assert.equal(1, nsock, r.own)
     assert.is_nil(r.popen:find('socket:', 1, true), r.popen)
-    -- nor its bulk rings: the child closed their fd once it had mapped them
+    -- nor its rings (the child closed their fd once it had mapped them);
+    -- it keeps its two doorbells, close-on-exec
     for _, list in ipairs({ r.own, r.popen, r.spawned }) do
       assert.is_nil(list:find('memfd:', 1, true), list)
+    end
+    local _, nbell = r.own:gsub('anon_inode:%[eventfd%]', '')
+    assert.equal(2, nbell, r.own)
+    for _, list in ipairs({ r.popen, r.spawned }) do
+      assert.is_nil(list:find('eventfd', 1, true), list)
     end
     -- (a spawned child's stdin pipe is a socket: fd 0 is not the channel)
     local beyond0 = r.spawned:gsub('[^\n]* 0 %-> socket:[^\n]*', '')
