@@ -352,7 +352,7 @@ end
 local function use_rings(ch, ringfd, side, bell, pbell)
   if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
   ch.ring, ch.bell, ch.pbell = true, bell, pbell
-  ch.onbell = ch.onbell or function() return on_ring(ch, true) end
+  ch.onbell = function() return on_ring(ch, true) end
   M.setev(bell, R | EDGE, ch.onbell)
   rings[#rings + 1] = ch.dec
   update(ch)
@@ -663,6 +663,7 @@ function M.channel_autostart()
       :format(mode), 0)
   end
   -- a close-on-exec copy, so grandchildren do not inherit the channel
+  local given = fd
   local own = core.dup(fd)
   if own then
     if fd > 2 then core.close(fd) end
@@ -671,18 +672,22 @@ function M.channel_autostart()
   core.nonblock(fd, true)
   local ps = pself(M.process)
   pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
-  -- the rings and doorbells (ours, the parent's), after the stdio fds:
-  -- used (close-on-exec copies of the doorbells), then closed, if the
-  -- memfd is what the parent makes
-  if ringfd and ringfd > 2 and ringfd ~= fd and core.isopen(ringfd)
-      and core.isopen(ringfd + 1) and core.isopen(ringfd + 2) then
-    local bell, pbell = core.dup(ringfd + 1), core.dup(ringfd + 2)
-    if bell and pbell and use_rings(pch, ringfd, 1, bell, pbell) then
-      for i = 0, 2 do core.close(ringfd + i) end
-    else
+  -- the rings and doorbells (ours, the parent's), the three fds after
+  -- the stdio ones: used (close-on-exec copies of the doorbells), then
+  -- closed.  The parent writes into the rings from the start: a child
+  -- that cannot use them would lose its messages, so it stops here.
+  if ringfd then
+    local ok = ringfd > 2 and (ringfd + 2 < given or ringfd > given)
+    local bell = ok and core.dup(ringfd + 1)
+    local pbell = ok and core.dup(ringfd + 2)
+    ok = bell and pbell and use_rings(pch, ringfd, 1, bell, pbell)
+    if not ok then
       if bell then core.close(bell) end
       if pbell then core.close(pbell) end
+      error(("childproc: the IPC channel's rings (fds %d-%d) cannot be"
+        .. " used: the parent's messages would be lost"):format(ringfd, ringfd + 2), 0)
     end
+    for i = 0, 2 do core.close(ringfd + i) end
   end
   ps.connected = true
   local function relisten()

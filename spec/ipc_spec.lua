@@ -221,6 +221,17 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
     assert.truthy(text:find('traceback', 1, true), text)
   end)
 
+  it("a child named rings it cannot use stops at require, rather than lose the parent's messages", function()
+    -- fd 3: a socket as the channel; the rings' fds (60-62) are not open
+    local env = childenv({ LUA_CPATH = ROOT .. '/?.so;;', CHILDPROC_CHANNEL_FD = '3',
+                           CHILDPROC_SERIALIZATION = 'lua', CHILDPROC_CHANNEL_RING = '60' })
+    local r = collect('lua5.4', { '-e', "require 'childproc'; print('went on')" },
+                      { stdio = { 'ignore', 'pipe', 'pipe', 'pipe' }, env = env })
+    assert.equal(1, r.code)
+    assert.equal('', r.stdout)
+    assert.truthy(r.stderr:find("rings (fds 60-62) cannot be used", 1, true), r.stderr)
+  end)
+
   it("the 'lua' mode works without the bootstrap too (spawn with an ipc entry)", function()
     local child = cp.spawn('lua5.4', { FIX .. 'fork_echo.lua' },
       { stdio = { 'ignore', 'ignore', 'inherit', 'ipc' }, env = LUAENV })
