@@ -128,7 +128,7 @@ local N = {
   spawn_seq = scaled(1000), spawn_par32 = scaled(2000), spawn_heap2g = scaled(100),
   heap = scaled(2 * GiB, 64 * MiB), stdout = scaled(2 * GiB, MiB) // 65536 * 65536,
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
-  rtt = scaled(50000), bulk = scaled(256), children = scaled(1000),
+  rtt = scaled(50000), bulk = scaled(1024), children = scaled(1000),
 }
 
 -- peer names and what each needs (key of `have`)

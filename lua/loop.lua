@@ -48,15 +48,15 @@ function M.setev(fd, ev, fn)
     M.forget(fd)
   end
   if fn then handlers[fd] = fn end
-  local h = handlers[fd]
-  if ev == 0 or not h then
+  local cur = masks[fd]
+  if cur == ev then return true end  -- (a new fn made cur nil, above)
+  if ev == 0 then
     fns[fd], objs[fd] = nil, nil
-  else
-    local f = type(h) ~= 'function' and classfn[getmetatable(h)]
+  elseif not cur then  -- watched from now on: what its events call
+    local h = handlers[fd]
+    local f = h and type(h) ~= 'function' and classfn[getmetatable(h)]
     if f then fns[fd], objs[fd] = f, h else fns[fd], objs[fd] = h, nil end
   end
-  local cur = masks[fd]
-  if cur == ev then return true end
   if always[fd] then
     if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = nil
     else masks[fd] = ev end
@@ -77,7 +77,10 @@ function M.setev(fd, ev, fn)
       ok = true
     end
   end
-  if not ok then fns[fd], objs[fd] = nil, nil; return nil, err end
+  if not ok then
+    if not cur then fns[fd], objs[fd] = nil, nil end
+    return nil, err
+  end
   masks[fd] = ev
   return true
 end

@@ -566,14 +566,15 @@ static int enc_value(cp_enc *e, int idx) {
 ** is written by the parent, half 1 by the child). Once mapped, every
 ** frame of the channel goes through the writer's ring, none through
 ** the socket (which stays, for its end of file when a side goes):
-** - A frame of at most half a ring is copied in whole, in one piece,
-**   and decoded by the reader where it lies. Where it would not fit
+** - A frame of at most a ring's size (r->half: each ring is half of the
+**   mapping after the header) is copied in whole, in one piece, and
+**   decoded by the reader where it lies. Where it would not fit
 **   before the ring's end, the writer marks the rest of the ring as
 **   padding (a length of RING_PAD) and begins at its start; it also
 **   begins at the start whenever the reader has taken everything, so
 **   the memory it writes is the memory just used (still in cache).
 ** - A longer frame goes in as a stream, as much as there is room for;
-**   the reader gathers it in its buffer.
+**   the reader gathers it in a buffer of the ring's own.
 ** - A frame header never straddles the ring's end: fewer than 4 bytes
 **   left before it are skipped by both sides.
 ** The header holds each ring's head (written up to) and tail (read up

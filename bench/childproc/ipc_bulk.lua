@@ -3,7 +3,7 @@
 local cp = require 'childproc'
 local B = require 'bench'
 
-local n = B.arg(1, 256)
+local n = B.arg(1, 1024)
 local msg = string.rep('x', 1 << 20)
 local i, t0, t = 0, nil, nil
 

@@ -5,7 +5,7 @@
 const { fork } = require('child_process');
 const path = require('path');
 const B = require('./common');
-const n = B.arg(1, 256);
+const n = B.arg(1, 1024);
 const serialization = process.argv[3] || 'json';
 const msg = 'x'.repeat(2 ** 20);
 let i = 0, t0 = 0;
