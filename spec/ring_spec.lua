@@ -404,4 +404,24 @@ describe('the rings between a parent and a forked child', function()
     assert.is_true(got < 64 * KiB, ('the parent read %d bytes while %d were echoed')
       :format(got, total))
   end)
+
+  it('keeps order and bytes of many mixed messages, longer than the ring too, both ways', function()
+    -- small ones, ones of a few hundred KiB and a few longer than a ring
+    -- (streamed), sent while the loop also runs now and then: both the
+    -- doorbells for data and for room are rung, both ways
+    local child, box = fork_child()
+    local list = {}
+    for i = 1, 300 do
+      local n = i % 100 == 50 and SIZE + i * KiB or i % 7 == 0 and 200 * KiB + i
+        or i % 13
+      list[i] = { i = i, s = payload(n, 'k' .. i) }
+      child:send(list[i])
+      if i % 20 == 0 then cp.run('nowait') end
+    end
+    run_until(function() return #box == #list end, 60000, 'the echoes')
+    for i = 1, #list do
+      assert.equal(i, box[i].i)
+      assert.is_true(box[i].s == list[i].s, 'message ' .. i .. ' differs')
+    end
+  end)
 end)
