@@ -323,6 +323,7 @@ local function run_timers()
 end
 
 local evbuf = {}
+local handling = false   -- a batch of fd events is being handled
 
 -- Regular files (always ready): their handlers, each turn
 local function run_always()
@@ -362,20 +363,30 @@ local function step(block)
     end
   end
   -- the fds: each ready one's handler, protected (a message's round trip
-  -- is a turn of this: kept short)
-  local n = wait(ms, evbuf, rings)
+  -- is a turn of this: kept short).  A handler that runs the loop itself
+  -- (child:wait(), cp.run) gets a buffer of its own for that loop's
+  -- events: the batch being handled here must not change under it.
+  local buf = evbuf
+  if handling then buf = {} end
+  local n = wait(ms, buf, rings)
   if n and n > 0 then
     batch = batch + 1
-    local b = batch
+    local b, outer = batch, handling
+    handling = true
     for i = 1, 2 * n, 2 do
-      local fd = evbuf[i]
+      local fd = buf[i]
       local f, d = fns[fd], dropped[fd]
       if f and not (d and d >= b) then
         ncalls = ncalls + 1
-        local ok, err = xpcall(f, handler, evbuf[i + 1], objs[fd])
-        if not ok then failure = failure or { err }; return end
+        local ok, err = xpcall(f, handler, buf[i + 1], objs[fd])
+        if not ok then
+          handling = outer
+          failure = failure or { err }
+          return
+        end
       end
     end
+    handling = outer
   end
   if nalways > 0 and not run_always() then return end
   if nheap > 0 and not run_timers() then return end

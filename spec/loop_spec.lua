@@ -65,6 +65,37 @@ describe('cp.run', function()
     assert.is_true(fired)
   end)
 
+  it('a handler that runs the loop itself leaves the batch being handled as it was', function()
+    -- three pipes ready at once; the first one's handler runs a nested
+    -- loop, which handles the other two.  The outer batch still names
+    -- each of them once (level-triggered: a stale event is one more
+    -- call, never an fd's event given to another or lost)
+    local core = cp._core
+    local pipes, calls, ws, nested = {}, {}, {}, false
+    finally(function()
+      for i = 1, #pipes do
+        if ws[i] then ws[i]:stop() end
+        core.close(pipes[i][1]); core.close(pipes[i][2])
+      end
+    end)
+    for i = 1, 3 do
+      pipes[i] = { core.pipe() }
+      core.nonblock(pipes[i][1], true)
+      calls[i] = 0
+    end
+    for i = 1, 3 do
+      ws[i] = cp.watch(pipes[i][1], 'r', function()
+        calls[i] = calls[i] + 1
+        core.read(pipes[i][1])
+        if i == 1 and not nested then nested = true; cp.run('nowait') end
+      end)
+    end
+    for i = 1, 3 do core.write(pipes[i][2], 'x') end
+    cp.run('nowait')
+    assert.is_true(nested)
+    assert.same({ 1, 2, 2 }, calls)
+  end)
+
   it('refuses an unknown mode', function()
     local ok, err = pcall(cp.run, 'sometimes')
     assert.is_false(ok)
