@@ -64,7 +64,7 @@ sanitize: deps
 
 valgrind: deps all
 	@command -v valgrind >/dev/null || { echo "install valgrind: apt-get install -y valgrind"; exit 1; }
-	$(MAKE) --no-print-directory test SPECS="--exclude-tags=timing" BUSTED="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children=no $(LUA) /usr/bin/busted"
+	CHILDPROC_VALGRIND=1 $(MAKE) --no-print-directory test SPECS="--exclude-tags=timing" BUSTED="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children=no $(LUA) /usr/bin/busted"
 
 bench: deps all
 	BENCH_CPUS=$${BENCH_CPUS-0} $(LUA) bench/run.lua
