@@ -1522,10 +1522,8 @@ static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
       need = 4 + plen - r->glen;
       n = need < avail ? need : avail;
       if (n > end) n = end;
-      if (ring_gather(r, ring + off, n)) {
-        fault = "not enough memory";
-        break;
-      }
+      if (ring_gather(r, ring + off, n))
+        return snprintf(err, errsz, "not enough memory") > 0;
       r->rtail += n;
       if (n < need) continue;
       ring_consumed(r);
@@ -1566,8 +1564,9 @@ static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
     }
     else {  /* the start of a long one */
       n = avail < end ? avail : end;
-      if (ring_gather(r, ring + off, n)) fault = "not enough memory";
-      else r->rtail += n;
+      if (ring_gather(r, ring + off, n))
+        return snprintf(err, errsz, "not enough memory") > 0;
+      r->rtail += n;
     }
   }
   if (fault != NULL) {
