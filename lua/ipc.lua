@@ -203,10 +203,9 @@ local function queue(ch, cb, off, ...)
   ch.tail, ch.queued = tail, ch.queued + bytes
 end
 
--- What pcall(core.lua_send, fd|false, message) returned: queue what was
--- not written.  Returns the encoder's error message, if any.
-local function lua_sent(ch, cb, ok, status, off, ...)
-  if not ok then return tostring(status) end
+-- What core.lua_send(fd|false, message, dec, where) returned: queue what
+-- was not written.
+local function lua_sent(ch, cb, status, off, ...)
   if ch.disconnecting then return end        -- nothing was written
   if select('#', ...) == 0 then               -- all of it went
     if cb then defer(cb) end
@@ -364,13 +363,12 @@ end
 local function send(ch, message, a, b, c)
   if ch and ch.ring and not ch.disconnecting and message ~= nil
       and a == nil and b == nil and c == nil then
-    -- the usual, kept short (a message's round trip runs through here):
-    -- into the ring at once when nothing waits before it, the frame
-    -- whole or left as the one piece to queue; a value that cannot be
-    -- sent raises in lua_send, at our caller's line
+    -- the usual, without the vararg call of the general path below (a
+    -- message's round trip runs through here: about 3.5% of its
+    -- instructions, measured with callgrind): a ring's rest is one piece
     local status, off, piece = lua_send(ch.head > ch.tail and ch.fd or false,
       message, ch.dec, 2)
-    if piece then lua_sent(ch, nil, true, status, off, piece) end
+    if piece then lua_sent(ch, nil, status, off, piece) end
     return ch.queued < HIGH_WATER
   end
   local cb = nil
@@ -387,12 +385,13 @@ local function send(ch, message, a, b, c)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
-    -- encoded and written at once when nothing waits before it (pieces
-    -- left are queued); else encoded into pieces to queue; when
-    -- disconnecting, only encoded (a bad value must still raise)
+    -- encoded and written at once (into the ring, or to the socket)
+    -- when nothing waits before it (pieces left are queued); else
+    -- encoded into pieces to queue; when disconnecting, only encoded.  A
+    -- value that cannot be sent raises in lsend, at our caller's line, as
+    -- on the path above
     local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
-    local err = lua_sent(ch, cb, pcall(lsend, fd, message, ch.dec))
-    if err then error(("bad argument #1 to 'send' (%s)"):format(err), 2) end
+    lua_sent(ch, cb, lsend(fd, message, ch.dec, 2))
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then

@@ -1205,7 +1205,7 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
 ** Incremental decoder: core.decoder(kind, maxMessageSize)
 ** Bytes [r, w) of buf are pending; for 'json', [r, scan) is known to
 ** hold no newline, so a long line is scanned once, not once per feed.
-** (The decoder struct is defined with the bulk ring, above.)
+** (The decoder struct is defined with the rings, above.)
 ** =======================================================
 */
 
