@@ -24,6 +24,7 @@ end
 -- goes away with its entry).
 local lists = setmetatable({}, { __mode = 'k' })
 local once_of = setmetatable({}, { __mode = 'k' })
+M.once_of = once_of  -- (for the channel's delivery in C: dec:fast)
 local unpack = table.unpack or unpack
 
 local function newlist(t)
@@ -87,19 +88,6 @@ local function emit(s, obj, name, ...)
   return true
 end
 M.emit = emit
-
--- emit as the last thing a handler the loop dispatched does: a single
--- listener is tail-called (an error it raises reaches the dispatch,
--- which keeps it as M.protect would: nothing of the handler is left to
--- run); once-listeners and lists go through emit
-function M.emit_last(s, obj, name, ...)
-  local ev = s._ev
-  local cur = ev and ev[name]
-  if cur ~= nil and not lists[cur] and once_of[cur] == nil then
-    return cur(...)
-  end
-  return emit(s, obj, name, ...)
-end
 
 -- list without every entry equal to entry (nil when none is left)
 function M.without(list, entry)

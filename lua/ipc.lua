@@ -5,7 +5,7 @@
 -- (the child's side, found by M.channel_autostart when the module loads).
 local core, M = ...
 
-local emit, emit_last, defer = M.emit, M.emit_last, M.defer
+local emit, defer = M.emit, M.defer
 local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
@@ -85,12 +85,24 @@ end
   want_ref: the owner wants the channel to keep the loop alive
   counted: it currently adds 1 to the loop's keep-alive count
   ev: the epoll mask now set
+  fast: ringed, open, not disconnecting, nothing queued: what dec:fast()
+    was last told (the short way: the ring sender writes a message at
+    once, the loop's wait delivers to a lone 'message' listener; the
+    owner's fields hold the decoder as _ring for the sender)
   disconnecting: no more sends and no more 'message's; close when flushed
   closed: the fd is closed
 ]]
 
+local once_of = M.once_of
+
 local function update(ch)
   local pending = ch.head <= ch.tail
+  local fast = ch.ring and not ch.closed and not ch.disconnecting
+    and not pending
+  if fast ~= ch.fast then
+    ch.fast = fast
+    ch.dec:fast(fast and ch.s, once_of)
+  end
   local want = not ch.closed and (ch.want_ref or pending)
   if want ~= ch.counted then
     ch.counted = want
@@ -121,6 +133,7 @@ local function close_channel(ch, inline)
   ch.dec:unring()  -- before the peer's doorbell is closed
   if ch.ring then
     ch.ring = false
+    ch.s._ring = nil
     for i = #rings, 1, -1 do
       if rings[i] == ch.dec then table.remove(rings, i) end
     end
@@ -244,6 +257,7 @@ local function bad_input(ch, msg)
   local err = channel_error(code, 'IPC channel: ' .. msg)
   local s, self = ch.s, ch.self
   ch.disconnecting = true
+  update(ch)
   emit(s, self, 'error', err)
   close_channel(ch, true)
 end
@@ -264,22 +278,14 @@ end
 local take = getmetatable(core.decoder('lua')).__index.take
 
 -- The ring's doorbell rang, or the loop found data before sleeping:
--- write what waited for room, deliver what came.  last: the loop
--- dispatched us (ch.onbell), so a lone message is the last thing done:
--- its listener is tail-called (a message's round trip runs through
--- here: kept short).
-local function on_ring(ch, last)
+-- write what waited for room, deliver what came.  (A fast channel's
+-- messages are delivered by the loop's wait itself, in C: this is the
+-- way of the others, and of every channel in a coroutine.)
+local function on_ring(ch)
   if ch.head <= ch.tail then flush(ch, true) end
   if ch.closed then return end
-  local out = ch.out
-  local n, err, x = take(ch.dec, out)
-  if n == 1 then
-    local m = out[1]
-    out[1] = nil
-    if ch.disconnecting then return end
-    if last then return emit_last(ch.s, ch.self, 'message', m) end
-    emit(ch.s, ch.self, 'message', m)
-  elseif not n then
+  local n, err, x = take(ch.dec, ch.out)
+  if not n then
     deliver(ch, x or 0)
     bad_input(ch, err)
   elseif n > 0 then
@@ -351,51 +357,42 @@ end
 local function use_rings(ch, ringfd, side, bell, pbell)
   if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
   ch.ring, ch.bell, ch.pbell = true, bell, pbell
-  ch.onbell = function() return on_ring(ch, true) end
-  M.setev(bell, R | EDGE, ch.onbell)
+  ch.s._ring = ch.dec
+  M.setev(bell, R | EDGE, function() return on_ring(ch) end)
   rings[#rings + 1] = ch.dec
   update(ch)
   return true
 end
 
 -- send(message [, sendHandle [, options]] [, callback]) -> boolean, for
--- both sides.  The methods tail-call it: level 2 is their caller.
+-- both sides: what the ring sender (core.ring_sender, the methods below)
+-- leaves to Lua.  The methods tail-call it from the ring sender, a C
+-- function: level 3 is their caller.
 local function send(ch, message, a, b, c)
-  if ch and ch.ring and not ch.disconnecting and message ~= nil
-      and a == nil and b == nil and c == nil then
-    -- the usual, without the vararg call of the general path below (a
-    -- message's round trip runs through here: about 3.5% of its
-    -- instructions, measured with callgrind): a ring's rest is one piece
-    local status, off, piece = lua_send(ch.head > ch.tail and ch.fd or false,
-      message, ch.dec, 2)
-    if piece then lua_sent(ch, nil, status, off, piece) end
-    return ch.queued < HIGH_WATER
-  end
   local cb = nil
   if a or b or c then
     cb = type(a) == 'function' and a or type(b) == 'function' and b
       or type(c) == 'function' and c or nil
   end
   if message == nil then
-    error("bad argument #1 to 'send' (a message expected, got nil)", 2)
+    error("bad argument #1 to 'send' (a message expected, got nil)", 3)
   end
   if not ch then
     error("bad argument to 'send' (no IPC channel: the process was not"
-      .. " forked, or spawned with an 'ipc' stdio entry)", 2)
+      .. " forked, or spawned with an 'ipc' stdio entry)", 3)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
     -- encoded and written at once (into the ring, or to the socket)
     -- when nothing waits before it (pieces left are queued); else
     -- encoded into pieces to queue; when disconnecting, only encoded.  A
-    -- value that cannot be sent raises in lsend, at our caller's line, as
-    -- on the path above
+    -- value that cannot be sent raises in lsend, at our caller's line
     local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
-    lua_sent(ch, cb, lsend(fd, message, ch.dec, 2))
+    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3))
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
-      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 2)
+      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
     end
   end
   if ch.disconnecting then
@@ -421,6 +418,7 @@ local function disconnect(ch)
   end
   ch.disconnecting = true
   ch.s.connected = false
+  update(ch)
   -- what was sent goes out first; the close then comes from the loop
   if ch.head > ch.tail then
     defer(close_channel, ch, true)
@@ -533,9 +531,17 @@ local cmethods = M.child_methods
 
 local cself = M.cself
 
-function cmethods.send(self, message, a, b, c)
-  return send(cself(self)._ch, message, a, b, c)
+-- the ring sender's 'rest' (src/serialize.c): queue what did not fit
+local function sent_rest(ch, status, off, piece)
+  lua_sent(ch, nil, status, off, piece)
+  return ch.queued < HIGH_WATER
 end
+
+cmethods.send = core.ring_sender(M.ChildProcess, function(self, message, a, b, c)
+  return send(cself(self)._ch, message, a, b, c)
+end, function(self, status, off, piece)
+  return sent_rest(cself(self)._ch, status, off, piece)
+end, '_ring')
 
 function cmethods.disconnect(self)
   local s = M.cself(self)
@@ -553,10 +559,12 @@ end
 local pmethods, pself = M.process_methods, M.pself
 local pch        -- this process's channel, when it was forked
 
-function pmethods.send(self, message, a, b, c)
+pmethods.send = core.ring_sender(M.Process, function(self, message, a, b, c)
   pself(self)
   return send(pch, message, a, b, c)
-end
+end, function(_, status, off, piece)
+  return sent_rest(pch, status, off, piece)
+end, '_ring')
 
 function pmethods.disconnect(self)
   pself(self)

@@ -365,29 +365,36 @@ local function step(block)
   -- the fds: each ready one's handler, protected (a message's round trip
   -- is a turn of this: kept short).  A handler that runs the loop itself
   -- (child:wait(), cp.run) gets a buffer of its own for that loop's
-  -- events: the batch being handled here must not change under it.
+  -- events: the batch being handled here must not change under it.  The
+  -- wait delivers the messages of fast channels itself (their listeners
+  -- are handlers too: an fd they forget is dropped from this batch).
   local buf = evbuf
   if handling then buf = {} end
-  local n = wait(ms, buf, rings)
+  batch = batch + 1
+  local b, outer = batch, handling
+  handling = true
+  local n, failed, err = wait(ms, buf, rings, handler)
+  if failed then
+    handling = outer
+    failure = failure or { err }
+    return
+  end
   if n and n > 0 then
-    batch = batch + 1
-    local b, outer = batch, handling
-    handling = true
     for i = 1, 2 * n, 2 do
       local fd = buf[i]
       local f, d = fns[fd], dropped[fd]
       if f and not (d and d >= b) then
         ncalls = ncalls + 1
-        local ok, err = xpcall(f, handler, buf[i + 1], objs[fd])
+        local ok, e = xpcall(f, handler, buf[i + 1], objs[fd])
         if not ok then
           handling = outer
-          failure = failure or { err }
+          failure = failure or { e }
           return
         end
       end
     end
-    handling = outer
   end
+  handling = outer
   if nalways > 0 and not run_always() then return end
   if nheap > 0 and not run_timers() then return end
   if qhead <= qtail then run_queue() end

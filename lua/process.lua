@@ -12,6 +12,7 @@ local s = {
 }
 local self = core.object(Process, s)
 M.process, M.pself, M.process_methods = self, pself, methods
+M.Process = Process
 
 -- computed when read: they change (ppid) or are costly (env)
 local lazy = {

@@ -35,9 +35,15 @@
 CP_API int cp_codec_open(lua_State *L);
 
 /* For the loop (src/loop.c), before it sleeps: arms the ring of the
-** decoder at idx (the peer rings our doorbell when it writes); 1 with
+** decoder dec (the peer rings our doorbell when it writes); 1 with
 ** *bell = our doorbell when the peer's ring already holds data */
-CP_API int cp_ring_arm(lua_State *L, int idx, int *bell);
+CP_API int cp_ring_arm(void *dec, int *bell);
+
+/* For the loop's wait: 1 with *bell = its doorbell when the decoder dec
+** is fast (dec:fast), then cp_ring_deliver delivers its messages (see
+** src/serialize.c) */
+CP_API int cp_ring_fast(void *dec, int *bell);
+CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh);
 
 
 /*

@@ -38,6 +38,7 @@ typedef struct cp_Loop {
   void *stack;              /* the spawn child's stack, made once */
   char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
+  const void *decmt;        /* the decoders' metatable (see loop.c) */
 } cp_Loop;
 
 #define cp_getloop(L) ((cp_Loop *)lua_touserdata((L), lua_upvalueindex(1)))

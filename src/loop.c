@@ -112,14 +112,34 @@ static int loop_unwatch(lua_State *L) { return ctl(L, EPOLL_CTL_DEL); }
 
 #define WAIT_MAX 64     /* events per wait */
 
+/* The decoder at idx, or NULL: its metatable is the one the registry
+** holds as CP_DECODER_MT (looked up by name once: the loop asks this of
+** every ring before every wait) */
+static void *to_decoder(lua_State *L, cp_Loop *lp, int idx) {
+  void *d = lua_touserdata(L, idx);
+  const void *mt;
+  if (d == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (lp->decmt == NULL) {
+    luaL_getmetatable(L, CP_DECODER_MT);
+    lp->decmt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+  }
+  return mt == lp->decmt ? d : NULL;
+}
+
 /* Arms the rings of the decoders in the table at idx (cp_ring_arm);
 ** fills bells with the doorbells of those already holding data, up to
 ** max; returns how many */
 static int arm_rings(lua_State *L, int idx, int *bells, int max) {
+  cp_Loop *lp = cp_getloop(L);
   int i, k = (int)lua_rawlen(L, idx), nr = 0;
   for (i = 1; i <= k && nr < max; i++) {
+    void *d;
     lua_rawgeti(L, idx, i);
-    if (cp_ring_arm(L, -1, &bells[nr])) nr++;
+    if ((d = to_decoder(L, lp, -1)) != NULL && cp_ring_arm(d, &bells[nr]))
+      nr++;
     lua_pop(L, 1);
   }
   return nr;
@@ -134,37 +154,85 @@ static int loop_arm(lua_State *L) {
   return 1;
 }
 
+/* the index of fd's event in ev[0..n), or n */
+static int find_event(const struct epoll_event *ev, int n, int fd) {
+  int j;
+  for (j = 0; j < n && ev[j].data.fd != fd; j++) {}
+  return j;
+}
+
 /*
-** core.wait(timeout_ms, out [, rings]) -> n
+** The messages of fast rings (cp_ring_deliver): delivered here, to the
+** lone 'message' listener of each, without a turn of the Lua loop per
+** message; a ring done with has its doorbell taken out of ev[0..*n), one
+** left for the Lua side has it put in (there is room: at most WAIT_MAX/2
+** rings, ev has WAIT_MAX/2 more slots than epoll may fill). Not inside a
+** coroutine, whose listeners may yield (through the Lua loop's xpcall,
+** not through this C function). 0, or -1 with a listener's error on top.
+*/
+static int deliver_rings(lua_State *L, int rings, int msgh,
+                         struct epoll_event *ev, int *n) {
+  cp_Loop *lp = cp_getloop(L);
+  int i, done = 0;
+  if (lua_isyieldable(L)) return 0;
+  for (i = 1; i <= (int)lua_rawlen(L, rings) && done < WAIT_MAX / 2; i++) {
+    int bell, r;
+    void *d;
+    lua_rawgeti(L, rings, i);
+    if ((d = to_decoder(L, lp, -1)) != NULL && cp_ring_fast(d, &bell)) {
+      done++;
+      r = cp_ring_deliver(L, lua_gettop(L), msgh);
+      if (r < 0) return -1;
+      if (r == 0) {       /* its doorbell's news are old: drop them */
+        int j = find_event(ev, *n, bell);
+        if (j < *n) ev[j] = ev[--*n];
+      }
+      else if (find_event(ev, *n, bell) == *n) {
+        ev[*n].data.fd = bell;
+        ev[(*n)++].events = EPOLLIN;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/*
+** core.wait(timeout_ms, out [, rings [, msgh]]) -> n [, true, error]
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
 ** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
 ** whose peer wrote while we were not asleep has its doorbell reported
-** readable, and the wait does not sleep.
+** readable, and the wait does not sleep.  With msgh (the loop's message
+** handler), the messages of fast rings are delivered here (deliver_rings);
+** a listener's error stops the wait: 0, true, the error.
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
   lua_Number t = luaL_checknumber(L, 1);
-  struct epoll_event ev[WAIT_MAX];
+  struct epoll_event ev[WAIT_MAX + WAIT_MAX / 2];
   int bells[WAIT_MAX / 2];
-  int i, j, n, ms, nr = 0;
+  int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
   luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 4);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
-  if (lua_type(L, 3) == LUA_TTABLE &&
-      (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+  if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
     ms = 0;
   n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, ms);
   if (n < 0) {
     if (errno == EINTR) n = 0;
     else return cp_fail(L, errno);
   }
-  for (i = 0; i < nr; i++) {  /* the armed doorbells epoll did not report */
-    int fd = bells[i];
-    for (j = 0; j < n && ev[j].data.fd != fd; j++) {}
-    if (j == n) {
-      ev[n].data.fd = fd;
+  for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
+    if (find_event(ev, n, bells[i]) == n) {
+      ev[n].data.fd = bells[i];
       ev[n++].events = EPOLLIN;
     }
+  if (rings && !lua_isnil(L, 4) && deliver_rings(L, 3, 4, ev, &n) < 0) {
+    lua_pushinteger(L, 0);
+    lua_pushboolean(L, 1);
+    lua_rotate(L, -3, 2);
+    return 3;
   }
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, ev[i].data.fd);
@@ -247,6 +315,7 @@ CP_API void cp_loop_open(lua_State *L) {
   lp->stack = NULL;
   lp->stacksize = 0;
   lp->rbuf = NULL;
+  lp->decmt = NULL;
   luaL_newmetatable(L, CP_LOOP_MT);
   lua_pushcfunction(L, loop__gc);
   lua_setfield(L, -2, "__gc");

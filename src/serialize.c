@@ -646,10 +646,39 @@ typedef struct decoder {
   size_t r, w, scan, cap;
   size_t max;      /* largest payload (lua) or line (json) */
   int kind;
-  int dead;        /* after an error: the message is in user value 1 */
-  int ballast;     /* user value 1 holds the ballast (see dec_ballast) */
+  int dead;        /* after an error: the message is in UV_ERROR */
+  int ballast;     /* UV_BALLAST holds the ballast (see dec_ballast) */
+  int fast;        /* dec:fast(): the channel is ringed, open, and nothing
+                   ** waits to be written: send and delivery may take the
+                   ** short way (cp_ring_deliver, the ring sender) */
   cp_ring ring;    /* the channel's rings ('lua'), if mapped */
 } decoder;
+
+/* a decoder's user value is a table: */
+#define UV_BALLAST 1   /* see dec_ballast */
+#define UV_ERROR 2     /* a dead decoder's error message */
+#define UV_OWNER 3     /* with dec->fast: the fields of the channel's owner */
+#define UV_ONCE 4      /* ... and the set of once-listener wrappers */
+#define UV_EV 5        /* "_ev" and "message": the keys lone_listener */
+#define UV_MESSAGE 6   /* looks up (no string made per message) */
+
+/* pushes slot k of the user value of the decoder at idx */
+static int dec_uv(lua_State *L, int idx, int k) {
+  cp_getuservalue(L, idx);
+  lua_rawgeti(L, -1, k);
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
+/* sets slot k of the user value of the decoder at idx to the value on
+** top (popped) */
+static void dec_setuv(lua_State *L, int idx, int k) {
+  idx = lua_absindex(L, idx);
+  cp_getuservalue(L, idx);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, k);
+  lua_pop(L, 1);
+}
 
 /* core.ring_new(size) -> fd: a memfd for two rings of size bytes each */
 static int l_ring_new(lua_State *L) {
@@ -1262,16 +1291,23 @@ static int dec_append(decoder *d, const char *s, size_t n) {
   return 0;
 }
 
-/* Kills the decoder: returns nil, msg, n (messages decoded before it) */
-static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
+/* Kills the decoder at idx, keeping msg as its error */
+static void dec_kill(lua_State *L, decoder *d, int idx, const char *msg) {
   d->dead = 1;
+  d->fast = 0;
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
   lua_pushstring(L, msg);
-  cp_setuservalue(L, 1);
+  dec_setuv(L, idx, UV_ERROR);
+}
+
+/* Kills the decoder (at 1): returns nil, msg, n (messages decoded before
+** it) */
+static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
+  dec_kill(L, d, 1, msg);
   lua_pushnil(L);
-  cp_getuservalue(L, 1);
+  dec_uv(L, 1, UV_ERROR);
   lua_pushinteger(L, n);
   return 3;
 }
@@ -1279,7 +1315,7 @@ static int dec_die(lua_State *L, decoder *d, const char *msg, lua_Integer n) {
 /* a dead decoder's answer to every call: nil, its error, 0 */
 static int dead_result(lua_State *L) {
   lua_pushnil(L);
-  cp_getuservalue(L, 1);
+  dec_uv(L, 1, UV_ERROR);
   lua_pushinteger(L, 0);
   return 3;
 }
@@ -1304,11 +1340,11 @@ static int too_large(char *err, size_t errsz, size_t n, size_t max) {
 #define BALLAST ((size_t)8 << 20)
 #define BALLAST_MIN ((size_t)64 << 10)   /* payloads that get it */
 
-static void dec_ballast(lua_State *L, decoder *d, size_t plen) {
-  if (plen < BALLAST_MIN || d->ballast || !lua_checkstack(L, 2)) return;
+static void dec_ballast(lua_State *L, decoder *d, int idx, size_t plen) {
+  if (plen < BALLAST_MIN || d->ballast || !lua_checkstack(L, 3)) return;
   d->ballast = 1;
   cp_newuserdata(L, BALLAST, 0);
-  cp_setuservalue(L, 1);
+  dec_setuv(L, idx, UV_BALLAST);
 }
 
 /*
@@ -1328,7 +1364,7 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
       if (plen > d->max && too_large(err, sizeof(err), plen, d->max))
         { *np = n; return dec_die(L, d, err, n); }
       if (d->w - d->r - 4 < plen) break;
-      dec_ballast(L, d, plen);
+      dec_ballast(L, d, 1, plen);
       if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
                                   sizeof(err)))
         { *np = n; return dec_die(L, d, err, n); }
@@ -1498,13 +1534,15 @@ static int ring_gather(cp_ring *r, const unsigned char *p, size_t n) {
 }
 
 /*
-** Decodes what the peer's ring holds into out (stack index 3), counting
-** messages in *np, taking at most about a ring's worth of bytes (the
-** rest waits for the next call: the loop has other work). 0, or 1 with
-** the error in err (the ring is then broken).
+** Decodes what the peer's ring holds (the decoder is at stack index
+** self) into the table at stack index out, counting messages in *np,
+** taking at most max messages and about a ring's worth of bytes (the
+** rest waits for the next call: the loop has other work); with out 0
+** (and max 1) the message is left on the stack. 0, or 1 with the error
+** in err (the ring is then broken).
 */
-static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
-                     size_t errsz) {
+static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
+                     lua_Integer max, int out, char *err, size_t errsz) {
   cp_ring *r = &d->ring;
   const unsigned char *ring = ring_half(r, 1 - r->side);
   uint64_t head = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
@@ -1513,7 +1551,8 @@ static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
   if (r->broken) return ring_broken(err, errsz, "an earlier fault");
   if (head < r->rtail || head - r->rtail > r->half)
     fault = "a head out of bounds";
-  while (fault == NULL && r->rtail < head && r->rtail - start < r->half) {
+  while (fault == NULL && r->rtail < head && r->rtail - start < r->half &&
+         *np < max) {
     size_t off = (size_t)(r->rtail % r->half), end = r->half - off;
     size_t avail = (size_t)(head - r->rtail), plen, n;
     if (r->glen > 0) {  /* a frame longer than the ring, in pieces */
@@ -1527,10 +1566,11 @@ static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
       r->rtail += n;
       if (n < need) continue;
       ring_consumed(r);
-      dec_ballast(L, d, plen);
+      dec_ballast(L, d, self, plen);
       if (lua_decode_payload(L, (const char *)r->gbuf + 4, plen, err, errsz))
         { r->broken = 1; return 1; }
-      lua_rawseti(L, 3, ++*np);
+      if (out) lua_rawseti(L, out, ++*np);
+      else ++*np;
       r->glen = 0;
       if (r->gcap > KEEP_MAX) {
         free(r->gbuf);
@@ -1555,11 +1595,12 @@ static int ring_take(lua_State *L, decoder *d, lua_Integer *np, char *err,
         fault = "a frame cut";
         break;
       }
-      dec_ballast(L, d, plen);
+      dec_ballast(L, d, self, plen);
       if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
                              errsz))
         { r->broken = 1; return 1; }
-      lua_rawseti(L, 3, ++*np);
+      if (out) lua_rawseti(L, out, ++*np);
+      else ++*np;
       r->rtail += 4 + plen;
     }
     else {  /* the start of a long one */
@@ -1591,7 +1632,7 @@ static int l_take(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);  /* out at index 3, as decode_all wants it */
   if (d->ring.base == NULL) { lua_pushinteger(L, 0); return 1; }
-  r = ring_take(L, d, &n, err, sizeof(err));
+  r = ring_take(L, d, 1, &n, LUA_MAXINTEGER, 3, err, sizeof(err));
   if (r != 0) return dec_die(L, d, err, n);
   lua_pushinteger(L, n);
   return 1;
@@ -1636,9 +1677,199 @@ static int l_arm(lua_State *L) {
   return 1;
 }
 
-CP_API int cp_ring_arm(lua_State *L, int idx, int *bell) {
-  decoder *d = (decoder *)luaL_testudata(L, idx, CP_DECODER_MT);
-  if (d == NULL || !ring_arm(d)) return 0;
+CP_API int cp_ring_arm(void *dec, int *bell) {
+  decoder *d = (decoder *)dec;
+  if (!ring_arm(d)) return 0;
+  *bell = d->ring.mybell;
+  return 1;
+}
+
+/*
+** dec:fast(owner, onceset) | dec:fast(false): the channel is ringed, open,
+** not disconnecting, and nothing waits to be written (lua/ipc.lua says so
+** whenever that changes): the ring sender writes its messages at once and
+** the loop's wait delivers them to owner's lone 'message' listener
+** (owner: the fields of the ChildProcess or process; onceset: the
+** emitter's once-wrappers, which are not plain listeners).
+*/
+static int l_fast(lua_State *L) {
+  decoder *d = check_decoder(L);
+  int on = lua_toboolean(L, 2);
+  if (on) luaL_checktype(L, 2, LUA_TTABLE);
+  d->fast = on && d->ring.base != NULL && !d->dead;
+  lua_settop(L, 3);
+  if (d->fast) lua_pushvalue(L, 2);
+  else lua_pushnil(L);
+  dec_setuv(L, 1, UV_OWNER);
+  if (d->fast) lua_pushvalue(L, 3);
+  else lua_pushnil(L);
+  dec_setuv(L, 1, UV_ONCE);
+  lua_pushliteral(L, "_ev");
+  dec_setuv(L, 1, UV_EV);
+  lua_pushliteral(L, "message");
+  dec_setuv(L, 1, UV_MESSAGE);
+  return 0;
+}
+
+/* Pushes the lone plain listener of the owner's 'message' event (the
+** decoder at idx is fast: see lua/emitter.lua for how listeners are
+** kept) and returns 1; else 0, pushing nothing */
+static int lone_listener(lua_State *L, int idx) {
+  int top = lua_gettop(L), uv = top + 1;
+  cp_getuservalue(L, idx);
+  if (lua_rawgeti(L, uv, UV_OWNER) == LUA_TTABLE &&           /* top+2 */
+      lua_rawgeti(L, uv, UV_EV) == LUA_TSTRING &&
+      lua_rawget(L, top + 2) == LUA_TTABLE &&                 /* top+3 */
+      lua_rawgeti(L, uv, UV_MESSAGE) == LUA_TSTRING &&
+      lua_rawget(L, top + 3) == LUA_TFUNCTION &&              /* top+4 */
+      lua_rawgeti(L, uv, UV_ONCE) == LUA_TTABLE) {            /* top+5 */
+    lua_pushvalue(L, top + 4);
+    if (lua_rawget(L, top + 5) == LUA_TNIL) {   /* not a once-wrapper */
+      lua_copy(L, top + 4, top + 1);
+      lua_settop(L, top + 1);
+      return 1;
+    }
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/*
+** For the loop's wait (src/loop.c), with the fast decoder at idx and
+** the loop's message handler at msgh: delivers what its ring holds to
+** the owner's lone 'message' listener, taking each message just before
+** its call (a listener may change anything, run the loop itself, close
+** the channel), up to what the ring held when we began. Returns 0 when
+** done, 1 when the Lua side must look at the ring (it is not fast any
+** more, its listener is not lone, or the peer broke the rules: the
+** decoder is then dead with the error), -1 when a listener raised: the
+** error is on top.
+*/
+CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh) {
+  decoder *d = (decoder *)lua_touserdata(L, idx);
+  cp_ring *r = &d->ring;
+  uint64_t upto;
+  char err[160];
+  if (r->base == NULL) return 0;
+  upto = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
+  while (r->base != NULL && r->rtail < upto) {
+    lua_Integer n = 0;
+    if (!d->fast || !lone_listener(L, idx)) return 1;
+    if (ring_take(L, d, idx, &n, 1, 0, err, sizeof(err))) {
+      lua_pop(L, 1);
+      dec_kill(L, d, idx, err);
+      return 1;
+    }
+    if (n == 0) { lua_pop(L, 1); break; }   /* a long frame's piece */
+    if (lua_pcall(L, 1, 0, msgh) != LUA_OK) return -1;
+  }
+  return 0;
+}
+
+/*
+** The ring sender's short way (l_ring_send): encodes the message at 2
+** into d's ring; true, or rest(obj, status, off, piece)'s result when
+** not all of it went (status, off, piece as core.lua_send's). A message
+** that cannot be sent raises send()'s error at the caller's line.
+*/
+static int ring_send(lua_State *L, decoder *d) {
+  cp_enc e;
+  struct cp_seg segs[SEG_MAX];
+  struct iovec iov[2 * SEG_MAX + 1];
+  size_t len, off;
+  ssize_t w;
+  int k, np;
+  if (encode_frame(L, &e, segs, 2)) {
+    enc_pushmsg(&e);
+    return send_error(L, 1);
+  }
+  len = e.b->n + e.extra;
+  if (len - 4 >= RING_PAD) {
+    cp_wbuf_free(e.b);
+    lua_pushliteral(L, "message too large for the channel");
+    return send_error(L, 1);
+  }
+  k = frame_iov(&e, iov);
+  w = ring_write(&d->ring, iov, k, len, 0);
+  if (w == (ssize_t)len) {
+    cp_wbuf_free(e.b);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  luaL_checkstack(L, 2 * SEG_MAX + 8, "cannot send");
+  lua_pushvalue(L, lua_upvalueindex(4));
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, w >= 0 ? (lua_Integer)w : -(lua_Integer)EPROTO);
+  lua_pushinteger(L, w >= 0 ? (lua_Integer)w : 0);
+  np = push_rest(L, &e, 0, &off);
+  if (np > 1) lua_concat(L, np);
+  cp_wbuf_free(e.b);
+  lua_call(L, 4, 1);
+  return 1;
+}
+
+/* The decoder at idx, if it is one (its metatable is upvalue 1) */
+static decoder *test_decoder(lua_State *L, int idx) {
+  decoder *d = (decoder *)lua_touserdata(L, idx);
+  int same = 0;
+  if (d != NULL && lua_getmetatable(L, idx)) {
+    same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  return same ? d : NULL;
+}
+
+/*
+** obj:send(message): with nothing but a message, for an object of the
+** class (metatable: upvalue 2) whose fields (user value) hold a fast
+** decoder at key upvalue 5, the message is encoded into the ring at
+** once: true. What did not fit goes to rest(obj, status, off, piece)
+** (upvalue 4: the Lua side queues it), whose result is returned.
+** Anything else (a callback, a channel that is not fast, another
+** object) is the Lua method's (upvalue 3), called as it is.
+*/
+static int l_ring_send(lua_State *L) {
+  int nargs = lua_gettop(L);
+  decoder *d = NULL;
+  if (nargs == 2 && !lua_isnil(L, 2) && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    if (same && cp_getuservalue(L, 1) == LUA_TTABLE) {
+      lua_pushvalue(L, lua_upvalueindex(5));
+      lua_rawget(L, -2);
+      d = test_decoder(L, -1);
+      if (d != NULL && (!d->fast || d->ring.base == NULL || d->ring.broken))
+        d = NULL;
+    }
+    lua_settop(L, 2);
+  }
+  if (d == NULL) {
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_insert(L, 1);
+    lua_call(L, nargs, LUA_MULTRET);
+    return lua_gettop(L);
+  }
+  return ring_send(L, d);
+}
+
+/*
+** core.ring_sender(class, method, rest, key) -> the 'send' method of
+** class (see l_ring_send)
+*/
+static int l_ring_sender(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TSTRING);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, l_ring_send, 5);
+  return 1;
+}
+
+CP_API int cp_ring_fast(void *dec, int *bell) {
+  decoder *d = (decoder *)dec;
+  if (!d->fast || d->ring.base == NULL) return 0;
   *bell = d->ring.mybell;
   return 1;
 }
@@ -1677,6 +1908,7 @@ static int l_decoder(lua_State *L) {
   luaL_argcheck(L, max >= 0, 2, "must not be negative");
   d = (decoder *)cp_newuserdata(L, sizeof(*d), 1);
   d->buf = NULL;
+  d->fast = 0;
   d->r = d->w = d->scan = d->cap = 0;
   d->max = (uint64_t)max > FRAME_MAX && kind == K_LUA ? FRAME_MAX
                                                        : (size_t)max;
@@ -1685,6 +1917,8 @@ static int l_decoder(lua_State *L) {
   d->ballast = 0;
   memset(&d->ring, 0, sizeof(d->ring));
   luaL_setmetatable(L, CP_DECODER_MT);
+  lua_createtable(L, 6, 0);
+  cp_setuservalue(L, -2);
   return 1;
 }
 /* }====================================================== */
@@ -1695,6 +1929,7 @@ CP_API int cp_codec_open(lua_State *L) {
     {"lua_encode", l_lua_encode},
     {"lua_send", l_lua_send},
     {"ring_new", l_ring_new},
+    {"ring_sender", l_ring_sender},
     {"json_encode", cp_json_encode},
     {"decoder", l_decoder},
     {NULL, NULL}
@@ -1708,6 +1943,7 @@ CP_API int cp_codec_open(lua_State *L) {
     {"take", l_take},
     {"put", l_put},
     {"arm", l_arm},
+    {"fast", l_fast},
     {NULL, NULL}
   };
   static const luaL_Reg dec_meta[] = {
