@@ -11,8 +11,16 @@ local floor, max = math.floor, math.max
 -- {====================================================== keep-alive
 
 local alive = 0          -- referenced handles (children, streams, timers...)
+-- changed[1] counts the changes to what a turn of the loop looks at
+-- after its wait: the queue, the timers, the keep-alive count going
+-- down, an error to raise, always-ready files, forgotten fds, watchers.
+-- cp.run()'s wait, once it has delivered the messages of fast channels
+-- (src/loop.c), waits again by itself only while this stays the same.
+local changed = { 0 }
+M.changed = changed
+
 function M.ref() alive = alive + 1 end
-function M.unref() alive = alive - 1 end
+function M.unref() alive = alive - 1; changed[1] = changed[1] + 1 end
 function M.alive() return alive end
 
 -- }======================================================
@@ -74,6 +82,7 @@ function M.setev(fd, ev, fn)
     if not ok and err == 1 then  -- EPERM: a regular file
       always[fd] = true
       nalways = nalways + 1
+      changed[1] = changed[1] + 1
       ok = true
     end
   end
@@ -96,6 +105,7 @@ function M.forget(fd)
   M.setev(fd, 0)
   handlers[fd] = nil
   dropped[fd] = batch
+  changed[1] = changed[1] + 1
 end
 
 -- fd -> its handler and registered events (nil when nobody watches it)
@@ -114,6 +124,7 @@ local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
 
 function M.defer(fn, ...)
   local t, n = qtail, select('#', ...)
+  changed[1] = changed[1] + 1
   queue[t + 1] = fn
   if n == 1 then
     queue[t + 2] = ...
@@ -191,6 +202,7 @@ end
 
 -- Schedule timer state t (fields: ms, fn, args, repeat) from now.
 function M.timer_start(t)
+  changed[1] = changed[1] + 1
   seq = seq + 1
   t.gen = seq
   t.due = now() + t.ms
@@ -205,7 +217,7 @@ function M.timer_stop(t)
   if t.active then
     t.active = false
     t.gen = nil
-    if t.refed then alive = alive - 1 end
+    if t.refed then alive = alive - 1; changed[1] = changed[1] + 1 end
   end
 end
 
@@ -213,6 +225,7 @@ function M.timer_ref(t, on)
   if t.refed == on then return end
   t.refed = on
   if t.active then alive = alive + (on and 1 or -1) end
+  changed[1] = changed[1] + 1
 end
 
 -- drop stale entries from the top of the heap
@@ -255,13 +268,15 @@ end
 -- Keep err (the first one) for run() to raise once the turn is over.
 function M.fail(err)
   failure = failure or { err }
+  changed[1] = changed[1] + 1
 end
+local fail = M.fail
 
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
   ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
-  if not ok then failure = failure or { err }; return false end
+  if not ok then fail(err); return false end
   return true
 end
 M.dispatch = dispatch
@@ -271,7 +286,7 @@ M.dispatch = dispatch
 function M.protect(fn, ...)
   ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
-  if not ok then failure = failure or { err } end
+  if not ok then fail(err) end
 end
 
 -- dispatch(fn, ...) once slots i..i+n-1 (where ... came from) are
@@ -373,7 +388,9 @@ local function step(block)
   batch = batch + 1
   local b, outer = batch, handling
   handling = true
-  local n, failed, err = wait(ms, buf, rings, handler)
+  -- (cp.run()'s wait, blocking, may go on waiting by itself: changed)
+  local n, failed, err = wait(ms, buf, rings, handler,
+    block == 'all' and ms ~= 0 and changed or nil)
   if failed then
     handling = outer
     failure = failure or { err }

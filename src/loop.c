@@ -197,42 +197,82 @@ static int deliver_rings(lua_State *L, int rings, int msgh,
   return 0;
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* changed[1] of lua/loop.lua (the table at idx) */
+static lua_Integer stamp(lua_State *L, int idx) {
+  lua_Integer v;
+  lua_rawgeti(L, idx, 1);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
 /*
-** core.wait(timeout_ms, out [, rings [, msgh]]) -> n [, true, error]
+** core.wait(timeout_ms, out [, rings [, msgh [, changed]]])
+**   -> n [, true, error]
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
 ** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
 ** whose peer wrote while we were not asleep has its doorbell reported
 ** readable, and the wait does not sleep.  With msgh (the loop's message
 ** handler), the messages of fast rings are delivered here (deliver_rings);
-** a listener's error stops the wait: 0, true, the error.
+** a listener's error stops the wait: 0, true, the error.  With changed
+** (cp.run()'s blocking wait, see lua/loop.lua), a wait that only
+** delivered messages waits again, for what is left of its timeout, as
+** long as changed[1] stays the same: the listeners did nothing the Lua
+** loop must look at.
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
   lua_Number t = luaL_checknumber(L, 1);
   struct epoll_event ev[WAIT_MAX + WAIT_MAX / 2];
   int bells[WAIT_MAX / 2];
-  int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
+  int i, n, ms, nr, rings = lua_type(L, 3) == LUA_TTABLE;
+  int deliver, again;
+  lua_Integer mark = 0;
+  double deadline = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
-  if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
-    ms = 0;
-  n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, ms);
-  if (n < 0) {
-    if (errno == EINTR) n = 0;
-    else return cp_fail(L, errno);
+  deliver = rings && !lua_isnil(L, 4);
+  again = deliver && ms != 0 && lua_type(L, 5) == LUA_TTABLE;
+  if (again) {
+    mark = stamp(L, 5);
+    if (ms > 0) deadline = now_ms() + ms;
   }
-  for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
-    if (find_event(ev, n, bells[i]) == n) {
-      ev[n].data.fd = bells[i];
-      ev[n++].events = EPOLLIN;
+  for (;;) {
+    int wms = ms;
+    nr = 0;
+    if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+      wms = 0;
+    n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, wms);
+    if (n < 0) {
+      if (errno != EINTR) return cp_fail(L, errno);
+      n = 0;
+      again = 0;   /* a signal: the Lua side may have work for it */
     }
-  if (rings && !lua_isnil(L, 4) && deliver_rings(L, 3, 4, ev, &n) < 0) {
-    lua_pushinteger(L, 0);
-    lua_pushboolean(L, 1);
-    lua_rotate(L, -3, 2);
-    return 3;
+    for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
+      if (find_event(ev, n, bells[i]) == n) {
+        ev[n].data.fd = bells[i];
+        ev[n++].events = EPOLLIN;
+      }
+    if (deliver && deliver_rings(L, 3, 4, ev, &n) < 0) {
+      lua_pushinteger(L, 0);
+      lua_pushboolean(L, 1);
+      lua_rotate(L, -3, 2);
+      return 3;
+    }
+    if (!again || n > 0 || stamp(L, 5) != mark) break;
+    if (ms > 0) {
+      double left = deadline - now_ms();
+      if (left <= 0) break;
+      ms = (int)(left + 0.999);
+    }
   }
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, ev[i].data.fd);
