@@ -74,6 +74,8 @@ end
 
 --[[ A channel `ch`:
   fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
+  pq, ph, pt: messages decoded, to deliver; draining: a drain of them is
+    deferred (see deliver)
   lsend: core.lua_send for a 'lua' channel (encode and write at once)
   s, self: the owner's fields and object; side: 'child' | 'process'
   ring: its frames go through shared memory (dec:put, dec:take), the
@@ -262,17 +264,45 @@ local function bad_input(ch, msg)
   close_channel(ch, true)
 end
 
-local function deliver(ch, n)
-  local out, s, self = ch.out, ch.s, ch.self
+-- Deliver the n messages just decoded into ch.out.  They join the
+-- channel's queue of messages to deliver (pq, from ph to pt), delivered
+-- in order.  A listener may run the loop itself, waiting for the next
+-- messages: while some wait in the queue, a drain of it is deferred, so
+-- that inner loop delivers them (first, each once).
+local drain
+
+local function drain_later(ch)
+  ch.draining = false
+  drain(ch)
+end
+
+function drain(ch)
+  local q, s, self = ch.pq, ch.s, ch.self
   local json = ch.mode == 'json'
-  for i = 1, n do
-    local m = out[i]
-    out[i] = nil
+  while ch.ph <= ch.pt do
+    local h = ch.ph
+    local m = q[h]
+    q[h], ch.ph = nil, h + 1
     if not ch.disconnecting then
+      if h < ch.pt and not ch.draining then
+        ch.draining = true
+        defer(drain_later, ch)
+      end
       if json and is_internal(m) then internal(ch, m)
       else emit(s, self, 'message', m) end
     end
   end
+  ch.ph, ch.pt = 1, 0
+end
+
+local function deliver(ch, n)
+  local out, q, t = ch.out, ch.pq, ch.pt
+  for i = 1, n do
+    t = t + 1
+    q[t], out[i] = out[i], nil
+  end
+  ch.pt = t
+  drain(ch)
 end
 
 local take = getmetatable(core.decoder('lua')).__index.take
@@ -295,7 +325,7 @@ end
 
 -- drain: read on to end of file or EAGAIN (the peer has exited)
 local function on_readable(ch, drain)
-  local fd, dec, out = ch.fd, ch.dec, ch.out
+  local fd, dec, out = ch.fd, ch.dec, ch.out  -- (out: always emptied)
   -- what the peer wrote into its ring comes before its socket's end
   if ch.ring then
     repeat on_ring(ch) until ch.closed or not ch.dec:arm()
@@ -336,7 +366,7 @@ local function new_channel(fd, mode, max, side, s, self)
   local ch = {
     fd = fd, mode = mode, encode = encoders[mode],
     lsend = mode == 'lua' and lua_send or nil,
-    dec = core.decoder(mode, max), out = {},
+    dec = core.decoder(mode, max), out = {}, pq = {}, ph = 1, pt = 0,
     side = side, s = s, self = self,
     q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0,
     want_ref = side == 'child', counted = false, ev = 0,

@@ -2,7 +2,8 @@
 -- loop's wait delivers them to a lone 'message' listener itself, one at
 -- a time, and cp.run()'s wait waits again by itself while the listeners
 -- change nothing the loop looks at.  What a listener does must still
--- count: removing itself, once, disconnect(), running the loop, yielding
+-- count: removing itself, once, disconnect(), running the loop (also on
+-- the Lua way, which a 'json' channel takes), yielding
 -- the coroutine that runs the loop, deferring work, starting a timer,
 -- unref.  Every wait is bounded: run_until, or a guard timer that raises
 -- from cp.run().
@@ -12,6 +13,14 @@ local FIX = ROOT .. '/spec/fixtures/'
 
 local function fork(name, args)
   return cp.fork(FIX .. name, args)
+end
+
+-- Wait for child's exit without running the loop: all its messages then
+-- wait together, to be taken at once (a private poll on its pidfd)
+local function exited(child)
+  local res = {}
+  cp._core.poll({ cp._M.cself(child).pidfd }, { 1 }, 10000, res)
+  assert.equal(1, res[1] & 1, 'the child has not exited')
 end
 
 -- cp.run(), failing after ms (an unreferenced timer: it keeps nothing
@@ -60,20 +69,24 @@ describe("a fast channel's messages", function()
     assert.same({ 1 }, got)
   end)
 
-  it('reach a listener that runs the loop itself, in order, each once', function()
-    local child = fork('fork_burst.lua', { '20' })
-    local got = {}
-    child:on('message', function(m)
-      got[#got + 1] = m.i
-      if m.i == 1 then
-        run_until(function() return #got >= 20 end, 10000, '20 messages')
-      end
+  -- (a 'json' channel's messages take the Lua way: the same must hold)
+  for _, mode in ipairs({ 'lua', 'json' }) do
+    it(('reach a listener that runs the loop itself, in order, each once (%s)'):format(mode), function()
+      local child = cp.fork(FIX .. 'fork_burst.lua', { '20' }, { serialization = mode })
+      exited(child)
+      local got = {}
+      child:on('message', function(m)
+        got[#got + 1] = m.i
+        if m.i == 1 then
+          run_until(function() return #got >= 20 end, 10000, '20 messages')
+        end
+      end)
+      wait_close(child, 10000)
+      local want = {}
+      for i = 1, 20 do want[i] = i end
+      assert.same(want, got)
     end)
-    wait_close(child, 10000)
-    local want = {}
-    for i = 1, 20 do want[i] = i end
-    assert.same(want, got)
-  end)
+  end
 
   it('reach a listener that yields the coroutine running the loop', function()
     local child = fork('fork_burst.lua', { '3' })
