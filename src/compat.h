@@ -18,4 +18,15 @@
 #define cp_setuservalue(L, idx)    lua_setuservalue((L), (idx))
 #endif
 
+#if LUA_VERSION_NUM >= 503
+#define cp_isyieldable(L)          lua_isyieldable(L)
+#else
+/* (a coroutine may yield through pcall in LuaJIT; the main thread never) */
+static inline int cp_isyieldable(lua_State *L) {
+  int main = lua_pushthread(L);
+  lua_pop(L, 1);
+  return !main;
+}
+#endif
+
 #endif

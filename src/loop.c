@@ -174,7 +174,7 @@ static int deliver_rings(lua_State *L, int rings, int msgh,
                          struct epoll_event *ev, int *n) {
   cp_Loop *lp = cp_getloop(L);
   int i, done = 0;
-  if (lua_isyieldable(L)) return 0;
+  if (cp_isyieldable(L)) return 0;
   for (i = 1; i <= (int)lua_rawlen(L, rings) && done < WAIT_MAX / 2; i++) {
     int bell, r;
     void *d;
