@@ -269,14 +269,14 @@ end
 -- in order.  A listener may run the loop itself, waiting for the next
 -- messages: while some wait in the queue, a drain of it is deferred, so
 -- that inner loop delivers them (first, each once).
-local drain
+local deliver_queue
 
-local function drain_later(ch)
+local function deliver_queue_later(ch)
   ch.draining = false
-  drain(ch)
+  deliver_queue(ch)
 end
 
-function drain(ch)
+function deliver_queue(ch)
   local q, s, self = ch.pq, ch.s, ch.self
   local json = ch.mode == 'json'
   while ch.ph <= ch.pt do
@@ -286,7 +286,7 @@ function drain(ch)
     if not ch.disconnecting then
       if h < ch.pt and not ch.draining then
         ch.draining = true
-        defer(drain_later, ch)
+        defer(deliver_queue_later, ch)
       end
       if json and is_internal(m) then internal(ch, m)
       else emit(s, self, 'message', m) end
@@ -302,7 +302,7 @@ local function deliver(ch, n)
     q[t], out[i] = out[i], nil
   end
   ch.pt = t
-  drain(ch)
+  deliver_queue(ch)
 end
 
 local take = getmetatable(core.decoder('lua')).__index.take

@@ -235,7 +235,7 @@ static int loop_wait(lua_State *L) {
   int i, n, ms, nr, rings = lua_type(L, 3) == LUA_TTABLE;
   int deliver, again;
   lua_Integer mark = 0;
-  double deadline = 0;
+  double deadline = -1;    /* (monotonic ms) when the wait must end */
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 5);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
@@ -268,10 +268,10 @@ static int loop_wait(lua_State *L) {
       return 3;
     }
     if (!again || n > 0 || stamp(L, 5) != mark) break;
-    if (ms > 0) {
+    if (deadline >= 0) {  /* (a wait of at least 1 ms: 0 would not sleep) */
       double left = deadline - now_ms();
       if (left <= 0) break;
-      ms = (int)(left + 0.999);
+      ms = (int)left + 1;
     }
   }
   for (i = 0; i < n; i++) {

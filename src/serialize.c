@@ -608,6 +608,7 @@ typedef struct cp_ring {
   int mybell;            /* ours (the loop reports it when it arms us) */
   uint64_t head;         /* next free position of our ring */
   uint64_t rtail;        /* next position to read in the peer's ring */
+  size_t needroom;       /* bytes of room our next write waits for, or 0 */
   unsigned char *gbuf;   /* a frame longer than the ring, gathered here */
   size_t glen, gcap;     /* (apart from the socket's buffer: a peer that
                          ** also writes to the socket mixes nothing up) */
@@ -828,9 +829,15 @@ static ssize_t ring_write(cp_ring *r, const struct iovec *iov, int k,
     ssize_t n = ring_write1(r, iov, k, len, from + done);
     if (n < 0) return -1;
     done += (size_t)n;
-    if (from + done == len) return (ssize_t)done;
+    if (from + done == len) {
+      r->needroom = 0;
+      return (ssize_t)done;
+    }
     if (n == 0) {
-      if (flagged) return (ssize_t)done;
+      if (flagged) {  /* a frame's start goes in whole (a long one's 4) */
+        r->needroom = from + done > 0 ? 1 : len <= r->half ? len : 4;
+        return (ssize_t)done;
+      }
       atomic_store(ring_u32(r, H_WROOM(r->side)), 1);
       flagged = 1;
     }
@@ -1663,12 +1670,19 @@ static int l_put(lua_State *L) {
 
 /* Before the loop sleeps: ask the peer to ring our doorbell when it
 ** writes; 1 if the peer's ring already holds data (the flag then stays
-** set: at worst one ring more) */
+** set: at worst one ring more), or our ring has the room a write waits
+** for. So a doorbell's edge lost (the loop stopped at an error before
+** its handler) is found again at the next wait, for either reason. */
 static int ring_arm(decoder *d) {
   cp_ring *r = &d->ring;
   if (r->base == NULL || d->dead) return 0;
   atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
-  return atomic_load(ring_u64(r, H_HEAD(1 - r->side))) != r->rtail;
+  if (atomic_load(ring_u64(r, H_HEAD(1 - r->side))) != r->rtail) return 1;
+  if (r->needroom > 0 && !r->broken) {
+    uint64_t tail = atomic_load(ring_u64(r, H_TAIL(r->side)));
+    return tail <= r->head && r->half - (size_t)(r->head - tail) >= r->needroom;
+  }
+  return 0;
 }
 
 /* dec:arm() -> boolean: ring_arm */
