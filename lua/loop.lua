@@ -381,22 +381,22 @@ local function step(block)
   -- is a turn of this: kept short).  A handler that runs the loop itself
   -- (child:wait(), cp.run) gets a buffer of its own for that loop's
   -- events: the batch being handled here must not change under it.  The
-  -- wait delivers the messages of fast channels itself (their listeners
-  -- are handlers too: an fd they forget is dropped from this batch).
+  -- wait delivers the messages of fast channels itself, before it writes
+  -- the batch into buf (an fd their listeners forget is dropped from it).
   local buf = evbuf
   if handling then buf = {} end
   batch = batch + 1
-  local b, outer = batch, handling
-  handling = true
+  local b = batch
   -- (cp.run()'s wait, blocking, may go on waiting by itself: changed)
   local n, failed, err = wait(ms, buf, rings, handler,
     block == 'all' and ms ~= 0 and changed or nil)
   if failed then
-    handling = outer
     failure = failure or { err }
     return
   end
   if n and n > 0 then
+    local outer = handling
+    handling = true
     for i = 1, 2 * n, 2 do
       local fd = buf[i]
       local f, d = fns[fd], dropped[fd]
@@ -410,8 +410,8 @@ local function step(block)
         end
       end
     end
+    handling = outer
   end
-  handling = outer
   if nalways > 0 and not run_always() then return end
   if nheap > 0 and not run_timers() then return end
   if qhead <= qtail then run_queue() end
