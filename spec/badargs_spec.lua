@@ -84,5 +84,28 @@ describe('bad arguments', function()
       assert.is_false(ok)
       assert.is_truthy(tostring(err):find('ChildProcess', 1, true), tostring(err))
     end)
+
+    it('a method called on the wrong object names itself, at the line that called it', function()
+      local function err_at(f)
+        local line = debug.getinfo(2, 'l').currentline
+        local ok, err = pcall(f)
+        assert.is_false(ok)
+        return tostring(err), ('spec/badargs_spec.lua:%d: '):format(line)
+      end
+      local cases = {
+        { 'kill', 'ChildProcess', 'Writable', err_at(function() c.kill(c.stdin) end) },
+        { 'on', 'ChildProcess', 'number', err_at(function() c.on(42, 'exit', print) end) },
+        { 'send', 'ChildProcess', 'Process', err_at(function() c.send(cp.process, 'x') end) },
+        { 'send', 'Process', 'table', err_at(function() cp.process.send({}, 'x') end) },
+        { 'write', 'Writable', 'ChildProcess', err_at(function() c.stdin.write(c, 'x') end) },
+      }
+      for _, k in ipairs(cases) do
+        local name, want, got, err, at = k[1], k[2], k[3], k[4], k[5]
+        assert.equal(1, err:find(at, 1, true), err)
+        assert.truthy(err:find(("bad argument #1 to '%s' (childproc.%s expected, got ")
+          :format(name, want), 1, true), err)
+        assert.truthy(err:find(got, 1, true), err)
+      end
+    end)
   end)
 end)

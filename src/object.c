@@ -38,12 +38,39 @@ static int object__newindex(lua_State *L) {
   return 0;
 }
 
-/* self(u) -> fields table; raises a type error naming the class
-** (upvalues: the class's name and metatable) */
+/*
+** Raises "bad argument #1 to 'm' (tname expected, got ...)" for the value
+** at 1 given as the object of a method m, located at the line that called
+** m, the function at stack level 'level' (named as its caller named it):
+** 1 for self() (a method written in Lua calls it), 0 for a method in C.
+*/
+CP_API int cp_self_error(lua_State *L, const char *tname, int level) {
+  lua_Debug ar;
+  const char *fname = NULL, *got;
+  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "n", &ar))
+    fname = ar.name;
+  if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING)
+    got = lua_tostring(L, -1);
+  else
+    got = luaL_typename(L, 1);
+  luaL_where(L, level + 1);
+  lua_pushfstring(L, "%sbad argument #1 to '%s' (%s expected, got %s)",
+                  lua_tostring(L, -1), fname ? fname : "?", tname, got);
+  return lua_error(L);
+}
+
+/* self(u) -> fields table; raises cp_self_error for anything but an
+** object of the class (upvalues: the class's name and metatable) */
 static int object_self(lua_State *L) {
-  cp_checkclass(L, 1, 2, lua_tostring(L, lua_upvalueindex(1)));
-  cp_getuservalue(L, 1);
-  return 1;
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    if (same) {
+      cp_getuservalue(L, 1);
+      return 1;
+    }
+  }
+  return cp_self_error(L, lua_tostring(L, lua_upvalueindex(1)), 1);
 }
 
 /*

@@ -1839,22 +1839,26 @@ static decoder *test_decoder(lua_State *L, int idx) {
 ** decoder at key upvalue 5, the message is encoded into the ring at
 ** once: true. What did not fit goes to rest(obj, status, off, piece)
 ** (upvalue 4: the Lua side queues it), whose result is returned.
-** Anything else (a callback, a channel that is not fast, another
-** object) is the Lua method's (upvalue 3), called as it is.
+** Anything else (a callback, a channel that is not fast) is the Lua
+** method's (upvalue 3), called as it is; another object is an error.
 */
 static int l_ring_send(lua_State *L) {
-  int nargs = lua_gettop(L);
+  int nargs = lua_gettop(L), same = 0;
   decoder *d = NULL;
-  if (nargs == 2 && !lua_isnil(L, 2) && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    same = lua_rawequal(L, -1, lua_upvalueindex(2));
     lua_pop(L, 1);
-    if (same && cp_getuservalue(L, 1) == LUA_TTABLE) {
-      lua_pushvalue(L, lua_upvalueindex(5));
-      lua_rawget(L, -2);
-      d = test_decoder(L, -1);
-      if (d != NULL && (!d->fast || d->ring.base == NULL || d->ring.broken))
-        d = NULL;
-    }
+  }
+  if (!same) {
+    lua_getfield(L, lua_upvalueindex(2), "__name");
+    return cp_self_error(L, lua_tostring(L, -1), 0);
+  }
+  if (nargs == 2 && !lua_isnil(L, 2) && cp_getuservalue(L, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, lua_upvalueindex(5));
+    lua_rawget(L, -2);
+    d = test_decoder(L, -1);
+    if (d != NULL && (!d->fast || d->ring.base == NULL || d->ring.broken))
+      d = NULL;
     lua_settop(L, 2);
   }
   if (d == NULL) {
