@@ -70,7 +70,7 @@ CP_API int cp_codec_open(lua_State *L);
 static inline void *cp_checkclass(lua_State *L, int idx, int upidx,
                                   const char *tname) {
   void *p = lua_touserdata(L, idx);
-  if (p != NULL && lua_getmetatable(L, idx)) {
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
     int same = lua_rawequal(L, -1, lua_upvalueindex(upidx));
     lua_pop(L, 1);
     if (same) return p;

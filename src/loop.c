@@ -118,7 +118,8 @@ static int loop_unwatch(lua_State *L) { return ctl(L, EPOLL_CTL_DEL); }
 static void *to_decoder(lua_State *L, cp_Loop *lp, int idx) {
   void *d = lua_touserdata(L, idx);
   const void *mt;
-  if (d == NULL || !lua_getmetatable(L, idx)) return NULL;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   if (lp->decmt == NULL) {

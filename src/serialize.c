@@ -1826,7 +1826,7 @@ static int ring_send(lua_State *L, decoder *d) {
 static decoder *test_decoder(lua_State *L, int idx) {
   decoder *d = (decoder *)lua_touserdata(L, idx);
   int same = 0;
-  if (d != NULL && lua_getmetatable(L, idx)) {
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
     same = lua_rawequal(L, -1, lua_upvalueindex(1));
     lua_pop(L, 1);
   }
