@@ -390,10 +390,7 @@ local function step(block)
   -- (cp.run()'s wait, blocking, may go on waiting by itself: changed)
   local n, failed, err = wait(ms, buf, rings, handler,
     block == 'all' and ms ~= 0 and changed or nil)
-  if failed then
-    failure = failure or { err }
-    return
-  end
+  if failed then return fail(err) end
   if n and n > 0 then
     local outer = handling
     handling = true
@@ -405,8 +402,7 @@ local function step(block)
         local ok, e = xpcall(f, handler, buf[i + 1], objs[fd])
         if not ok then
           handling = outer
-          failure = failure or { e }
-          return
+          return fail(e)
         end
       end
     end

@@ -64,18 +64,22 @@ CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API int cp_codec_open(lua_State *L);
 
-/* The userdata at idx if its metatable is the one at upvalue upidx (a
-** pointer comparison: no lookup of tname in the registry), else
-** luaL_checkudata's error naming tname */
+/* The full userdata at idx if its metatable is the one at upvalue upidx
+** (a pointer comparison: no lookup of a name in the registry), else NULL */
+static inline void *cp_testclass(lua_State *L, int idx, int upidx) {
+  int same = 0;
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+    same = lua_rawequal(L, -1, lua_upvalueindex(upidx));
+    lua_pop(L, 1);
+  }
+  return same ? lua_touserdata(L, idx) : NULL;
+}
+
+/* cp_testclass, else luaL_checkudata's error naming tname */
 static inline void *cp_checkclass(lua_State *L, int idx, int upidx,
                                   const char *tname) {
-  void *p = lua_touserdata(L, idx);
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(upidx));
-    lua_pop(L, 1);
-    if (same) return p;
-  }
-  return luaL_checkudata(L, idx, tname);
+  void *p = cp_testclass(L, idx, upidx);
+  return p != NULL ? p : luaL_checkudata(L, idx, tname);
 }
 
 /* raises a method's "bad argument #1" for a value at 1 that is not an

@@ -41,6 +41,14 @@ static int from_epoll(unsigned e) {
 }
 
 
+/* monotonic milliseconds */
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+
 /* {====================================================== ownership */
 
 CP_API int cp_own(cp_Loop *lp, int fd, int kind) {
@@ -198,11 +206,6 @@ static int deliver_rings(lua_State *L, int rings, int msgh,
   return 0;
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* changed[1] of lua/loop.lua (the table at idx) */
 static lua_Integer stamp(lua_State *L, int idx) {
@@ -330,9 +333,7 @@ static int loop_pollfd(lua_State *L) {
 
 /* core.now() -> monotonic milliseconds, as a float */
 static int loop_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e3 + (lua_Number)ts.tv_nsec / 1e6);
+  lua_pushnumber(L, (lua_Number)now_ms());
   return 1;
 }
 

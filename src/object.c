@@ -62,15 +62,10 @@ CP_API int cp_self_error(lua_State *L, const char *tname, int level) {
 /* self(u) -> fields table; raises cp_self_error for anything but an
 ** object of the class (upvalues: the class's name and metatable) */
 static int object_self(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
-    lua_pop(L, 1);
-    if (same) {
-      cp_getuservalue(L, 1);
-      return 1;
-    }
-  }
-  return cp_self_error(L, lua_tostring(L, lua_upvalueindex(1)), 1);
+  if (cp_testclass(L, 1, 2) == NULL)
+    return cp_self_error(L, lua_tostring(L, lua_upvalueindex(1)), 1);
+  cp_getuservalue(L, 1);
+  return 1;
 }
 
 /*

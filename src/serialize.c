@@ -960,6 +960,26 @@ static int send_error(lua_State *L, int where) {
 }
 
 /*
+** Encodes the value at vidx into a frame (encode_frame), or raises: for a
+** value that cannot be sent, or a frame too long for a ring's length
+** field (ring), send()'s "bad argument #1" at stack level 'where' (the
+** line that called send()), or the bare error when where <= 0.
+*/
+static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
+                            int vidx, int ring, int where) {
+  if (encode_frame(L, e, segs, vidx)) {
+    if (where <= 0) cp_enc_raise(e);          /* (these do not return) */
+    else { enc_pushmsg(e); send_error(L, where); }
+  }
+  else if (ring && e->b->n - 4 + e->extra >= RING_PAD) {
+    cp_wbuf_free(e->b);
+    lua_pushliteral(L, "message too large for the channel");
+    if (where <= 0) lua_error(L);
+    else send_error(L, where);
+  }
+}
+
+/*
 ** core.lua_send(fd | false, value [, dec [, where]]) -> status, off, piece...
 ** Encodes the value as lua_encode does (raising, before anything is
 ** written, on a value that cannot be sent), then with an fd writes the
@@ -991,18 +1011,8 @@ static int l_lua_send(lua_State *L) {
   int where = (int)luaL_optinteger(L, 4, 0);
   luaL_checkany(L, 2);
   lua_settop(L, 3);
-  if (encode_frame(L, &e, segs, 2)) {
-    if (where <= 0) return cp_enc_raise(&e);
-    enc_pushmsg(&e);
-    return send_error(L, where);
-  }
+  encode_or_raise(L, &e, segs, 2, ring != NULL, where);
   k = frame_iov(&e, iov);
-  if (ring != NULL && e.b->n - 4 + e.extra >= RING_PAD) {
-    cp_wbuf_free(e.b);
-    lua_pushliteral(L, "message too large for the channel");
-    if (where <= 0) return lua_error(L);
-    return send_error(L, where);
-  }
   if (fd >= 0 && ring != NULL) {
     ssize_t r = ring_write(ring, iov, k, e.b->n + e.extra, 0);
     if (r >= 0) status = (lua_Integer)(written = (size_t)r);
@@ -1718,10 +1728,6 @@ static int l_fast(lua_State *L) {
   if (d->fast) lua_pushvalue(L, 3);
   else lua_pushnil(L);
   dec_setuv(L, 1, UV_ONCE);
-  lua_pushliteral(L, "_ev");
-  dec_setuv(L, 1, UV_EV);
-  lua_pushliteral(L, "message");
-  dec_setuv(L, 1, UV_MESSAGE);
   return 0;
 }
 
@@ -1793,16 +1799,8 @@ static int ring_send(lua_State *L, decoder *d) {
   size_t len, off;
   ssize_t w;
   int k, np;
-  if (encode_frame(L, &e, segs, 2)) {
-    enc_pushmsg(&e);
-    return send_error(L, 1);
-  }
+  encode_or_raise(L, &e, segs, 2, 1, 1);
   len = e.b->n + e.extra;
-  if (len - 4 >= RING_PAD) {
-    cp_wbuf_free(e.b);
-    lua_pushliteral(L, "message too large for the channel");
-    return send_error(L, 1);
-  }
   k = frame_iov(&e, iov);
   w = ring_write(&d->ring, iov, k, len, 0);
   if (w == (ssize_t)len) {
@@ -1822,17 +1820,6 @@ static int ring_send(lua_State *L, decoder *d) {
   return 1;
 }
 
-/* The decoder at idx, if it is one (its metatable is upvalue 1) */
-static decoder *test_decoder(lua_State *L, int idx) {
-  decoder *d = (decoder *)lua_touserdata(L, idx);
-  int same = 0;
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-  }
-  return same ? d : NULL;
-}
-
 /*
 ** obj:send(message): with nothing but a message, for an object of the
 ** class (metatable: upvalue 2) whose fields (user value) hold a fast
@@ -1843,20 +1830,16 @@ static decoder *test_decoder(lua_State *L, int idx) {
 ** method's (upvalue 3), called as it is; another object is an error.
 */
 static int l_ring_send(lua_State *L) {
-  int nargs = lua_gettop(L), same = 0;
+  int nargs = lua_gettop(L);
   decoder *d = NULL;
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    same = lua_rawequal(L, -1, lua_upvalueindex(2));
-    lua_pop(L, 1);
-  }
-  if (!same) {
+  if (cp_testclass(L, 1, 2) == NULL) {
     lua_getfield(L, lua_upvalueindex(2), "__name");
     return cp_self_error(L, lua_tostring(L, -1), 0);
   }
   if (nargs == 2 && !lua_isnil(L, 2) && cp_getuservalue(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(5));
     lua_rawget(L, -2);
-    d = test_decoder(L, -1);
+    d = (decoder *)cp_testclass(L, -1, 1);
     if (d != NULL && (!d->fast || d->ring.base == NULL || d->ring.broken))
       d = NULL;
     lua_settop(L, 2);
@@ -1936,6 +1919,10 @@ static int l_decoder(lua_State *L) {
   memset(&d->ring, 0, sizeof(d->ring));
   luaL_setmetatable(L, CP_DECODER_MT);
   lua_createtable(L, 6, 0);
+  lua_pushliteral(L, "_ev");
+  lua_rawseti(L, -2, UV_EV);
+  lua_pushliteral(L, "message");
+  lua_rawseti(L, -2, UV_MESSAGE);
   cp_setuservalue(L, -2);
   return 1;
 }
