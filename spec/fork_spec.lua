@@ -358,8 +358,14 @@ describe("the 'lua' serialization", function()
   it('send returns false past 64 KiB queued, and the message still goes', function()
     local big = ('z'):rep(16 * 1024 * 1024)  -- more than the ring takes
     local cbdone
+    -- the child stopped takes nothing while we send (a reader as fast as
+    -- the writer, as under valgrind, could take it all at once)
+    child:kill('SIGSTOP')
+    poll_until(function() return procstat(child.pid).state == 'T' end, 5000,
+      'the child stopped')
     assert.is_false(child:send(big, function(err) cbdone = err or true end))
     assert.is_true(cp._M.cself(child)._ch.queued > 64 * 1024)
+    child:kill('SIGCONT')
     wait_messages(box, 1)
     assert.equal(#big, #box[1])
     run_until(function() return cbdone end, 5000)
