@@ -10,7 +10,7 @@ CFLAGS     += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) \
               -Isrc $(LUA_CFLAGS)
 LDFLAGS    += -shared
 
-# the C sources (the rockspec lists the same: spec/build_spec.lua checks it)
+# the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
           src/sys.c src/error.c src/serialize.c src/json.c
 # the Lua layer, in load order (init.lua last: it returns the module)
@@ -71,11 +71,14 @@ bench: deps all
 
 -include mk/fuzz.mk
 
+# luarocks (build.type = "make") passes INST_LIBDIR; by hand: luarocks make --local
+INST_LIBDIR ?= $(HOME)/.luarocks/lib/lua/5.4
 install: all
-	luarocks make --local childproc-scm-1.rockspec
+	install -d $(INST_LIBDIR)
+	install -m 0755 childproc.so $(INST_LIBDIR)/childproc.so
 
 clean:
-	rm -f childproc.so .test.tap
+	rm -f childproc.so .test.tap src/lua_chunks.h
 
 help:
 	@echo "targets: all test demo sanitize valgrind bench fuzz install clean"

@@ -18,16 +18,16 @@ and are watched through pidfds.
 }
 supported_platforms = { "linux" }
 dependencies = { "lua >= 5.4, < 5.5" }
+-- the Makefile embeds the lua/ layer with the interpreter it builds for
+-- (src/lua_chunks.h is generated, never committed), then compiles
 build = {
-  type = "builtin",
-  modules = {
-    childproc = {
-      sources = { "lua_childproc.c", "src/loop.c", "src/fd.c", "src/spawn.c",
-                  "src/object.c", "src/sys.c", "src/error.c",
-                  "src/serialize.c", "src/json.c" },
-      incdirs = { "src" },
-      defines = { "_GNU_SOURCE" },
-    },
+  type = "make",
+  build_variables = {
+    LUA = "$(LUA)",
+    LUA_CFLAGS = "-I$(LUA_INCDIR)",
+  },
+  install_variables = {
+    INST_LIBDIR = "$(LIBDIR)",
   },
 }
 test = { type = "busted" }
