@@ -56,6 +56,7 @@ M.SPAWN_OPTIONS = {
   detached = true, processGroup = true, uid = true, gid = true,
   timeout = true, killSignal = true, serialization = true,
   maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
+  parentDeathSignal = true,
 }
 
 -- {====================================================== the plan
@@ -225,6 +226,8 @@ function M.spawn_plan(fname, command, args, opts, into)
   local env = env_array(fname, opts.env)
   local stdio = stdio_list(fname, opts.stdio)
   local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
+  local pdsig = opts.parentDeathSignal
+  if pdsig ~= nil then pdsig = M.signum(fname, pdsig) end
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
@@ -232,7 +235,7 @@ function M.spawn_plan(fname, command, args, opts, into)
   plan.flags, plan.stdio, plan.opts, plan.killSignal = flags, stdio, opts, ksig
   -- options most spawns leave out (nil: no key)
   plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, opts.uid, opts.gid
-  plan.timeout = opts.timeout
+  plan.timeout, plan.pdeathsig = opts.timeout, pdsig
   return plan
 end
 
@@ -462,7 +465,8 @@ function M.start(plan)
   else
     local step
     pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
-                                  t.fdmap, plan.flags, plan.uid, plan.gid)
+                                  t.fdmap, plan.flags, plan.uid, plan.gid,
+                                  plan.pdeathsig)
     for _, fd in ipairs(t.after) do core.close(fd) end
     if not pid then
       drop_streams(t, nstdio)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -61,6 +62,8 @@ typedef struct Plan {
   int nfd;
   int flags;           /* CP_SPAWN_* */
   long uid, gid;       /* -1: unchanged */
+  int pdeathsig;       /* parentDeathSignal, or 0 */
+  long ppid;           /* our pid, recorded before the clone */
   int errfd;           /* write end of the error pipe, or -1 */
   /* written by the child in our memory (CLONE_VM) */
   volatile int started, fstep, ferr;
@@ -126,6 +129,14 @@ static int child_main(void *arg) {
   if (p->gid >= 0 && syscall(SYS_setgid, p->gid) < 0) SYSFAIL(STEP_SETGID);
   if (p->uid >= 0 && syscall(SYS_setuid, p->uid) < 0) SYSFAIL(STEP_SETUID);
   if (p->cwd != NULL && syscall(SYS_chdir, p->cwd) < 0) SYSFAIL(STEP_CHDIR);
+  /* after setuid (which clears it); a parent already gone has reparented
+  ** us before the prctl could take: then the signal is ours at once (it
+  ** is blocked until the mask is emptied below, SIGKILL is not) */
+  if (p->pdeathsig > 0) {
+    syscall(SYS_prctl, PR_SET_PDEATHSIG, (unsigned long)p->pdeathsig, 0, 0, 0);
+    if (syscall(SYS_getppid) != p->ppid)
+      syscall(SYS_kill, syscall(SYS_getpid), p->pdeathsig);
+  }
 
   /* the parent made sure every source that is not already in place is
   ** numbered >= nfd, so no dup2 here clobbers a later source */
@@ -238,7 +249,7 @@ static const char *search_path(const char *file, char **envp) {
 
 
 /*
-** core.spawn(file, argv, envp, cwd, fdmap, flags, uid, gid)
+** core.spawn(file, argv, envp, cwd, fdmap, flags, uid, gid, pdeathsig)
 **   -> pid, pidfd | nil, errno, step
 ** argv, envp: arrays of strings (envp nil: this process's environment;
 ** argv may be one string: the argv of a command without arguments);
@@ -273,6 +284,8 @@ static int cp_spawn(lua_State *L) {
   p.flags = (int)luaL_optinteger(L, 6, 0);
   p.uid = (long)luaL_optinteger(L, 7, -1);
   p.gid = (long)luaL_optinteger(L, 8, -1);
+  p.pdeathsig = (int)luaL_optinteger(L, 9, 0);
+  p.ppid = (long)getpid();
 
   /* move sources that sit where another child fd goes out of the way */
   for (i = 0; i < p.nfd; i++) {
