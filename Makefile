@@ -42,7 +42,7 @@ deps:
 	fi
 
 # busted's TAP output gives the closing `N passed, N failed` line
-test: deps all
+test: deps all host
 	@$(BUSTED) -o TAP $(SPECS) > .test.tap 2>&1; status=$$?; cat .test.tap; \
 	  pass=$$(grep -c '^ok ' .test.tap); fail=$$(grep -c '^not ok ' .test.tap); \
 	  echo "$$pass passed, $$fail failed"; \
@@ -70,6 +70,7 @@ bench: deps all
 	BENCH_CPUS=$${BENCH_CPUS-0} $(LUA) bench/run.lua
 
 -include mk/fuzz.mk
+-include mk/host.mk
 
 # luarocks (build.type = "make") passes INST_LIBDIR; by hand: luarocks make --local
 INST_LIBDIR ?= $(HOME)/.luarocks/lib/lua/5.4

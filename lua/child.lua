@@ -272,10 +272,11 @@ local function stream_exited(st)
 end
 
 local function on_exit(s, self)
-  local code, sig
-  if s.pidfd then code, sig = core.waitid(s.pidfd)
-  else code, sig = core.waitpid(s.pid) end
-  if code == nil and sig == nil then return false end  -- still running
+  local code, sig, stolen
+  if s.pidfd then code, sig, stolen = core.waitid(s.pidfd)
+  else code, sig, stolen = core.waitpid(s.pid) end
+  -- (stolen: reaped by another part of the host: it ended, how is lost)
+  if code == nil and sig == nil and not stolen then return false end  -- still running
   if s.pidfd then
     M.forget(s.pidfd)
     core.close(s.pidfd)

@@ -179,10 +179,10 @@ local function pump(plan, st, readers, writer, maxbuf)
   end
 
   local function on_exit()
-    local code, sig
-    if pidfd then code, sig = core.waitid(pidfd)
-    else code, sig = core.waitpid(pid) end
-    if code == nil and sig == nil then return end   -- not yet
+    local code, sig, stolen
+    if pidfd then code, sig, stolen = core.waitid(pidfd)
+    else code, sig, stolen = core.waitpid(pid) end
+    if code == nil and sig == nil and not stolen then return end   -- not yet
     st.exited = true
     st.status, st.signum = code, sig
     if pidfd then close(pidfd) end
@@ -276,8 +276,8 @@ local function run(plan, input, maxbuf)
     elseif not st.exited then
       core.kill(pid, SIGKILL)
       while true do
-        local code, sig = core.waitpid(pid)
-        if code ~= nil or sig ~= nil then break end
+        local code, sig, stolen = core.waitpid(pid)
+        if code ~= nil or sig ~= nil or stolen then break end
         core.poll({}, {}, 5, {})
       end
     end

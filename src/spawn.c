@@ -385,11 +385,21 @@ fail_extra:
 }
 
 /* reap one child of ours without blocking: nothing if it still runs,
-** else code, nil (exited) or nil, signal (killed) */
+** else code, nil (exited) or nil, signal (killed); nil, nil, true when
+** somebody else in this process reaped it first (ECHILD: its status is
+** gone with the reap, only its end is known) */
 static int reap(lua_State *L, idtype_t type, id_t id) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) return cp_fail(L, errno);
+  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) {
+    int err = errno;
+    if (err != ECHILD)  /* a closed or foreign pidfd: a bug, not an end */
+      return luaL_error(L, "waitid: %s", strerror(err));
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushboolean(L, 1);
+    return 3;
+  }
   if (si.si_pid == 0) return 0;
   if (si.si_code == CLD_EXITED) {
     lua_pushinteger(L, si.si_status);
