@@ -447,6 +447,8 @@ local function setup_stdio(plan, s, self, t)
   return given
 end
 
+local abandon, attach
+
 -- Start the child described by plan; events come later, from the loop.
 function M.start(plan)
   -- Few keys, the nil ones sizing the table for keys set soon after: an
@@ -457,10 +459,13 @@ function M.start(plan)
   local s = { nil, spawnfile = plan.spawnfile, pid = nil, pidfd = nil, _ev = nil }
   local self = core.object(ChildProcess, s)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
-  M.ref()
   local nstdio = #plan.stdio
   local t = scratch_get()
-  local given, pid, pidfd, err = setup_stdio(plan, s, self, t)
+  local done, given, pid, pidfd, err = pcall(setup_stdio, plan, s, self, t)
+  if not done then  -- raised (out of memory): close what it had opened
+    pcall(stdio_fail, t, nstdio)
+    error(given, 0)
+  end
   if given == nil then
     err = pid
   else
@@ -485,14 +490,59 @@ function M.start(plan)
     s.spawnerror = err
     s.exited = true
     if plan.onfail then plan.onfail(s, self) end
-    defer(function()
+    local report = function()
       s.closed = true
       if not s.unrefed then s.unrefed = true; M.unref() end
       emit(s, self, 'error', err)
       emit(s, self, 'close', err.errno, nil)
-    end)
+    end
+    -- the ref only once nothing can raise (out of memory) before the
+    -- report is queued: a raise leaves no ref keeping the loop alive
+    M.ref()
+    local ok, e = pcall(defer, report)
+    if not ok then M.unref(); error(e, 0) end
     return self, s
   end
+  M.ref()
+  local ok, e = pcall(attach, plan, s, self, t, given, nstdio, pid, pidfd)
+  if not ok then
+    abandon(s, t, nstdio, pid, pidfd)
+    error(e, 0)
+  end
+  return self, s
+end
+
+-- the tables abandon() waits with, made beforehand: it must not allocate
+local ABANDON_FDS, ABANDON_EVS, ABANDON_OUT, NOFDS = { 0 }, { 1 }, {}, {}
+
+-- A child just started whose setting up raised (out of memory): it must
+-- not run on unwatched.  Killed, reaped, its pidfd and streams closed,
+-- its ref dropped; allocating nothing where it can.
+abandon = function(s, t, nstdio, pid, pidfd)
+  if pidfd then
+    core.pidfd_kill(pidfd, 9)
+    ABANDON_FDS[1] = pidfd
+    core.poll(ABANDON_FDS, ABANDON_EVS, -1, ABANDON_OUT)
+    core.waitid(pidfd)
+    pcall(M.forget, pidfd)
+    core.close(pidfd)
+  else
+    core.kill(pid, 9)
+    local code, sig, stolen = core.waitpid(pid)
+    while code == nil and sig == nil and not stolen do
+      core.poll(NOFDS, NOFDS, 5, ABANDON_OUT)
+      code, sig, stolen = core.waitpid(pid)
+    end
+  end
+  if s.poller then M.timer_stop(s.poller) end
+  if s.timer then M.timer_stop(s.timer) end
+  s.pidfd, s.gone, s.exited, s.closed = nil, true, true, true
+  pcall(drop_streams, t, nstdio)
+  if not s.unrefed then s.unrefed = true; M.unref() end
+end
+
+-- The rest of start(), once the child runs (run under pcall: see abandon)
+attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
   s.pid, s.pidfd = pid, pidfd
   if given then
     for _, st in ipairs(given) do
@@ -547,7 +597,6 @@ function M.start(plan)
     M.timer_start(tm)
   end
   M.defer_batch(emit_spawn, self)
-  return self, s
 end
 
 -- cp.spawn(command [, args] [, options])

@@ -527,6 +527,7 @@ function M.ipc_setup(plan, s, self, fd)
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
     -- rings and doorbells; without them (nil is no error) the socket
     local ringfd = core.ring_new(RING_SIZE)
+    if ringfd then ringfd = core.own(ringfd) end
     local bell, cbell = core.eventfd(), core.eventfd()
     if ringfd and bell and cbell and use_rings(ch, ringfd, 0, bell, cbell) then
       out[#out + 1] = 'CHILDPROC_CHANNEL_RING=' .. #plan.stdio

@@ -171,9 +171,9 @@ local function less(a, b)
 end
 
 local function heap_push(entry)
-  nheap = nheap + 1
-  local i = nheap
-  heap[i] = entry
+  local i = nheap + 1
+  heap[i] = entry  -- may raise (out of memory): nheap is still right then
+  nheap = i
   while i > 1 do
     local p = floor(i / 2)
     if less(heap[i], heap[p]) then
@@ -204,13 +204,14 @@ end
 function M.timer_start(t)
   changed[1] = changed[1] + 1
   seq = seq + 1
-  t.gen = seq
-  t.due = now() + t.ms
+  local due = now() + t.ms
+  -- in the heap first: a raise (out of memory) leaves t as it was
+  heap_push({ due, seq, t })
+  t.gen, t.due = seq, due
   if not t.active then
     t.active = true
     if t.refed then alive = alive + 1 end
   end
-  heap_push({ t.due, seq, t })
 end
 
 function M.timer_stop(t)

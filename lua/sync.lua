@@ -245,6 +245,9 @@ local function run(plan, input, maxbuf)
   if not fdmap then
     return { pid = 0, error = M.syserror(after, readers) }
   end
+  -- made before the child: nothing may raise (out of memory) between its
+  -- start and the pcall that cleans up after it
+  local st = { pid = false, pidfd = false }
   local pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
                                       fdmap, plan.flags, plan.uid, plan.gid)
   for _, fd in ipairs(after) do close(fd) end
@@ -262,7 +265,7 @@ local function run(plan, input, maxbuf)
     return { pid = 0, error = err }
   end
 
-  local st = { pid = pid, pidfd = pidfd }
+  st.pid, st.pidfd = pid, pidfd
   local ok, e = pcall(pump, plan, st, readers, writer, maxbuf)
   if not ok then
     -- a Lua error (memory, an interrupt): leave nothing behind

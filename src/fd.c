@@ -85,6 +85,13 @@ static int fd_socketpair(lua_State *L) {
   return own2(L, cp_getloop(L), fds, CP_FD_SOCK);
 }
 
+/* core.own(fd) -> fd | nil, errno: an fd made elsewhere (a ring's memfd)
+** owned by the core from now on, so that lua_close closes it even when a
+** raise (out of memory) lost it before it was given to a child */
+static int fd_own(lua_State *L) {
+  return push_owned(L, (int)luaL_checkinteger(L, 1));
+}
+
 /* core.eventfd() -> fd: a non-blocking eventfd, a channel's doorbell */
 static int fd_eventfd(lua_State *L) {
   return push_owned(L, eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -255,7 +262,7 @@ static int fd_strerror(lua_State *L) {
 
 static const luaL_Reg fd_funcs[] = {
   {"pipe", fd_pipe}, {"socketpair", fd_socketpair},
-  {"eventfd", fd_eventfd},
+  {"eventfd", fd_eventfd}, {"own", fd_own},
   {"stdio_pair", fd_stdio_pair}, {"open", fd_open},
   {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
   {"isopen", fd_isopen}, {"read", fd_read},
