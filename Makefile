@@ -22,7 +22,7 @@ LUA_SOURCES = lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
 BUSTED     ?= busted --lua=$(LUA)
 DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config
 
-.PHONY: all test demo sanitize valgrind bench fuzz install clean deps help
+.PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help
 
 all: childproc.so
 
@@ -69,6 +69,15 @@ valgrind: deps all
 bench: deps all
 	BENCH_CPUS=$${BENCH_CPUS-0} $(LUA) bench/run.lua
 
+# long runs (not part of test): sizes from SOAK_* (bench/soak.lua), figures
+# to bench/SOAK.md; fails when fds, Lua memory or RSS grow
+soak: deps all
+	@{ echo "# make soak ($$(date -u '+%Y-%m-%d %H:%M UTC'), $$(git rev-parse --short HEAD 2>/dev/null))"; echo; \
+	  echo "Sizes: SOAK_SPAWNS=$${SOAK_SPAWNS-100000} SOAK_EXECS=$${SOAK_EXECS-10000} SOAK_FORKS=$${SOAK_FORKS-10000} SOAK_MESSAGES=$${SOAK_MESSAGES-1000000} SOAK_ALIVE=$${SOAK_ALIVE-1000}."; \
+	  echo "Samples after a full collection, every tenth of a phase."; echo; } > bench/SOAK.md.new
+	LUA_CPATH='./?.so;;' $(LUA) bench/soak.lua --markdown >> bench/SOAK.md.new; \
+	  status=$$?; mv bench/SOAK.md.new bench/SOAK.md; exit $$status
+
 -include mk/fuzz.mk
 -include mk/host.mk
 
@@ -82,4 +91,4 @@ clean:
 	rm -f childproc.so .test.tap src/lua_chunks.h
 
 help:
-	@echo "targets: all test demo sanitize valgrind bench fuzz install clean"
+	@echo "targets: all test demo sanitize valgrind bench soak fuzz enomem host install clean"
