@@ -1,5 +1,7 @@
-# mk/fuzz.mk: libFuzzer targets for the two message codecs.
-# 'make fuzz' builds fuzz/build/fuzz_lua and fuzz/build/fuzz_json (ignored
+# mk/fuzz.mk: libFuzzer targets for the two message codecs (their framing
+# and the rings' headers included: fuzz_common.h) and the options -> plan
+# step (fuzz_plan.c).
+# 'make fuzz' builds fuzz/build/fuzz_lua, fuzz_json and fuzz_plan (ignored
 # by git) and runs each for FUZZ_SECONDS from a scratch copy of its seed
 # corpus (fuzz/corpus/<kind>), so the repository's corpus only grows on
 # purpose. A crash stops with a non-zero status and leaves the input as
@@ -17,7 +19,8 @@ FUZZ_LIBS := $(shell pkg-config --libs lua5.4)
 FUZZ_SOURCES := src/serialize.c src/json.c src/object.c
 FUZZ_DEPS := $(FUZZ_SOURCES) src/codec.h src/cp.h fuzz/fuzz_common.h mk/fuzz.mk
 FUZZ_DIR := fuzz/build
-FUZZ_BINS := $(FUZZ_DIR)/fuzz_lua $(FUZZ_DIR)/fuzz_json
+FUZZ_BINS := $(FUZZ_DIR)/fuzz_lua $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_plan
+FUZZ_KINDS := lua json plan
 
 .PHONY: fuzz fuzz-build fuzz-clean
 
@@ -31,8 +34,13 @@ $(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c $(FUZZ_DEPS)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
 
+# the options -> plan step: the whole module (every C file, the Lua layer)
+$(FUZZ_DIR)/fuzz_plan: fuzz/fuzz_plan.c $(SOURCES) src/*.h src/lua_chunks.h mk/fuzz.mk
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(SOURCES) $(FUZZ_LIBS)
+
 fuzz: $(FUZZ_BINS)
-	@set -e; for k in lua json; do \
+	@set -e; for k in $(FUZZ_KINDS); do \
 	  w=$$(mktemp -d); cp fuzz/corpus/$$k/* "$$w"/; \
 	  echo "fuzz_$$k: $(FUZZ_SECONDS) s"; \
 	  rc=0; $(FUZZ_DIR)/fuzz_$$k -max_total_time=$(FUZZ_SECONDS) \
