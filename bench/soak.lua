@@ -66,8 +66,10 @@ local function phase(name, n, fn, finish)
   local ok = last.fds <= first.fds and last.kb <= first.kb + 256
     and last.rss <= first.rss + 8 * 1024
   if not ok then failed = true end
+  local series = {}
+  for i, x in ipairs(samples) do series[i] = x.rss end
   results[#results + 1] = { name = name, n = n, ms = ms, first = first, last = last,
-                            max = max, ok = ok }
+                            max = max, ok = ok, series = table.concat(series, ' ') }
   io.stderr:write(('%-28s %8d in %7.1f s  lua %6.0f/%6.0f/%6.0f KiB  rss %6d/%6d/%6d KiB  fds %d/%d/%d  %s\n')
     :format(name, n, ms / 1000, first.kb, last.kb, max.kb, first.rss, last.rss,
             max.rss, first.fds, last.fds, max.fds, ok and 'flat' or 'GROWS'))
@@ -193,6 +195,12 @@ print(('alive peak=%%d bytes=%%d bad=%%d ms=%%.0f'):format(peak, bytes, bad, cp.
 end
 
 if arg[1] == '--markdown' then
+  print('RSS samples (KiB), every tenth of each phase:')
+  print()
+  for _, r in ipairs(results) do
+    if r.series then print(('- %s: %s'):format(r.name, r.series)) end
+  end
+  print()
   print('| phase | count | time (s) | Lua KiB first / last / max | RSS KiB first / last / max | fds first / last / max | flat |')
   print('| --- | ---: | ---: | --- | --- | --- | --- |')
   for _, r in ipairs(results) do
