@@ -18,7 +18,7 @@ end
 
 local function rss_kib()
   local f = assert(io.open('/proc/self/status'))
-  local s = f:read('a')
+  local s = f:read('*a')
   f:close()
   return tonumber(s:match('VmRSS:%s*(%d+)'))
 end
@@ -179,7 +179,7 @@ print(('alive peak=%%d bytes=%%d bad=%%d ms=%%.0f'):format(peak, bytes, bad, cp.
     f:close()
     local limit = 2 * n + 24
     local p = io.popen(('ulimit -n %d && LUA_CPATH="./?.so;;" lua5.4 %s 2>&1'):format(limit, path))
-    local out = p:read('a')
+    local out = p:read('*a')
     p:close()
     os.remove(path)
     local peak, bytes, bad, ms = out:match('alive peak=(%d+) bytes=(%d+) bad=(%d+) ms=(%d+)')
