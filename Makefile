@@ -56,6 +56,7 @@ sanitize: deps
 	$(MAKE) clean
 	$(MAKE) all OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-shared -fsanitize=address,undefined"
+	$(MAKE) --no-print-directory host
 	@status=0; \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:verify_asan_link_order=0 CHILDPROC_SANITIZE=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
