@@ -271,19 +271,15 @@ local function stream_exited(st)
   end
 end
 
+-- The child's status is only peeked at first, and the child reaped once
+-- the work that may raise (out of memory) is done: a raise leaves the
+-- pidfd readable and the status there, and the next turn does it again.
 local function on_exit(s, self)
   local code, sig, stolen
-  if s.pidfd then code, sig, stolen = core.waitid(s.pidfd)
-  else code, sig, stolen = core.waitpid(s.pid) end
+  if s.pidfd then code, sig, stolen = core.waitid(s.pidfd, true)
+  else code, sig, stolen = core.waitpid(s.pid, true) end
   -- (stolen: reaped by another part of the host: it ended, how is lost)
   if code == nil and sig == nil and not stolen then return false end  -- still running
-  if s.pidfd then
-    M.forget(s.pidfd)
-    core.close(s.pidfd)
-    s.pidfd = nil
-  elseif s.poller then
-    M.timer_stop(s.poller)
-  end
   s.gone = true
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
@@ -304,6 +300,17 @@ local function on_exit(s, self)
   end
   if s.channel then s.channel.drain() end
   s.exited = true  -- only now: 'close' must not overtake 'exit'
+  -- nothing from here to the reap allocates (M.forget's tables have the
+  -- fd's slots since its setev)
+  if s.pidfd then
+    core.waitid(s.pidfd)
+    M.forget(s.pidfd)
+    core.close(s.pidfd)
+    s.pidfd = nil
+  else
+    core.waitpid(s.pid)
+    if s.poller then M.timer_stop(s.poller) end
+  end
   emit(s, self, 'exit', s.exitCode, s.signalCode)
   maybe_close(s, self)
   return true
@@ -507,6 +514,7 @@ function M.start(plan)
   local ok, e = pcall(attach, plan, s, self, t, given, nstdio, pid, pidfd)
   if not ok then
     abandon(s, t, nstdio, pid, pidfd)
+    if plan.onfail then pcall(plan.onfail, s, self) end  -- its channel
     error(e, 0)
   end
   return self, s

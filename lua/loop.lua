@@ -40,6 +40,7 @@ M.rings = rings
 local fns, objs = {}, {}
 local always = {}        -- fd -> true: files epoll refuses (always ready)
 local nalways = 0
+local batch, dropped = 0, {}  -- see M.forget
 
 -- An object of class mt can stand for its fd's handler: fn(events, obj)
 -- is called.  Children's pidfds and streams need no closure per fd so.
@@ -55,7 +56,12 @@ function M.setev(fd, ev, fn)
     -- user's socket closed under cp.watch), and epoll then dropped it
     M.forget(fd)
   end
-  if fn then handlers[fd] = fn end
+  if fn then
+    handlers[fd] = fn
+    -- forget() then writes a slot that exists: it allocates nothing
+    -- (on_exit relies on it) and so cannot raise out of memory
+    if not dropped[fd] then dropped[fd] = -1 end
+  end
   local cur = masks[fd]
   if cur == ev then return true end  -- (a new fn made cur nil, above)
   if ev == 0 then
@@ -98,7 +104,6 @@ end
 -- number the next spawn reuses while later events of the same batch
 -- still name it.  dropped[fd] = the batch that was newest when fd was
 -- forgotten: that batch's events for fd (and older ones') are stale.
-local batch, dropped = 0, {}
 
 -- Forget fd entirely (call before closing it).
 function M.forget(fd)

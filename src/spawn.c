@@ -390,8 +390,10 @@ fail_extra:
 ** gone with the reap, only its end is known) */
 static int reap(lua_State *L, idtype_t type, id_t id) {
   siginfo_t si;
+  /* peek (a true 2nd argument): the status, leaving the child waitable */
+  int peek = lua_toboolean(L, 2) ? WNOWAIT : 0;
   memset(&si, 0, sizeof si);
-  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) {
+  if (waitid(type, id, &si, WEXITED | WNOHANG | peek) != 0) {
     int err = errno;
     if (err != ECHILD)  /* a closed or foreign pidfd: a bug, not an end */
       return luaL_error(L, "waitid: %s", strerror(err));
@@ -412,12 +414,12 @@ static int reap(lua_State *L, idtype_t type, id_t id) {
   return 2;
 }
 
-/* core.waitid(pidfd): reaps through the pidfd only */
+/* core.waitid(pidfd [, peek]): reaps through the pidfd only */
 static int cp_waitid(lua_State *L) {
   return reap(L, (idtype_t)P_PIDFD, (id_t)luaL_checkinteger(L, 1));
 }
 
-/* core.waitpid(pid): the same for a child that has no pidfd; by its own
+/* core.waitpid(pid [, peek]): the same for a child that has no pidfd; by its own
 ** pid, never -1 */
 static int cp_waitpid(lua_State *L) {
   return reap(L, P_PID, (id_t)luaL_checkinteger(L, 1));

@@ -20,6 +20,7 @@
 **        ENOMEM_SEED      which of the points of a step is tried (default 0)
 **        ENOMEM_CPATH     package.cpath for the module
 **        ENOMEM_VERBOSE   print every run
+**        ENOMEM_STRICT    also require the loop to end (see Scenario)
 ** Prints one line per scenario and exits 1 if any run went wrong.
 */
 #include <dirent.h>
@@ -69,28 +70,35 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* {====================================================== scenarios */
 
-typedef struct Scenario { const char *name, *code; } Scenario;
+/* strict (with ENOMEM_STRICT set): nothing of the user's code keeps the
+** loop alive after a failure, so the loop must end (timers and watch
+** leave the user's own interval or watcher behind).  Not met yet: a raise
+** inside the loop's own handling of a child's exit or a stream's end
+** (a call's CallInfo, a new key in a state table) can leave that child
+** without its 'close', and its ref keeps cp.run() going; its fds are
+** closed at lua_close only. */
+typedef struct Scenario { const char *name, *code; int strict; } Scenario;
 
 static const Scenario scenarios[] = {
-  { "load", "cp = require 'childproc'" },
+  { "load", "cp = require 'childproc'", 1 },
   { "spawn",
     "local c = cp.spawn('sh', { '-c', 'echo hi; exit 3' })\n"
     "local out = ''\n"
     "c.stdout:on('data', function(d) out = out .. d end)\n"
     "local code = c:wait()\n"
-    "assert(code == 3 and out == 'hi\\n', 'spawn: wrong result')" },
+    "assert(code == 3 and out == 'hi\\n', 'spawn: wrong result')", 1 },
   { "exec",
     "local got\n"
     "cp.exec('echo hi', function(err, out) got = out end)\n"
     "cp.run()\n"
-    "assert(got == 'hi\\n', 'exec: wrong result')" },
+    "assert(got == 'hi\\n', 'exec: wrong result')", 1 },
   { "fork",
     "local c = cp.fork(FORK_SCRIPT, {}, { execPath = 'lua5.4', env = FORK_ENV })\n"
     "local got\n"
     "c:on('message', function(m) got = m; c:disconnect() end)\n"
     "c:send({ 'ping', n = 1 })\n"
     "cp.run()\n"
-    "assert(type(got) == 'table' and got[1] == 'ping', 'fork: no reply')" },
+    "assert(type(got) == 'table' and got[1] == 'ping', 'fork: no reply')", 1 },
   { "timers",
     "local n, fired = 0, false\n"
     "local iv\n"
@@ -100,7 +108,7 @@ static const Scenario scenarios[] = {
     "cp.clearTimeout(t)\n"
     "cp.setImmediate(function() end)\n"
     "cp.run()\n"
-    "assert(n == 3 and fired == 'yes', 'timers: wrong result')" },
+    "assert(n == 3 and fired == 'yes', 'timers: wrong result')", 0 },
   { "watch",
     "local r, w = cp._core.pipe()\n"
     "PIPE = { r, w }\n"
@@ -108,10 +116,10 @@ static const Scenario scenarios[] = {
     "local wt = cp.watch(r, 'r', function(ev, self) seen = ev; self:stop() end)\n"
     "cp._core.write(w, 'x')\n"
     "cp.run()\n"
-    "assert(seen == 'r', 'watch: no event')" },
+    "assert(seen == 'r', 'watch: no event')", 0 },
   { "sync",
     "local r = cp.spawnSync('sh', { '-c', 'echo out; echo err >&2; exit 2' })\n"
-    "assert(r.status == 2 and r.stdout == 'out\\n', 'spawnSync: wrong result')" },
+    "assert(r.status == 2 and r.stdout == 'out\\n', 'spawnSync: wrong result')", 1 },
 };
 #define NSCEN (sizeof scenarios / sizeof scenarios[0])
 
@@ -127,7 +135,7 @@ static const char *const after_code =
   "local now = cp._core.now\n"
   "if PIPE then cp._core.close(PIPE[1]); cp._core.close(PIPE[2]); PIPE = nil end\n"
   "for _, pid in ipairs(host_children()) do cp.kill(pid, 'SIGKILL') end\n"
-  "local tick = cp.setInterval(function() end, 2)\n"
+  "local tick = cp.setInterval(function() end, 2):unref()\n"
   "local function turn_until(pred, what)\n"
   "  local deadline = now() + 5000\n"
   "  while not pred() do\n"
@@ -142,6 +150,11 @@ static const char *const after_code =
   "cp.setTimeout(function() fired = true end, 1)\n"
   "turn_until(function() return closed and fired end, 'a new child and a new timer')\n"
   "assert(closed == 4, 'after: the new child exited ' .. tostring(closed))\n"
+  /* scenarios whose own code keeps nothing alive: the loop must end */
+  "if STRICT then\n"
+  "  turn_until(function() local ok, more = pcall(cp.run, 'nowait'); return ok and not more end,\n"
+  "    'the loop to have nothing left')\n"
+  "end\n"
   "tick:close()\n";
 
 /* }====================================================== */
@@ -217,6 +230,8 @@ static int run(const Scenario *s, long n, long *made, char *why, size_t whysize)
   lua_pushstring(L, fork_script != NULL ? fork_script : "spec/fixtures/fork_echo.lua");
   lua_setglobal(L, "FORK_SCRIPT");
   lua_register(L, "host_children", host_children);
+  lua_pushboolean(L, s->strict && getenv("ENOMEM_STRICT") != NULL);
+  lua_setglobal(L, "STRICT");
   /* the forked interpreter loads this (sanitized) module: it needs the
   ** sanitizers' runtimes first */
   (void)luaL_dostring(L, "FORK_ENV = { PATH = os.getenv('PATH'), LUA_CPATH = os.getenv('LUA_CPATH'),"
