@@ -463,7 +463,11 @@ function M.start(plan)
   -- open_streams 0 (streams that keep 'close' waiting), unrefed false
   -- (the child holds a ref on the loop), killed and connected false (read
   -- from methods), spawnargs {spawnfile} (made by the getter).
-  local s = { nil, spawnfile = plan.spawnfile, pid = nil, pidfd = nil, _ev = nil }
+  -- The keys an exit sets (gone ... closed) size it too: setting them then
+  -- allocates nothing, so a child's end cannot fail half-way out of memory.
+  local s = { nil, spawnfile = plan.spawnfile, pid = nil, pidfd = nil, _ev = nil,
+              gone = nil, exitCode = nil, signalCode = nil, exited = nil,
+              closed = nil, unrefed = nil }
   local self = core.object(ChildProcess, s)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
   local nstdio = #plan.stdio

@@ -20,9 +20,11 @@ M.Readable = Readable
 -- are closed.)
 local function r_dropfd(s)
   if s.fdgone then return end
+  -- forget first: a raise (out of memory) there changes nothing, and the
+  -- fd's end of file comes again next turn
+  M.forget(s.fd)
   s.fdgone = true
   if s.watched then s.watched = false; M.unref() end
-  M.forget(s.fd)
   if not s.keepfd then core.close(s.fd) end
 end
 
@@ -79,8 +81,8 @@ function r_read(s, self, drain, ev)
     else
       -- the fd goes first: an 'end' listener that runs the loop must not
       -- be woken again and again by the same hang-up
-      s.ended = true
       r_dropfd(s)
+      s.ended = true
       emit(s, self, 'end')
       r_close(s, self)
       return
