@@ -66,8 +66,9 @@ valgrind: deps all
 	@command -v valgrind >/dev/null || { echo "install valgrind: apt-get install -y valgrind"; exit 1; }
 	CHILDPROC_VALGRIND=1 $(MAKE) --no-print-directory test SPECS="--exclude-tags=timing" BUSTED="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children=no $(LUA) /usr/bin/busted"
 
+# both configurations in one run: unpinned (the headline), then pinned to CPU 0
 bench: deps all
-	BENCH_CPUS=$${BENCH_CPUS-0} $(LUA) bench/run.lua
+	$(LUA) bench/run.lua
 
 -include mk/fuzz.mk
 
