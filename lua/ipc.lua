@@ -181,7 +181,7 @@ local function flush(ch, inline)
     end
     ch.off = ch.off + n
     ch.queued = ch.queued - n
-    if ch.off < #frame then break end
+    if ch.off < (type(frame) == 'table' and frame.n or #frame) then break end
     q[ch.head] = nil
     local cb = cbs[ch.head]
     cbs[ch.head] = nil
@@ -212,7 +212,7 @@ local function queue(ch, cb, off, ...)
     local piece = select(i, ...)
     tail = tail + 1
     q[tail], cbs[tail] = piece, false
-    bytes = bytes + #piece
+    bytes = bytes + (type(piece) == 'table' and piece.n or #piece)  -- (a ring frame: pieces)
   end
   cbs[tail] = cb or false
   ch.tail, ch.queued = tail, ch.queued + bytes

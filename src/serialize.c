@@ -929,6 +929,23 @@ static int push_rest(lua_State *L, const cp_enc *e, size_t from,
 }
 
 /*
+** Pushes what a ring did not take of the frame as one value for the
+** channel's queue: a string, or a table of its pieces (n: their length)
+** that holds each long string of the value by reference, so a message
+** queued behind a full ring is not copied until the ring takes it.
+*/
+static void push_ring_rest(lua_State *L, const cp_enc *e) {
+  size_t off;
+  int i, np = push_rest(L, e, 0, &off);
+  if (np == 1) return;
+  lua_createtable(L, np, 1);
+  lua_insert(L, -np - 1);
+  for (i = np; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+  lua_pushinteger(L, (lua_Integer)(e->b->n + e->extra));
+  lua_setfield(L, -2, "n");
+}
+
+/*
 ** core.lua_encode(value) -> frame. Raises (with nothing allocated left
 ** behind) on a value that cannot be sent. Long strings are copied once,
 ** straight into the frame (lua_concat builds the result in place).
@@ -992,8 +1009,8 @@ static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
 ** left to write, in order (none when all went), the first to be
 ** resumed at offset 'off'. For the socket they hold no copy of a long
 ** string (those are the value's own strings); for a ring they are the
-** whole frame as one string, 'off' bytes of it written (the ring takes
-** a frame's start only at the start of a piece). With 'where', a value
+** whole frame as one value (push_ring_rest), 'off' bytes of it written
+** (the ring takes a frame's start only whole). With 'where', a value
 ** that cannot be sent raises send()'s "bad argument #1" error located
 ** at that stack level (the caller of send(): no pcall needed).
 */
@@ -1040,8 +1057,7 @@ static int l_lua_send(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)off);
   }
   else if (written < e.b->n + e.extra) {
-    np = push_rest(L, &e, 0, &off);
-    if (np > 1) lua_concat(L, np);
+    push_ring_rest(L, &e);
     np = 1;
     lua_pushinteger(L, (lua_Integer)written);
   }
@@ -1659,19 +1675,33 @@ static int l_take(lua_State *L) {
 ** dec:put(frame, off) -> n | false | nil: writes frame (from byte off)
 ** into our ring: bytes taken, false when there is no room now (the
 ** peer rings our doorbell when it has made some), nil when the peer
-** broke the rules.
+** broke the rules. frame: a string, or a table of pieces whose field n
+** is their length (push_ring_rest).
 */
 static int l_put(lua_State *L) {
   decoder *d = check_decoder(L);
-  struct iovec iov;
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
+  struct iovec iov[2 * SEG_MAX + 1];
+  size_t len = 0;
   lua_Integer off = luaL_optinteger(L, 3, 0);
   ssize_t n;
+  int k = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    int i, np = (int)lua_rawlen(L, 2);
+    luaL_argcheck(L, np >= 1 && np <= 2 * SEG_MAX + 1, 2, "too many pieces");
+    for (i = 1; i <= np; i++, k++) {
+      lua_rawgeti(L, 2, i);
+      iov[k].iov_base = (void *)luaL_checklstring(L, -1, &iov[k].iov_len);
+      len += iov[k].iov_len;
+      lua_pop(L, 1);                  /* (the table keeps it) */
+    }
+  }
+  else {
+    iov[0].iov_base = (void *)luaL_checklstring(L, 2, &iov[0].iov_len);
+    len = iov[0].iov_len;
+    k = 1;
+  }
   luaL_argcheck(L, off >= 0 && (size_t)off < len, 3, "out of range");
-  iov.iov_base = (void *)s;
-  iov.iov_len = len;
-  n = ring_write(&d->ring, &iov, 1, len, (size_t)off);
+  n = ring_write(&d->ring, iov, k, len, (size_t)off);
   if (n < 0) lua_pushnil(L);
   else if (n == 0) lua_pushboolean(L, 0);
   else lua_pushinteger(L, (lua_Integer)n);
@@ -1796,9 +1826,9 @@ static int ring_send(lua_State *L, decoder *d) {
   cp_enc e;
   struct cp_seg segs[SEG_MAX];
   struct iovec iov[2 * SEG_MAX + 1];
-  size_t len, off;
+  size_t len;
   ssize_t w;
-  int k, np;
+  int k;
   encode_or_raise(L, &e, segs, 2, 1, 1);
   len = e.b->n + e.extra;
   k = frame_iov(&e, iov);
@@ -1813,8 +1843,7 @@ static int ring_send(lua_State *L, decoder *d) {
   lua_pushvalue(L, 1);
   lua_pushinteger(L, w >= 0 ? (lua_Integer)w : -(lua_Integer)EPROTO);
   lua_pushinteger(L, w >= 0 ? (lua_Integer)w : 0);
-  np = push_rest(L, &e, 0, &off);
-  if (np > 1) lua_concat(L, np);
+  push_ring_rest(L, &e);
   cp_wbuf_free(e.b);
   lua_call(L, 4, 1);
   return 1;
