@@ -38,6 +38,9 @@ CP_API int cp_codec_open(lua_State *L);
 ** decoder dec (the peer rings our doorbell when it writes); 1 with
 ** *bell = our doorbell when the peer's ring already holds data */
 CP_API int cp_ring_arm(void *dec, int *bell);
+/* ... or first, for the loop's spin: see src/serialize.c */
+CP_API int cp_ring_poll(void *dec, int cpu, int *bell, int *active);
+CP_API int cp_ring_bell(void *dec);
 
 /* For the loop's wait: 1 with *bell = its doorbell when the decoder dec
 ** is fast (dec:fast), then cp_ring_deliver delivers its messages (see

@@ -39,6 +39,7 @@ typedef struct cp_Loop {
   char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
   const void *decmt;        /* the decoders' metatable (see loop.c) */
+  int nospin;               /* the last spin found nothing (see loop.c) */
 } cp_Loop;
 
 #define cp_getloop(L) ((cp_Loop *)lua_touserdata((L), lua_upvalueindex(1)))

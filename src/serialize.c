@@ -593,6 +593,8 @@ static int enc_value(cp_enc *e, int idx) {
 #define H_HEAD(h) ((size_t)(64 + 8 * (h)))      /* u64: written up to */
 #define H_WDATA(s) ((size_t)(128 + 4 * (s)))    /* u32: s sleeps */
 #define H_WROOM(s) ((size_t)(192 + 4 * (s)))    /* u32: s waits for room */
+#define H_CPU(s) ((size_t)(256 + 4 * (s)))      /* u32: 1 + the CPU s last
+                                                ** waited on (see cp_ring_poll) */
 #define RING_PAD UINT32_MAX                     /* skip to the start */
 #ifndef CP_RING_MIN                   /* (the fuzz build sets it small) */
 #define CP_RING_MIN ((size_t)64 << 10)
@@ -1713,16 +1715,20 @@ static int l_put(lua_State *L) {
 ** set: at worst one ring more), or our ring has the room a write waits
 ** for. So a doorbell's edge lost (the loop stopped at an error before
 ** its handler) is found again at the next wait, for either reason. */
-static int ring_arm(decoder *d) {
-  cp_ring *r = &d->ring;
-  if (r->base == NULL || d->dead) return 0;
-  atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
+static int ring_news(const cp_ring *r) {
   if (atomic_load(ring_u64(r, H_HEAD(1 - r->side))) != r->rtail) return 1;
   if (r->needroom > 0 && !r->broken) {
     uint64_t tail = atomic_load(ring_u64(r, H_TAIL(r->side)));
     return tail <= r->head && r->half - (size_t)(r->head - tail) >= r->needroom;
   }
   return 0;
+}
+
+static int ring_arm(decoder *d) {
+  cp_ring *r = &d->ring;
+  if (r->base == NULL || d->dead) return 0;
+  atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
+  return ring_news(r);
 }
 
 /* dec:arm() -> boolean: ring_arm */
@@ -1736,6 +1742,31 @@ CP_API int cp_ring_arm(void *dec, int *bell) {
   if (!ring_arm(d)) return 0;
   *bell = d->ring.mybell;
   return 1;
+}
+
+/* For the loop's spin (src/loop.c), without arming: says that we wait on
+** CPU cpu; 1 with *bell = our doorbell when the peer's ring holds data
+** or our waiting write has its room; else 0, with *active set when the
+** peer is awake (not waiting for data) on another CPU, so that an answer
+** may come within microseconds. */
+CP_API int cp_ring_poll(void *dec, int cpu, int *bell, int *active) {
+  decoder *d = (decoder *)dec;
+  cp_ring *r = &d->ring;
+  unsigned peer;
+  *active = 0;
+  if (r->base == NULL || d->dead) return 0;
+  *bell = r->mybell;
+  atomic_store(ring_u32(r, H_CPU(r->side)), (uint32_t)cpu + 1);
+  if (ring_news(r)) return 1;
+  peer = atomic_load(ring_u32(r, H_CPU(1 - r->side)));
+  *active = peer != 0 && peer != (unsigned)cpu + 1 &&
+            !atomic_load(ring_u32(r, H_WDATA(1 - r->side)));
+  return 0;
+}
+
+CP_API int cp_ring_bell(void *dec) {
+  decoder *d = (decoder *)dec;
+  return d->ring.base != NULL ? d->ring.mybell : -1;
 }
 
 /*
