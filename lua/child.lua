@@ -443,6 +443,21 @@ local function setup_stdio(plan, s, self, t)
   return given
 end
 
+-- A child that did not start still has the streams its stdio asked for,
+-- as in Node: without fds, they end from the loop (see M.start).
+local function dead_streams(list, s)
+  local stdio = {}
+  for i = 1, #list do
+    if list[i] == 'pipe' then
+      local st = i == 1 and M.writable_dead() or M.readable_dead()
+      stdio[i - 1] = st
+      if i <= 3 then s[i] = st end
+    end
+  end
+  s.stdio = stdio
+  return stdio
+end
+
 -- Start the child described by plan; events come later, from the loop.
 function M.start(plan)
   -- Few keys, the nil ones sizing the table for keys set soon after: an
@@ -476,13 +491,19 @@ function M.start(plan)
   end
   if err then
     scratch_put(t, nstdio)
-    s.stdio = {}
+    local stdio = dead_streams(plan.stdio, s)
     s.spawnerror = err
     s.exited = true
     if plan.onfail then plan.onfail(s, self) end
     defer(function()
       s.closed = true
       if not s.unrefed then s.unrefed = true; M.unref() end
+      for fd = 0, nstdio - 1 do
+        local st = stdio[fd]
+        if st then
+          if fd == 0 then M.writable_giveaway(st) else M.readable_end(st) end
+        end
+      end
       emit(s, self, 'error', err)
       emit(s, self, 'close', err.errno, nil)
     end)

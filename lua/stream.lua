@@ -186,6 +186,22 @@ function rmethods.unpipe(self, dest)
   return self
 end
 
+-- The stdout of a child that never started: no fd, and it ends at once
+-- (M.readable_end, from the loop), so listeners attached after spawn work.
+function M.readable_dead()
+  local self, s = M.readable(-1, { ownfd = false })
+  s.ended, s.fdgone = true, true
+  return self
+end
+
+function M.readable_end(self)
+  local s = rself(self)
+  if s.closed then return end
+  s.ended = true
+  emit(s, self, 'end')
+  r_close(s, self)
+end
+
 -- Hand the fd over (to a child's stdio): this stream is done with it.
 function M.readable_giveaway(self)
   local s = rself(self)
@@ -393,6 +409,14 @@ function M.writable_orphan(self)
   if not s.keepfd then core.close(s.fd) end
   s.broken = true
   if s.queue and s.head <= s.tail then w_flush(s, self) end
+end
+
+-- The stdin of a child that never started: no fd, writes meet EPIPE, and
+-- it closes from the loop (M.writable_giveaway)
+function M.writable_dead()
+  local self, s = M.writable(-1, { ownfd = false })
+  s.broken = true
+  return self
 end
 
 function M.writable_giveaway(self)
