@@ -60,18 +60,16 @@ M.SPAWN_OPTIONS = {
 
 -- {====================================================== the plan
 
-local function env_array(fname, env)
+local function env_array(fname, n, env)
   if env == nil then return nil end
-  if type(env) ~= 'table' then
-    error(("bad argument to '%s' (option 'env' must be a table)"):format(fname), 4)
-  end
+  M.checktable(fname, n, env, false, nil, "option 'env'")
   local out = {}
   for k, v in pairs(env) do
-    k = M.checkstr(fname, 'env key', k)
+    k = M.checkstr(fname, n, k, "option 'env': a key")
     if k:find('=', 1, true) then
-      error(("bad argument to '%s' (env key '%s' contains '=')"):format(fname, k), 4)
+      M.argerror(fname, n, ("option 'env': key '%s' contains '='"):format(k))
     end
-    v = M.checkstr(fname, 'env value', tostring(v))
+    v = M.checkstr(fname, n, tostring(v), ("option 'env': %s"):format(k))
     out[#out + 1] = k .. '=' .. v
   end
   table.sort(out)
@@ -96,71 +94,68 @@ end
 
 local scratch_list = {}  -- stdio_list's work table (it calls no user code)
 
+local function stdio_bad(fname, n, msg) M.argerror(fname, n, "option 'stdio': " .. msg) end
+
 -- stdio option -> array of n entries (n >= 3), not to be changed
-local function stdio_list(fname, stdio)
+local function stdio_list(fname, n, stdio)
   local list
   if stdio == nil then
     return words3('pipe', 'pipe', 'pipe')
   elseif type(stdio) == 'string' then
     if not STDIO_WORDS[stdio] or stdio == 'ipc' then
-      error(("bad argument to '%s' (invalid stdio '%s')"):format(fname, stdio), 4)
+      stdio_bad(fname, n, ("invalid value '%s'"):format(stdio))
     end
     return words3(stdio, stdio, stdio)
   elseif type(stdio) == 'table' then
     list = scratch_list
     for i = #list, 1, -1 do list[i] = nil end  -- left by a raise
-    local n = 0
+    local top = 0
     for k in pairs(stdio) do
-      if math.type(k) ~= 'integer' or k < 1 then
-        error(("bad argument to '%s' (stdio must be an array)"):format(fname), 4)
+      if type(k) ~= 'number' or k < 1 or k ~= math.floor(k) then
+        stdio_bad(fname, n, 'an array expected')
       end
-      if k > n then n = k end
+      if k > top then top = k end
     end
-    for i = 1, math.max(n, 3) do
+    for i = 1, math.max(top, 3) do
       local e = stdio[i]
       if e == nil or e == false then e = i <= 3 and 'pipe' or 'ignore' end
       local te = type(e)
       if te == 'string' then
-        if not STDIO_WORDS[e] then
-          error(("bad argument to '%s' (invalid stdio[%d] '%s')"):format(fname, i, e), 4)
-        end
+        if not STDIO_WORDS[e] then stdio_bad(fname, n, ("invalid entry [%d] '%s'"):format(i, e)) end
         if e == 'overlapped' then e = 'pipe' end
-      elseif math.type(e) == 'integer' then
-        if e < 0 then
-          error(("bad argument to '%s' (invalid stdio[%d] fd %d)"):format(fname, i, e), 4)
-        end
+      elseif te == 'number' then
+        e = M.checkint(fname, n, e, ("option 'stdio': entry [%d]"):format(i), 0)
       elseif te == 'userdata' then
         local ok = core.fileno(e) or (getmetatable(e) == M.Readable)
           or (getmetatable(e) == M.Writable)
         if not ok then
-          error(("bad argument to '%s' (stdio[%d] is not a stream or an open file)")
-            :format(fname, i), 4)
+          stdio_bad(fname, n, ("entry [%d]: a stream or an open file expected, got %s")
+            :format(i, M.typename(e)))
         end
       else
-        error(("bad argument to '%s' (invalid stdio[%d]: %s)"):format(fname, i, te), 4)
+        stdio_bad(fname, n, ("entry [%d]: string, integer, stream or file expected, got %s")
+          :format(i, M.typename(e)))
       end
       list[i] = e
     end
   else
-    error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
-      :format(fname), 4)
+    M.typeerror(fname, n, stdio, 'string or table', "option 'stdio'")
   end
-  local n, nipc, words = #list, 0, true
-  for i = 1, n do
+  local count, nipc, words = #list, 0, true
+  for i = 1, count do
     local e = list[i]
     if e == 'ipc' then nipc = nipc + 1 end
     if type(e) ~= 'string' then words = false end
   end
   local out
-  if words and n == 3 then
+  if words and count == 3 then
     out = words3(list[1], list[2], list[3])
   else
-    out = table.move(list, 1, n, 1, {})
+    out = {}
+    for i = 1, count do out[i] = list[i] end
   end
-  for i = n, 1, -1 do list[i] = nil end
-  if nipc > 1 then
-    error(("bad argument to '%s' (stdio can hold only one 'ipc')"):format(fname), 4)
-  end
+  for i = count, 1, -1 do list[i] = nil end
+  if nipc > 1 then stdio_bad(fname, n, "only one 'ipc' entry allowed") end
   return out
 end
 
@@ -170,28 +165,37 @@ local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
 -- (no plan changes it; a child's public spawnargs is a copy of its own)
 local ONLY_COMMAND = setmetatable({}, { __mode = 'v' })
 
--- Validate everything before anything starts.  Returns the plan: `into`
--- (an empty table to reuse) when given, else a new table.  Nothing is
--- written to it before every check has passed.
-function M.spawn_plan(fname, command, args, opts, into)
-  command = M.checkstr(fname, 'command', command)
-  opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
-  local file, spawnargs = command, nil
+-- args (an array, already told from the options by M.splitargs) ->
+-- spawnargs, {command, args...}, or nil when there are none.  Each arg is
+-- a string without NULs (numbers are converted).
+function M.checkargs(fname, command, args)
+  local spawnargs
   if args then
-    local n = 0
-    for i, a in ipairs(args) do
+    for i = 1, #args do
+      local a = args[i]
       spawnargs = spawnargs or { command }
       if type(a) == 'string' and not a:find('\0', 1, true) then
         spawnargs[i + 1] = a
       else  -- the message names the argument
-        spawnargs[i + 1] = M.checkstr(fname, ('args[%d]'):format(i), a)
+        spawnargs[i + 1] = M.checkstr(fname, 2, a, ('args[%d]'):format(i))
       end
-      n = i
-    end
-    if n ~= #args then
-      error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
     end
   end
+  return spawnargs
+end
+
+-- Validate everything before anything starts.  Returns the plan: `into`
+-- (an empty table to reuse) when given, else a new table.  Nothing is
+-- written to it before every check has passed.  optn: the argument
+-- position the options came in (3 when not given), for the messages.
+function M.spawn_plan(fname, command, args, opts, into, optn)
+  optn = optn or 3
+  if type(command) ~= 'string' or command:find('\0', 1, true) then
+    command = M.checkstr(fname, 1, command)
+  end
+  opts = M.checkoptions(fname, optn, opts, M.SPAWN_OPTIONS)
+  local file = command
+  local spawnargs = M.checkargs(fname, command, args)
   if not spawnargs then
     spawnargs = ONLY_COMMAND[command]
     if not spawnargs then
@@ -201,38 +205,40 @@ function M.spawn_plan(fname, command, args, opts, into)
   end
   if opts.shell then
     local sh = opts.shell == true and '/bin/sh'
-      or M.checkstr(fname, "option 'shell'", opts.shell)
+      or M.checkstr(fname, optn, opts.shell, "option 'shell'")
     local line = table.concat(spawnargs, ' ')
     file, spawnargs = sh, { sh, '-c', line }
   end
   local exec_argv = spawnargs  -- the same table unless argv0 changes [1]
   if opts.argv0 ~= nil then
-    exec_argv = { table.unpack(spawnargs) }
-    exec_argv[1] = M.checkstr(fname, "option 'argv0'", opts.argv0)
+    exec_argv = { M.unpack(spawnargs) }
+    exec_argv[1] = M.checkstr(fname, optn, opts.argv0, "option 'argv0'")
   end
   local cwd = opts.cwd
-  if cwd ~= nil then cwd = M.checkstr(fname, "option 'cwd'", cwd) end
-  for _, k in ipairs(INT_OPTIONS) do
+  if cwd ~= nil then cwd = M.checkstr(fname, optn, cwd, "option 'cwd'") end
+  local ints
+  for i = 1, #INT_OPTIONS do
+    local k = INT_OPTIONS[i]
     local v = opts[k]
-    if v ~= nil and (math.type(v) ~= 'integer' or v < 0) then
-      error(("bad argument to '%s' (option '%s' must be a non-negative integer)")
-        :format(fname, k), 3)
+    if v ~= nil then
+      ints = ints or {}
+      ints[k] = M.checkint(fname, optn, v, ("option '%s'"):format(k), 0)
     end
   end
   local flags = 0
   if opts.detached then flags = flags | 1 end
   if opts.processGroup then flags = flags | 2 end
-  local env = env_array(fname, opts.env)
-  local stdio = stdio_list(fname, opts.stdio)
-  local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
+  local env = env_array(fname, optn, opts.env)
+  local stdio = stdio_list(fname, optn, opts.stdio)
+  local ksig = M.signum(fname, optn, opts.killSignal, 'SIGTERM', "option 'killSignal'")
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
   plan.file, plan.spawnfile, plan.spawnargs, plan.argv = file, file, spawnargs, exec_argv
   plan.flags, plan.stdio, plan.opts, plan.killSignal = flags, stdio, opts, ksig
   -- options most spawns leave out (nil: no key)
-  plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, opts.uid, opts.gid
-  plan.timeout = opts.timeout
+  plan.env, plan.cwd = env, cwd
+  if ints then plan.uid, plan.gid, plan.timeout = ints.uid, ints.gid, ints.timeout end
   return plan
 end
 
@@ -571,12 +577,13 @@ end
 -- spawn: taken while in use (a spawn inside, from a __gc, or one that
 -- raised, makes its own), emptied and put back after.
 local spare_plan = {}
-function M.spawn(command, args, opts)
-  local a, o = M.splitargs('spawn', args, opts)
-  if type(o) == 'function' then o = nil end
+function M.spawn(...)
+  local command, args, opts = ...
+  if command == nil then M.typeerror('spawn', 1, nil, 'string', nil, select('#', ...)) end
+  local a, o, _, optn = M.splitargs('spawn', args, opts)
   local into = spare_plan
   spare_plan = nil
-  local plan = M.spawn_plan('spawn', command, a, o, into)
+  local plan = M.spawn_plan('spawn', command, a, o, into, optn)
   local self = M.start(plan)
   for k in pairs(plan) do plan[k] = nil end
   spare_plan = plan
@@ -591,14 +598,14 @@ end
 -- kill([signal] [, {group = true}]) -> boolean
 function methods.kill(self, sig, opts)
   local s = cself(self)
-  local signum = M.signum('kill', sig, 'SIGTERM')
-  local group = type(opts) == 'table' and opts.group
+  local signum = M.signum('kill', 2, sig, 'SIGTERM')
+  local group = M.checktable('kill', 3, opts, true) and opts.group
   if s.exited or s.gone then return false end
   local ok, err
   if group then
     if core.getpgid(s.pid) ~= s.pid then
-      error("bad argument to 'kill' (the child does not lead a process group;"
-        .. " spawn it with detached or processGroup)", 2)
+      M.argerror('kill', 3, "option 'group': the child does not lead a process"
+        .. " group; spawn it with detached or processGroup")
     end
     ok, err = core.kill(-s.pid, signum)
   elseif s.pidfd then

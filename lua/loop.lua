@@ -442,8 +442,10 @@ function M.run(mode)
   elseif mode == 'nowait' then
     step(false)
     raise_failure()
+  elseif type(mode) ~= 'string' then
+    M.typeerror('run', 1, mode, 'string')
   else
-    error(("bad argument #1 to 'run' (invalid mode '%s')"):format(tostring(mode)), 2)
+    M.argerror('run', 1, ("invalid option '%s'"):format(mode))
   end
   return pending(true)
 end

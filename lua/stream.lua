@@ -144,7 +144,10 @@ end
 -- pipe(dest [, {['end'] = true}]) -> dest
 function rmethods.pipe(self, dest, opts)
   local s = rself(self)
-  M.checktype('pipe', 1, dest, 'userdata')
+  if type(dest) ~= 'userdata' and type(dest) ~= 'table' then
+    M.typeerror('pipe', 2, dest, 'childproc.Writable')
+  end
+  M.checktable('pipe', 3, opts, true)
   local p = { dest = dest }
   local src = self
   p.ondata = function(chunk)
@@ -327,8 +330,11 @@ local function w_queued(s) return s.queued or 0 end
 -- write(data [, cb]) -> false when 64 KiB or more are queued after it
 function wmethods.write(self, data, cb)
   local s = wself(self)
-  if type(data) == 'number' then data = tostring(data) end
-  M.checktype('write', 1, data, 'string')
+  if type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror('write', 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc('write', 3, cb) end
   if s.closed or s.ending then
     local err = M.newerror({ code = s.closed and 'ERR_STREAM_DESTROYED'
                                or 'ERR_STREAM_WRITE_AFTER_END',
@@ -373,9 +379,15 @@ function wmethods.write(self, data, cb)
 end
 
 -- close([data] [, cb]): Node's end()
-function wmethods.close(self, data, cb)
+-- (also named 'end', as in Node: each name raises its own)
+local function closer(fname) return function(self, data, cb)
   local s = wself(self)
   if type(data) == 'function' then data, cb = nil, data end
+  if data ~= nil and type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror(fname, 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc(fname, 3, cb) end
   if data ~= nil and not s.ending and not s.closed then self:write(data) end
   if s.ending or s.closed then
     if cb then defer(cb) end
@@ -385,8 +397,8 @@ function wmethods.close(self, data, cb)
   s.finishcb = cb
   w_flush(s, self)
   return self
-end
-wmethods['end'] = wmethods.close
+end end
+wmethods.close, wmethods['end'] = closer('close'), closer('end')
 
 function wmethods.destroy(self, err)
   local s = wself(self)
