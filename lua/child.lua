@@ -262,12 +262,20 @@ M.child_maybe_close = maybe_close
 -- once somebody reads it (the getter at the top makes it).
 
 -- the child exited: release stdin, drain what it wrote
-local function stream_exited(st)
+-- (a readable lent to another child that nobody here reads is theirs to
+-- read: not drained, and no longer this child's, so its 'close' comes)
+local function stream_exited(st, s)
   if getmetatable(st) == M.Writable then
     M.writable_orphan(st)
   elseif getmetatable(st) == M.Readable then
     local rs = M.rself(st)
     if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
+      if rs.lent and rs.onclosed then
+        rs.onclosed, rs.owner = nil, nil
+        local n = s.open_streams - 1
+        s.open_streams = n > 0 and n or nil
+        return
+      end
       st:resume()
     end
     if rs.flowing then M.readable_drain(st) end
@@ -297,11 +305,11 @@ local function on_exit(s, self)
     s[1] = false
   end
   if s.stdio then
-    for _, st in pairs(s.stdio) do stream_exited(st) end
+    for _, st in pairs(s.stdio) do stream_exited(st, s) end
   else
     for i = 1, 3 do
       local st = s[i]
-      if st then stream_exited(st) end
+      if st then stream_exited(st, s) end
     end
   end
   if s.channel then s.channel.drain() end
@@ -338,7 +346,16 @@ function M.stdio_source(e, fd, t)
   end
   if math.type(e) == 'integer' then return e end
   local mt = getmetatable(e)
-  if mt == M.Readable or mt == M.Writable then return e:fileno() or -1 end
+  if mt == M.Readable or mt == M.Writable then
+    -- lent, not given: the child gets its own blocking description of a
+    -- pipe (core.lend), this side keeps its own, non-blocking
+    local mine = e:fileno()
+    if not mine then return -1 end
+    local lent, new = core.lend(mine, mt == M.Readable and 'r' or 'w')
+    if not lent then return nil, new end
+    if new then t.after[#t.after + 1] = lent end
+    return lent
+  end
   return core.fileno(e) or -1
 end
 
@@ -401,7 +418,7 @@ end
 
 -- Turn plan.stdio into the child's fd map (t.fdmap), this side's streams
 -- (t.streams[i] for fd i-1) and the fds to close after the spawn
--- (t.after: the child's ends).  Returns the streams given to the child
+-- (t.after: the child's ends).  Returns the readables lent to the child
 -- (false when none), or nil, err.
 local function setup_stdio(plan, s, self, t)
   local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
@@ -434,10 +451,7 @@ local function setup_stdio(plan, s, self, t)
       local src, err = M.stdio_source(e, fd, t.st)
       if not src then return stdio_fail(t, i, err, 'open') end
       fdmap[i] = src
-      local mt = getmetatable(e)
-      if mt == M.Readable or mt == M.Writable then
-        -- the child shares the file description: it expects blocking I/O
-        if src >= 0 then core.nonblock(src, false) end
+      if getmetatable(e) == M.Readable then  -- lent: see M.readable_lent
         given = given or {}
         given[#given + 1] = e
       end
@@ -507,7 +521,7 @@ function M.start(plan)
       for fd = 0, nstdio - 1 do
         local st = stdio[fd]
         if st then
-          if fd == 0 then M.writable_giveaway(st) else M.readable_end(st) end
+          if fd == 0 then M.writable_end(st) else M.readable_end(st) end
         end
       end
       emit(s, self, 'error', err)
@@ -518,8 +532,7 @@ function M.start(plan)
   s.pid, s.pidfd = pid, pidfd
   if given then
     for _, st in ipairs(given) do
-      if getmetatable(st) == M.Readable then M.readable_giveaway(st)
-      else M.writable_giveaway(st) end
+      if getmetatable(st) == M.Readable then M.readable_lent(st) end
     end
   end
   local streams, nopen, extra = t.streams, 0, false

@@ -205,11 +205,23 @@ function M.readable_end(self)
   r_close(s, self)
 end
 
--- Hand the fd over (to a child's stdio): this stream is done with it.
-function M.readable_giveaway(self)
+-- Lent to a child (its stdio): the stream stays this process's.  Once
+-- its owner child has exited, one that nobody here reads is not drained
+-- (lua/child.lua); a guard closes its fd when Lua drops the stream unread.
+local Guard, gself   -- (gself: a local the __gc below can see)
+Guard, gself = core.class('childproc.LentGuard', {}, {
+  __gc = function(g)
+    local s = gself(g)
+    if not s.closed and not s.fdgone and not s.watched then
+      s.fdgone = true
+      M.forget(s.fd)
+      if not s.keepfd then core.close(s.fd) end
+    end
+  end,
+})
+function M.readable_lent(self)
   local s = rself(self)
-  s.ended = true
-  r_close(s, self)
+  if not s.lent then s.lent = core.object(Guard, s) end
 end
 
 M.rself = rself
@@ -424,14 +436,15 @@ function M.writable_orphan(self)
 end
 
 -- The stdin of a child that never started: no fd, writes meet EPIPE, and
--- it closes from the loop (M.writable_giveaway)
+-- it closes from the loop (M.writable_end)
 function M.writable_dead()
   local self, s = M.writable(-1, { ownfd = false })
   s.broken = true
   return self
 end
 
-function M.writable_giveaway(self)
+-- close now, with nothing more to write
+function M.writable_end(self)
   local s = wself(self)
   s.ending = true
   w_close(s, self)
