@@ -253,6 +253,7 @@ local function maybe_close(s, self)
   if not s.unrefed then s.unrefed = true; M.unref() end
   if s.timer then M.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
+  if s.waiters then M.wake_waiters(s) end  -- tasks in wait() (lua/task.lua)
 end
 M.child_maybe_close = maybe_close
 
@@ -526,6 +527,7 @@ function M.start(plan)
       end
       emit(s, self, 'error', err)
       emit(s, self, 'close', err.errno, nil)
+      if s.waiters then M.wake_waiters(s) end
     end)
     return self, s
   end
@@ -650,13 +652,6 @@ function methods.unref(self)
   if not s.unrefed then s.unrefed = true; M.unref() end
   if s.channel then s.channel.unref() end
   return self
-end
-
--- wait() -> exitCode, signalCode, after 'close'
-function methods.wait(self)
-  local s = cself(self)
-  M.run_until(function() return s.closed end)
-  return s.exitCode, s.signalCode
 end
 
 -- }======================================================

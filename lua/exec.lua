@@ -86,23 +86,25 @@ local function run(fname, optn, file, args, opts, cb, cmd)
     if len > maxbuf then
       local keep = maxbuf - seen
       nbytes[i] = false
-      if cb and keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
+      if keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
       if not ex then ex = maxbuffer_error(NAMES[i]) end
       kill()
     else
       nbytes[i] = len
-      if cb then chunks[i][#chunks[i] + 1] = chunk end
+      chunks[i][#chunks[i] + 1] = chunk
     end
   end
 
   local function onerror(e) if not ex then ex = e end end
 
+  -- (the output is kept without a callback too: child:wait() returns it)
   local function finish(code)
     if done then return end
     done = true
-    if not cb then return end
     local stdout, stderr = concat(chunks[1]), concat(chunks[2])
     chunks = nil
+    s.execout = { stdout, stderr }
+    if not cb then return end
     local signal = s.signalCode
     if not ex and code == 0 and signal == nil and not s.spawnerror then
       return cb(nil, stdout, stderr)
