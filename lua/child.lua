@@ -159,8 +159,6 @@ local function stdio_list(fname, n, stdio)
   return out
 end
 
-local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
-
 -- plan.spawnargs of a command without arguments, shared by its plans
 -- (no plan changes it; a child's public spawnargs is a copy of its own)
 local ONLY_COMMAND = setmetatable({}, { __mode = 'v' })
@@ -216,15 +214,10 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   end
   local cwd = opts.cwd
   if cwd ~= nil then cwd = M.checkstr(fname, optn, cwd, "option 'cwd'") end
-  local ints
-  for i = 1, #INT_OPTIONS do
-    local k = INT_OPTIONS[i]
-    local v = opts[k]
-    if v ~= nil then
-      ints = ints or {}
-      ints[k] = M.checkint(fname, optn, v, ("option '%s'"):format(k), 0)
-    end
-  end
+  local uid, gid, timeout = opts.uid, opts.gid, opts.timeout
+  if uid ~= nil then uid = M.checkint(fname, optn, uid, "option 'uid'", 0) end
+  if gid ~= nil then gid = M.checkint(fname, optn, gid, "option 'gid'", 0) end
+  if timeout ~= nil then timeout = M.checkint(fname, optn, timeout, "option 'timeout'", 0) end
   local flags = 0
   if opts.detached then flags = flags | 1 end
   if opts.processGroup then flags = flags | 2 end
@@ -237,8 +230,8 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   plan.file, plan.spawnfile, plan.spawnargs, plan.argv = file, file, spawnargs, exec_argv
   plan.flags, plan.stdio, plan.opts, plan.killSignal = flags, stdio, opts, ksig
   -- options most spawns leave out (nil: no key)
-  plan.env, plan.cwd = env, cwd
-  if ints then plan.uid, plan.gid, plan.timeout = ints.uid, ints.gid, ints.timeout end
+  plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, uid, gid
+  plan.timeout = timeout
   return plan
 end
 
