@@ -8,7 +8,7 @@
 -- past them is 'no value', as Lua says.
 local core, M = ...
 
-local type, tostring, select, error, pairs = type, tostring, select, error, pairs
+local type, tostring, error, pairs, rawget = type, tostring, error, pairs, rawget
 local getinfo, getmetatable = debug.getinfo, debug.getmetatable
 local floor, huge = math.floor, math.huge
 

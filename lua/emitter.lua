@@ -3,7 +3,7 @@
 -- listeners while an event is being emitted.
 local core, M = ...
 
-local type, error, select = type, error, select
+local type, select = type, select
 
 local checkfunc, typeerror = M.checkfunc, M.typeerror
 

@@ -49,8 +49,8 @@ setmetatable(methods, { __index = function(_, k)
 end })
 
 -- exit([code]): flush what this process still has to say, then leave
-function methods.exit(self, code)
-  pself(self)
+function methods.exit(this, code)
+  pself(this)
   if code ~= nil and type(code) ~= 'boolean' then code = M.checkint('exit', 2, code) end
   if M.before_exit then M.before_exit() end
   io.stdout:flush()
@@ -58,4 +58,4 @@ function methods.exit(self, code)
   os.exit(code or 0, true)
 end
 
-function methods.cwd(self) pself(self); return core.cwd() end
+function methods.cwd(this) pself(this); return core.cwd() end

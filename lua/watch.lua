@@ -4,7 +4,7 @@
 local core, M = ...
 
 local type, tostring, pcall, select = type, tostring, pcall, select
-local mtype, getmetatable = math.type, getmetatable
+local mtype = math.type
 local R, W = 1, 2
 local EBADF, EEXIST = 9, 17
 
