@@ -205,28 +205,33 @@ local default_n = math.tointeger(tonumber(arg[3] or '')) or 100000000
 
 local alive = 0     -- compute children not yet closed
 
-local function compute(req, respond)
+-- Each /compute request is a task (cp.async): it forks the child, sends
+-- it the work and waits for it.  child:wait() in a task yields to the
+-- loop, so `/` and other requests are served meanwhile, and each request
+-- goes on as soon as its own child has closed.
+local function compute(req)
   local n = math.tointeger(tonumber(req.query.n or '')) or default_n
   local child = cp.fork(here .. '/compute.lua')
   alive = alive + 1
-  child:on('error', function(err) respond(500, 'compute failed: ' .. tostring(err)) end)
-  -- 'close' comes after every message the child sent: if none answered
-  -- yet, none will (respond() is a no-op once the answer is out)
-  child:on('close', function(code, sig)
-    alive = alive - 1
-    respond(500, ('compute ended without a sum (%s %s)'):format(code, sig))
-  end)
+  local sum, failure
+  child:on('error', function(err) failure = failure or err end)
   child:once('message', function(msg)
-    respond(200, ('Sum is %d'):format(msg.sum))
+    sum = msg.sum
     child:disconnect()         -- the child has nothing left to do: it exits
   end)
   child:send({ n = n })        -- the article sends 'start'
+  -- 'close' comes after every message the child sent
+  local code, sig = child:wait()
+  alive = alive - 1
+  if sum then return 200, ('Sum is %d'):format(sum) end
+  if failure then return 500, 'compute failed: ' .. tostring(failure) end
+  return 500, ('compute ended without a sum (%s %s)'):format(code, sig)
 end
 
 local server
 server = http.listen(port, function(req, respond)
   if req.path == '/compute' then
-    compute(req, respond)
+    cp.async(function() respond(compute(req)) end)
   elseif req.path == '/stats' then
     respond(200, ('children %d\nserved %d\n'):format(alive, server.served))
   elseif req.path == '/' then

@@ -30,41 +30,39 @@ local rings = M.rings               -- the decoders of open ringed channels
 
 -- {====================================================== options
 
--- check_*(fname, value, level): `level` as error()'s, from inside check_*
+-- check_*(fname, n, value): n is the options' argument position
 
-local function check_serialization(fname, v, level)
+local function check_serialization(fname, n, v)
   if v == nil then return 'lua' end
   if v ~= 'lua' and v ~= 'json' then
-    error(("bad argument to '%s' (option 'serialization' must be 'lua' or"
-      .. " 'json', got %s)"):format(fname, tostring(v)), level)
+    if type(v) ~= 'string' then
+      M.typeerror(fname, n, v, 'string', "option 'serialization'")
+    end
+    M.argerror(fname, n, ("option 'serialization': 'lua' or 'json' expected,"
+      .. " got '%s'"):format(v))
   end
   if not encoders[v] then
-    error(("bad argument to '%s' (this build has no '%s' codec)")
-      :format(fname, v), level)
+    M.argerror(fname, n, ("option 'serialization': this build has no '%s' codec"):format(v))
   end
   return v
 end
 M.check_serialization = check_serialization
 
-local function check_maxsize(fname, v, level)
+local function check_maxsize(fname, n, v)
   if v == nil then return DEFAULT_MAX end
-  if math.type(v) ~= 'integer' or v < 1 then
-    error(("bad argument to '%s' (option 'maxMessageSize' must be a positive"
-      .. " integer)"):format(fname), level)
-  end
-  return v
+  return M.checkint(fname, n, v, "option 'maxMessageSize'", 1)
 end
 M.check_maxsize = check_maxsize
 
 -- spawn() with an 'ipc' entry validates the channel's options up front,
 -- before any fd is made (fork() checks them itself, earlier still)
 local spawn_plan = M.spawn_plan
-function M.spawn_plan(fname, command, args, opts, into)
+function M.spawn_plan(fname, command, args, opts, into, optn)
   if type(opts) == 'table' then
-    check_serialization(fname, opts.serialization, 4)
-    check_maxsize(fname, opts.maxMessageSize, 4)
+    check_serialization(fname, optn or 3, opts.serialization)
+    check_maxsize(fname, optn or 3, opts.maxMessageSize)
   end
-  return spawn_plan(fname, command, args, opts, into)
+  return spawn_plan(fname, command, args, opts, into, optn)
 end
 
 -- }======================================================
@@ -404,12 +402,10 @@ local function send(ch, message, a, b, c)
     cb = type(a) == 'function' and a or type(b) == 'function' and b
       or type(c) == 'function' and c or nil
   end
-  if message == nil then
-    error("bad argument #1 to 'send' (a message expected, got nil)", 3)
-  end
+  if message == nil then M.typeerror('send', 2, nil, 'a message') end
   if not ch then
-    error("bad argument to 'send' (no IPC channel: the process was not"
-      .. " forked, or spawned with an 'ipc' stdio entry)", 3)
+    M.argerror('send', nil, "no IPC channel: the process was not"
+      .. " forked, or spawned with an 'ipc' stdio entry")
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
@@ -422,7 +418,7 @@ local function send(ch, message, a, b, c)
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
-      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
+      M.argerror('send', 2, tostring(frame))
     end
   end
   if ch.disconnecting then
@@ -498,8 +494,8 @@ end
 -- doorbell and ours; .after: the one to close once the child runs.
 function M.ipc_setup(plan, s, self, fd)
   local opts = plan.opts or {}
-  local mode = check_serialization('spawn', opts.serialization, 2)
-  local max = check_maxsize('spawn', opts.maxMessageSize, 2)
+  local mode = check_serialization('spawn', 3, opts.serialization)
+  local max = check_maxsize('spawn', 3, opts.maxMessageSize)
   local mine, theirs = core.socketpair()
   if not mine then return nil, theirs end
   core.nonblock(mine, true)
@@ -572,11 +568,12 @@ cmethods.send = core.ring_sender(M.ChildProcess, function(self, message, a, b, c
 end, function(self, status, off, piece)
   return sent_rest(cself(self)._ch, status, off, piece)
 end, '_ring')
+M.entry_c[cmethods.send] = true
 
 function cmethods.disconnect(self)
   local s = M.cself(self)
   if not s._ch then
-    error("bad argument to 'disconnect' (the child has no IPC channel)", 2)
+    M.argerror('disconnect', nil, 'the child has no IPC channel')
   end
   disconnect(s._ch)
 end
@@ -595,11 +592,12 @@ pmethods.send = core.ring_sender(M.Process, function(self, message, a, b, c)
 end, function(_, status, off, piece)
   return sent_rest(pch, status, off, piece)
 end, '_ring')
+M.entry_c[pmethods.send] = true
 
 function pmethods.disconnect(self)
   pself(self)
   if not pch then
-    error("bad argument to 'disconnect' (this process has no IPC channel)", 2)
+    M.argerror('disconnect', nil, 'this process has no IPC channel')
   end
   disconnect(pch)
 end

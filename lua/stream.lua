@@ -144,7 +144,10 @@ end
 -- pipe(dest [, {['end'] = true}]) -> dest
 function rmethods.pipe(self, dest, opts)
   local s = rself(self)
-  M.checktype('pipe', 1, dest, 'userdata')
+  if type(dest) ~= 'userdata' and type(dest) ~= 'table' then
+    M.typeerror('pipe', 2, dest, 'childproc.Writable')
+  end
+  M.checktable('pipe', 3, opts, true)
   local p = { dest = dest }
   local src = self
   p.ondata = function(chunk)
@@ -186,11 +189,39 @@ function rmethods.unpipe(self, dest)
   return self
 end
 
--- Hand the fd over (to a child's stdio): this stream is done with it.
-function M.readable_giveaway(self)
+-- The stdout of a child that never started: no fd, and it ends at once
+-- (M.readable_end, from the loop), so listeners attached after spawn work.
+function M.readable_dead()
+  local self, s = M.readable(-1, { ownfd = false })
+  s.ended, s.fdgone = true, true
+  return self
+end
+
+function M.readable_end(self)
   local s = rself(self)
+  if s.closed then return end
   s.ended = true
+  emit(s, self, 'end')
   r_close(s, self)
+end
+
+-- Lent to a child (its stdio): the stream stays this process's.  Once
+-- its owner child has exited, one that nobody here reads is not drained
+-- (lua/child.lua); a guard closes its fd when Lua drops the stream unread.
+local Guard, gself   -- (gself: a local the __gc below can see)
+Guard, gself = core.class('childproc.LentGuard', {}, {
+  __gc = function(g)
+    local s = gself(g)
+    if not s.closed and not s.fdgone and not s.watched then
+      s.fdgone = true
+      M.forget(s.fd)
+      if not s.keepfd then core.close(s.fd) end
+    end
+  end,
+})
+function M.readable_lent(self)
+  local s = rself(self)
+  if not s.lent then s.lent = core.object(Guard, s) end
 end
 
 M.rself = rself
@@ -311,8 +342,11 @@ local function w_queued(s) return s.queued or 0 end
 -- write(data [, cb]) -> false when 64 KiB or more are queued after it
 function wmethods.write(self, data, cb)
   local s = wself(self)
-  if type(data) == 'number' then data = tostring(data) end
-  M.checktype('write', 1, data, 'string')
+  if type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror('write', 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc('write', 3, cb) end
   if s.closed or s.ending then
     local err = M.newerror({ code = s.closed and 'ERR_STREAM_DESTROYED'
                                or 'ERR_STREAM_WRITE_AFTER_END',
@@ -357,9 +391,15 @@ function wmethods.write(self, data, cb)
 end
 
 -- close([data] [, cb]): Node's end()
-function wmethods.close(self, data, cb)
+-- (also named 'end', as in Node: each name raises its own)
+local function closer(fname) return function(self, data, cb)
   local s = wself(self)
   if type(data) == 'function' then data, cb = nil, data end
+  if data ~= nil and type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror(fname, 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc(fname, 3, cb) end
   if data ~= nil and not s.ending and not s.closed then self:write(data) end
   if s.ending or s.closed then
     if cb then defer(cb) end
@@ -369,8 +409,8 @@ function wmethods.close(self, data, cb)
   s.finishcb = cb
   w_flush(s, self)
   return self
-end
-wmethods['end'] = wmethods.close
+end end
+wmethods.close, wmethods['end'] = closer('close'), closer('end')
 
 function wmethods.destroy(self, err)
   local s = wself(self)
@@ -395,7 +435,16 @@ function M.writable_orphan(self)
   if s.queue and s.head <= s.tail then w_flush(s, self) end
 end
 
-function M.writable_giveaway(self)
+-- The stdin of a child that never started: no fd, writes meet EPIPE, and
+-- it closes from the loop (M.writable_end)
+function M.writable_dead()
+  local self, s = M.writable(-1, { ownfd = false })
+  s.broken = true
+  return self
+end
+
+-- close now, with nothing more to write
+function M.writable_end(self)
   local s = wself(self)
   s.ending = true
   w_close(s, self)

@@ -4,7 +4,8 @@
 -- M.setev/M.defer/M.ref, no timer, no reaping of anybody else's child.
 local core, M = ...
 
-local type, tostring, pairs, ipairs, concat = type, tostring, pairs, ipairs, table.concat
+local type, tostring, pairs, ipairs, select, concat =
+  type, tostring, pairs, ipairs, select, table.concat
 local read, write, close, now = core.read, core.write, core.close, core.now
 
 local ETIMEDOUT, ENOBUFS, EPIPE = 110, 105, 32   -- Linux errno values
@@ -27,22 +28,19 @@ for k in pairs(EXECSYNC_OPTIONS) do EXECFILESYNC_OPTIONS[k] = true end
 -- {====================================================== validation
 
 -- opts -> plan, input, maxBuffer (raises on bad arguments)
-local function prepare(fname, command, args, opts, allowed)
-  opts = M.checkoptions(fname, 3, opts, allowed)
+local function prepare(fname, n, command, args, opts, allowed)
+  opts = M.checkoptions(fname, n, opts, allowed)
   local input = opts.input
-  if input ~= nil then
+  if input ~= nil and type(input) ~= 'string' then
     if type(input) == 'number' then input = tostring(input)
-    elseif type(input) ~= 'string' then
-      error(("bad argument to '%s' (option 'input' must be a string, got %s)")
-        :format(fname, type(input)), 3)
-    end
+    else M.typeerror(fname, n, input, 'string', "option 'input'") end
   end
-  local spawnopts, maxbuf = M.exec_options(fname, opts, { input = true })
-  local plan = M.spawn_plan(fname, command, args, spawnopts)
+  local spawnopts, maxbuf = M.exec_options(fname, n, opts, { input = true })
+  local plan = M.spawn_plan(fname, command, args, spawnopts, nil, n)
   for i, e in ipairs(plan.stdio) do
     if e == 'ipc' then
-      error(("bad argument to '%s' (stdio[%d]: 'ipc' is not available in %s)")
-        :format(fname, i, fname), 3)
+      M.argerror(fname, n, ("option 'stdio': entry [%d] 'ipc' is not available in %s")
+        :format(i, fname))
     end
   end
   return plan, input, maxbuf
@@ -302,19 +300,12 @@ end
 
 -- {====================================================== the functions
 
--- splitargs for the Sync forms, which take no callback
-local function sync_args(fname, args, opts)
-  local a, o, c = M.splitargs(fname, args, opts)
-  if c ~= nil or type(o) == 'function' then
-    error(("bad argument #3 to '%s' (table expected, got function)"):format(fname), 3)
-  end
-  return a, o
-end
-
 -- cp.spawnSync(command [, args] [, options]) -> result
-function M.spawnSync(command, args, opts)
-  local a, o = sync_args('spawnSync', args, opts)
-  local plan, input, maxbuf = prepare('spawnSync', command, a, o, SPAWNSYNC_OPTIONS)
+function M.spawnSync(...)
+  local command, args, opts = ...
+  command = M.checkstr('spawnSync', 1, command, nil, select('#', ...))
+  local a, o, _, n = M.splitargs('spawnSync', args, opts)
+  local plan, input, maxbuf = prepare('spawnSync', n, command, a, o, SPAWNSYNC_OPTIONS)
   return run(plan, input, maxbuf)
 end
 
@@ -346,13 +337,14 @@ local function copy_stderr(inherit, ret)
 end
 
 -- cp.execSync(command [, options]) -> stdout; raises on failure
-function M.execSync(command, opts)
-  command = M.checkstr('execSync', 'command', command)
+function M.execSync(...)
+  local command, opts = ...
+  command = M.checkstr('execSync', 1, command, nil, select('#', ...))
   opts = M.checkoptions('execSync', 2, opts, EXECSYNC_OPTIONS)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.shell = type(opts.shell) == 'string' and opts.shell or true
-  local plan, input, maxbuf = prepare('execSync', command, nil, o, EXECSYNC_OPTIONS)
+  local plan, input, maxbuf = prepare('execSync', 2, command, nil, o, EXECSYNC_OPTIONS)
   local ret = run(plan, input, maxbuf)
   copy_stderr(opts.stdio == nil, ret)
   local err = check(ret, command)
@@ -361,9 +353,11 @@ function M.execSync(command, opts)
 end
 
 -- cp.execFileSync(file [, args] [, options]) -> stdout; raises on failure
-function M.execFileSync(file, args, opts)
-  local a, o = sync_args('execFileSync', args, opts)
-  local plan, input, maxbuf = prepare('execFileSync', file, a, o, EXECFILESYNC_OPTIONS)
+function M.execFileSync(...)
+  local file, args, opts = ...
+  file = M.checkstr('execFileSync', 1, file, nil, select('#', ...))
+  local a, o, _, n = M.splitargs('execFileSync', args, opts)
+  local plan, input, maxbuf = prepare('execFileSync', n, file, a, o, EXECFILESYNC_OPTIONS)
   local ret = run(plan, input, maxbuf)
   copy_stderr(o == nil or o.stdio == nil, ret)
   local parts = { (o and o.argv0) or file }

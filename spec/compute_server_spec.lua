@@ -193,6 +193,22 @@ describe('examples/compute_server.lua', function()
     assert.same({}, children_of(server.pid))
   end)
 
+  it('answers each /compute when its own child is done, not after later ones #timing', function()
+    -- the first request's child is shorter than the second's; the second
+    -- comes while the first runs.  Nested waits (child:wait() in a plain
+    -- callback) would answer the first only after the second.
+    local server, port = start('compute_server.lua', { 0, 2 })
+    local order = {}
+    get(port, '/compute?n=30000000', function(status, body) order[#order + 1] = { 'first', status, body } end)
+    poll_until(function() return #children_of(server.pid) == 1 end, 10000, 'the first child')
+    get(port, '/compute?n=90000000', function(status, body) order[#order + 1] = { 'second', status, body } end)
+    poll_until(function() return #order > 0 or #children_of(server.pid) == 2 end, 10000, 'the second child')
+    run_until(function() return #order == 2 end, 60000, 'both answers')
+    assert.same({ { 'first', 200, ('Sum is %d'):format(sum_to(30000000)) },
+                  { 'second', 200, ('Sum is %d'):format(sum_to(90000000)) } }, order)
+    assert.equal(0, wait_server(server, 20000))
+  end)
+
   it('answers 404 to other paths', function()
     local server, port = start('compute_server.lua', { 0, 1 })
     assert.same({ 404, 'Not found' }, { get_sync(port, '/nope') })

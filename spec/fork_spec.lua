@@ -161,7 +161,7 @@ describe('fork', function()
 
   describe('bad arguments', function()
     badargs {
-      { 'a missing modulePath', function() cp.fork() end, 'modulePath' },
+      { 'a missing modulePath', function() cp.fork() end, "#1 to 'fork' (string expected, got no value)" },
       { 'stdio without ipc', function()
           cp.fork(FIX .. 'fork_echo.lua', {}, { stdio = { 'pipe', 'pipe', 'pipe' } })
         end, 'ipc' },

@@ -85,7 +85,8 @@ static inline void *cp_checkclass(lua_State *L, int idx, int upidx,
 
 /* raises a method's "bad argument #1" for a value at 1 that is not an
 ** object of class tname; level: the method's stack level (src/object.c) */
-CP_API int cp_self_error(lua_State *L, const char *tname, int level);
+CP_API int cp_self_error(lua_State *L, const char *tname, int level,
+                         const char *mname);
 
 /* push an errno's symbolic name ('ENOENT'), or 'E<number>' */
 CP_API const char *cp_errname(int err);

@@ -1893,8 +1893,11 @@ static int l_ring_send(lua_State *L) {
   int nargs = lua_gettop(L);
   decoder *d = NULL;
   if (cp_testclass(L, 1, 2) == NULL) {
+    const char *tname;
     lua_getfield(L, lua_upvalueindex(2), "__name");
-    return cp_self_error(L, lua_tostring(L, -1), 0);
+    tname = lua_tostring(L, -1);   /* (the metatable keeps it) */
+    lua_pop(L, 1);                 /* index 1 is the argument, or none */
+    return cp_self_error(L, tname, 0, "send");
   }
   if (nargs == 2 && !lua_isnil(L, 2) && cp_getuservalue(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(5));
