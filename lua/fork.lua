@@ -4,7 +4,8 @@ local core, M = ...
 
 local type, ipairs, pairs, error = type, ipairs, pairs, error
 
-local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true }
+local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true,
+                       launcher = true }
 for k in pairs(M.SPAWN_OPTIONS) do FORK_OPTIONS[k] = true end
 FORK_OPTIONS.shell = nil     -- Node's fork has none either
 
@@ -30,6 +31,7 @@ local function strings(fname, what, t)
   end
   return out
 end
+M.fork_strings = strings
 
 -- stdio as Node's fork: a word w means {w, w, w, 'ipc'}; an array must
 -- hold an 'ipc' (stdio_list in lua/child.lua refuses two)
@@ -60,6 +62,9 @@ function M.fork(modulePath, args, opts)
   o = M.checkoptions(fname, 3, o, FORK_OPTIONS)
   local mode = M.check_serialization(fname, o.serialization, 3)
   M.check_maxsize(fname, o.maxMessageSize, 3)
+  if o.launcher ~= nil then  -- lua/launcher.lua
+    return M.launcher_fork(fname, modulePath, a, o, mode)
+  end
   local execPath = o.execPath
   if execPath == nil then
     execPath = core.exepath()
