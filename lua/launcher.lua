@@ -365,6 +365,8 @@ function M.launcher_main(proto, mode, cwd)
   core.nonblock(pr, true)
   local ch = M.ipc_process(rfd, mode, wfd, false)
   local ps = M.process
+  local pmethods = M.process_methods
+  local psend = pmethods.send
   -- what the script printed: on the channel while it is open, else dropped
   local function forward()
     while pr do
@@ -374,10 +376,16 @@ function M.launcher_main(proto, mode, cwd)
         M.forget(pr); core.close(pr); pr = nil
         return
       end
-      if not ch.disconnecting then ps:send({ cmd = STDOUT, data = chunk }) end
+      if not ch.disconnecting then psend(ps, { cmd = STDOUT, data = chunk }) end
     end
   end
   M.setev(pr, R, forward)
+  -- what was printed (and flushed) before a send() comes before its
+  -- message (a tail call: send's errors still name the caller's line)
+  pmethods.send = function(self, ...)
+    if pr then forward() end
+    return psend(self, ...)
+  end
   local before_exit = M.before_exit
   function M.before_exit()
     io.stdout:flush()
