@@ -62,7 +62,7 @@ local function fork_worker(slot)
   if #hosts == 0 then return cp.fork(worker) end
   local host = hosts[(slot - 1) % #hosts + 1]
   started[host] = (started[host] or 0) + 1
-  local launcher = { table.unpack(ssh) }
+  local launcher = { (table.unpack or unpack)(ssh) }
   launcher[#launcher + 1] = host
   return cp.fork(worker, {}, { launcher = launcher })
 end
