@@ -87,6 +87,22 @@ local function check_stdio(fname, stdio, silent)
   return stdio
 end
 
+-- A 'json' channel carries valid UTF-8 only: the remote script's stdout
+-- (any bytes, cut anywhere) goes as one character per byte (U+0000-U+00FF)
+local function to_chars(bytes)
+  return (bytes:gsub('[\128-\255]', function(c)
+    local b = c:byte()
+    return string.char(192 + floor(b / 64), 128 + b % 64)
+  end))
+end
+
+local function from_chars(text)
+  return (text:gsub('[\194\195][\128-\191]', function(c)
+    local a, b = c:byte(1, 2)
+    return string.char((a - 192) * 64 + b - 128)
+  end))
+end
+
 local function launcher_error(code, message, fields)
   fields = fields or {}
   fields.code, fields.message = code, message
@@ -148,10 +164,12 @@ local function start_up(self, s, L)
   ch.oninternal = function(_, m)
     if type(m) ~= 'table' or rawget(m, 'cmd') ~= STDOUT then return false end
     local data = rawget(m, 'data')
-    if type(data) == 'string' then out(data) end
+    if type(data) == 'string' then
+      out(L.mode == 'json' and from_chars(data) or data)
+    end
     return true
   end
-  ch.onclose = out_end
+  local timer
   -- the launcher's stderr: read here, forwarded as stdio says, its tail
   -- kept for the error of a launcher that fails before the announcement
   local errst, tail = s[3], ''
@@ -162,13 +180,17 @@ local function start_up(self, s, L)
   errst:on('data', tap)
   if L.stdio ~= 'pipe' then s[3] = nil end  -- not the user's stream
 
-  local timer
   local function settled()
     L.hello = true
     if timer then M.timer_stop(timer) end
     if L.stdio == 'pipe' then errst:off('data', tap) end
   end
   -- the start-up failed: 'error', no channel ('close' follows the exit)
+  -- the channel closed (disconnect() before the start-up line, a failure)
+  ch.onclose = function()
+    if not L.hello then settled() end
+    if out_end then out_end() end
+  end
   local function fail(code, msg, kill)
     if L.hello then return end
     settled()
@@ -350,7 +372,7 @@ function M.launcher_main(proto, mode, cwd)
   core.close(pw)
   io.stdout:setvbuf('line')
   local hello = ('%s%d %s %s\n'):format(HELLO, PROTO, core.version, speaks)
-  if not write_all(wfd, hello) then os.exit(1) end
+  if not write_all(wfd, hello) then os.exit(0) end  -- the parent has gone
   if proto ~= PROTO or speaks ~= mode then os.exit(1) end
   if cwd then
     local ok, err = core.chdir(cwd)
@@ -376,7 +398,10 @@ function M.launcher_main(proto, mode, cwd)
         M.forget(pr); core.close(pr); pr = nil
         return
       end
-      if not ch.disconnecting then psend(ps, { cmd = STDOUT, data = chunk }) end
+      if not ch.disconnecting then
+        if mode == 'json' then chunk = to_chars(chunk) end
+        psend(ps, { cmd = STDOUT, data = chunk })
+      end
     end
   end
   M.setev(pr, R, forward)

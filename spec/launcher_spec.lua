@@ -362,6 +362,30 @@ describe('fork through a launcher', function()
       assert.same({ 0, nil }, { finish(child) })
     end)
 
+    it("'json': the worker's stdout keeps any bytes, cut anywhere", function()
+      local child = fork({ 'env', CPATH }, {}, { env = env, silent = true, serialization = 'json' })
+      local box = inbox(child)
+      local out = {}
+      child.stdout:on('data', function(d) out[#out + 1] = d end)
+      assert.equal('written', roundtrip(child, box, { _op = 'bytes' }))
+      assert.same({ 0, nil }, { finish(child) })
+      local text = '\255\0\195\169 \226\130 ' .. ('\128'):rep(5000)
+      assert.is_true(table.concat(out) == text)
+    end)
+
+    it("disconnect() before the start-up line: 'disconnect', no error later", function()
+      local child = fork({ 'env', CPATH }, {}, { env = env, timeout = 200 })
+      local rec = recorder()
+      rec:listen(child, { 'error', 'disconnect', 'exit', 'close' })
+      child:disconnect()
+      run_until(function() return rec:get('close') end, 10000, "'close'")
+      local later = false
+      cp.setTimeout(function() later = true end, 300)   -- past the start-up timeout
+      run_until(function() return later end, 5000, '300 ms')
+      assert.same({ 'disconnect', 'exit', 'close' }, rec:names())
+      assert.same({ 'exit', 0, nil }, rec:get('exit'))
+    end)
+
     it("the worker's stdout reaches this process's stdout when inherited", function()
       local out, status = luaproc(([[
         local cp = require 'childproc'
