@@ -40,7 +40,6 @@ local function shq(s)
   if s ~= '' and not s:find('[^%w%%+,./:=@_-]') then return s end
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
-M.shell_quote = shq
 
 local function bad(fname, msg)
   error(("bad argument #3 to '%s' (%s)"):format(fname, msg), 4)
@@ -120,15 +119,21 @@ local function channel_setup(plan, s, self, L)
   local wmine, wtheirs = core.stdio_pair(0)
   if not wmine then return nil, wtheirs end
   local rmine, rtheirs = core.stdio_pair(1)
-  if not rmine then
-    core.close(wmine); core.close(wtheirs)
-    return nil, rtheirs
+  local emine, etheirs = core.stdio_pair(2)     -- its stderr, read here
+  if not rmine or not emine then
+    for _, fd in ipairs({ wmine, wtheirs, rmine or false, rtheirs or false,
+                          emine or false }) do
+      if fd then core.close(fd) end
+    end
+    return nil, not rmine and rtheirs or etheirs
   end
+  L.emine, L.etheirs = emine, etheirs
   local ch = M.ipc_new(rmine, L.mode, max, 'child', s, self, wmine, true)
   M.ipc_attach(plan, s, self, ch)
   L.ch = ch
-  -- the launcher's fd 1, after its fd 0 (lua/child.lua's setup_stdio)
-  return wtheirs, { rtheirs, at = 2, after = rtheirs }
+  -- the launcher's fds 1 and 2, after its fd 0 (lua/child.lua's
+  -- setup_stdio); etheirs is closed by launcher_fork
+  return wtheirs, { rtheirs, etheirs, at = 2, after = rtheirs }
 end
 
 local ipc_setup = M.ipc_setup
@@ -172,18 +177,42 @@ local function start_up(self, s, L)
   local timer
   -- the launcher's stderr: read here, forwarded as stdio says, its tail
   -- kept for the error of a launcher that fails before the announcement
-  local errst, tail = s[3], ''
+  local tail = ''
   local function tap(chunk)
     if L.stdio == 'inherit' then io.stderr:write(chunk) end
     if not L.hello then tail = (tail .. chunk):sub(-TAIL) end
   end
-  errst:on('data', tap)
-  if L.stdio ~= 'pipe' then s[3] = nil end  -- not the user's stream
+  local errst, read_err
+  if L.stdio == 'pipe' then   -- child.stderr
+    errst = M.readable(L.emine)
+    M.child_stream(s, self, 2 + 1, errst)
+    errst:on('data', tap)
+    read_err = function() M.readable_drain(errst) end
+  else
+    -- forwarded or dropped by a watch that holds no ref, as an inherited
+    -- stderr would (child:unref() lets the loop end); 'close' waits for it
+    local efd = L.emine
+    s.open_streams = (s.open_streams or 0) + 1
+    read_err = function()
+      for _ = 1, 16 do
+        if not efd then return end
+        local chunk = core.read(efd)
+        if chunk == false then return end
+        if chunk then tap(chunk)
+        else
+          M.forget(efd); core.close(efd); efd = nil
+          s.open_streams = s.open_streams > 1 and s.open_streams - 1 or nil
+          M.child_maybe_close(s, self)
+        end
+      end
+    end
+    M.setev(efd, R, read_err)
+  end
 
   local function settled()
     L.hello = true
     if timer then M.timer_stop(timer) end
-    if L.stdio == 'pipe' then errst:off('data', tap) end
+    if errst then errst:off('data', tap) end
   end
   -- the start-up failed: 'error', no channel ('close' follows the exit)
   -- the channel closed (disconnect() before the start-up line, a failure)
@@ -264,7 +293,7 @@ local function start_up(self, s, L)
     end
     if drain and not L.hello then
       if buf ~= '' then out(buf) end
-      M.readable_drain(errst)
+      read_err()
       local how = s.signalCode and ('was killed by ' .. s.signalCode)
         or ('exited with status ' .. tostring(s.exitCode))
       fail('ERR_LAUNCHER_FAILED', ("launcher '%s' %s before the remote side"
@@ -275,6 +304,7 @@ local function start_up(self, s, L)
   M.setev(ch.fd, R, ch.onready)
   local drain = s.channel.drain
   s.channel.drain = function()
+    if not errst then read_err() end
     if L.hello then drain() else read_hello(true) end
   end
   if L.timeout > 0 then
@@ -330,13 +360,19 @@ function M.launcher_fork(fname, modulePath, args, o, mode)
   end
   local so = {}
   for k, v in pairs(o) do if not FORK_ONLY[k] then so[k] = v end end
-  so.stdio = { 'ipc', 'inherit', 'pipe' }  -- fd 1: the channel's (setup)
+  -- fds 1 and 2: the channel's and ours (channel_setup)
+  so.stdio = { 'ipc', 'inherit', 'inherit' }
   local plan = M.spawn_plan(fname, launcher[1], argv, so)
   local L = { mode = mode, stdio = stdio, timeout = timeout,
               name = basename(launcher[1]), killSignal = plan.killSignal }
   plan.launcher = L
   local self, s = M.start(plan)
-  if not s.spawnerror then start_up(self, s, L) end
+  if L.etheirs then core.close(L.etheirs) end
+  if s.spawnerror then
+    if L.emine then core.close(L.emine) end
+  else
+    start_up(self, s, L)
+  end
   return self
 end
 

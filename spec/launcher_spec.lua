@@ -399,6 +399,22 @@ describe('fork through a launcher', function()
       assert.equal('from the worker\nno newlineparent done\n', out)
     end)
 
+    it('unref() lets the loop end while the worker runs (stderr inherited)', function()
+      local out, status, err = luaproc(([[
+        local cp = require 'childproc'
+        local c = cp.fork(%q, {}, { launcher = { 'env' } })
+        c:on('message', function(m) io.stderr:write('worker ', m.pid, '\n'); c:unref() end)
+        c:send({ _op = 'info' })
+        cp.run()
+        print('returned')
+      ]]):format(WORKER), { timeout = 10 })
+      assert.equal(0, status, err)
+      assert.equal('returned\n', out)
+      -- the worker then sees its channel end, and exits
+      local pid = tonumber(err:match('worker (%d+)'))
+      poll_until(function() return not alive(pid) end, 5000, 'the worker to exit')
+    end)
+
     it('a start-up that takes too long is killed with killSignal', function()
       local rec, err = failed(fork({ 'sh', '-c', 'exec sleep 30' }, {},
         { timeout = 100, killSignal = 'SIGKILL' }))
