@@ -35,9 +35,10 @@ local BOOT = "local ok,cp=pcall(require,'childproc') "
 
 local function basename(path) return (path:match('([^/]*)$')) end
 
--- quote for a POSIX shell (words of safe bytes as they are)
+-- quote for a POSIX shell (words of safe bytes as they are; not '=':
+-- a first word NAME=value would be an assignment)
 local function shq(s)
-  if s ~= '' and not s:find('[^%w%%+,./:=@_-]') then return s end
+  if s ~= '' and not s:find('[^%w%%+,./:@_-]') then return s end
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
@@ -261,7 +262,6 @@ local function start_up(self, s, L)
       return
     end
     settled()
-    s.remoteVersion = version
     ch.onready = onready
     M.setev(ch.fd, R, onready)
     if rest ~= '' then M.ipc_feed(ch, rest) end
