@@ -186,7 +186,7 @@ local function start_up(self, s, L)
   local errst, read_err
   if L.stdio == 'pipe' then   -- child.stderr
     errst = M.readable(L.emine)
-    M.child_stream(s, self, 2 + 1, errst)
+    M.child_stream(s, self, 3, errst)
     errst:on('data', tap)
     read_err = function() M.readable_drain(errst) end
   else
