@@ -118,6 +118,12 @@ do
     if ok then have.childproc = out else why.childproc = 'require failed: ' .. out:match('[^\n]*') end
   end
   have.popen = true
+  -- a throwaway sshd on 127.0.0.1 (bench/childproc/launcher_ssh.lua)
+  if have.childproc and exists('/usr/sbin/sshd') and select(2, sh('command -v ssh')) then
+    have.sshd = true
+  else
+    why.sshd = 'no /usr/sbin/sshd or ssh (apt-get install openssh-server openssh-client)'
+  end
 end
 
 -- }============================================================
@@ -138,13 +144,14 @@ local N = {
   heap = scaled(2 * GiB, 64 * MiB), stdout = scaled(2 * GiB, MiB) // 65536 * 65536,
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
   rtt = scaled(50000), bulk = scaled(1024), burst = scaled(200), children = scaled(1000),
+  ssh_rtt = scaled(5000), ssh_fork = scaled(20),
 }
 
 -- peer names and what each needs (key of `have`)
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
-  ['c-epoll'] = 'c', ['c-socketpair'] = 'c',
+  ['c-epoll'] = 'c', ['c-socketpair'] = 'c', ['childproc-ssh'] = 'sshd',
 }
 
 local BENCHES = {
@@ -215,6 +222,16 @@ local BENCHES = {
     { 'node-advanced', node('ipc_burst.js', N.burst, 'advanced') },
     { 'c-socketpair', c('ipc_burst', N.burst) },
   } },
+  { name = 'ssh_rtt', what = ('%d small-message round trips, forked here and through ssh to 127.0.0.1')
+      :format(N.ssh_rtt), peers = {
+    { 'childproc', lua('childproc/launcher_ssh.lua', 'rtt', N.ssh_rtt, 'local') },
+    { 'childproc-ssh', lua('childproc/launcher_ssh.lua', 'rtt', N.ssh_rtt, 'ssh') },
+  } },
+  { name = 'ssh_first_msg', what = ('%d forks in sequence, fork → first message, here and through ssh')
+      :format(N.ssh_fork), peers = {
+    { 'childproc', lua('childproc/launcher_ssh.lua', 'first', N.ssh_fork, 'local') },
+    { 'childproc-ssh', lua('childproc/launcher_ssh.lua', 'first', N.ssh_fork, 'ssh') },
+  } },
   { name = 'children_1000', what = ('%d × cat alive at once'):format(N.children),
     rows = { 'children_1000_rss', 'children_1000_wall' }, peers = {
     { 'childproc', lua('childproc/children_1000.lua', N.children) },
@@ -237,7 +254,8 @@ local rowsof = {}  -- bench name -> rows
 local UNIT = { -- the unit each row is expected in (for rows where all failed)
   spawn_seq = 'spawns/s', spawn_par32 = 'spawns/s', spawn_heap2g = 'spawns/s',
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
-  ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', ipc_burst = 'MB/s', children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
+  ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', ipc_burst = 'MB/s', ssh_rtt = 'rt/s', ssh_first_msg = 'ms',
+  children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
 }
 local order = {}   -- rows in order
 

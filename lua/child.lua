@@ -322,6 +322,15 @@ end
 -- a Readable's onclosed (lua/stream.lua): owner is the child
 local function child_stream_closed(_, owner) stream_closed(cself(owner), owner) end
 
+-- st (a Readable this side feeds: lua/launcher.lua) becomes the child's
+-- stream s[i], which 'close' waits for
+function M.child_stream(s, self, i, st)
+  s[i] = st
+  local rs = M.rself(st)
+  rs.onclosed, rs.owner = child_stream_closed, self
+  s.open_streams = (s.open_streams or 0) + 1
+end
+
 -- The child's fd for a stdio entry that needs no new pipe: 'inherit',
 -- 'ignore', an integer, a childproc stream or a Lua file (-1: closed in
 -- the child).  /dev/null is opened once per spawn: t.devnull, also listed
@@ -451,8 +460,9 @@ local function setup_stdio(plan, s, self, t)
       end
     end
   end
-  if ring then  -- the fds after the stdio ones
-    for k, f in ipairs(ring) do fdmap[#list + k] = f end
+  if ring then  -- the fds after the stdio ones (or from fd ring.at - 1 on)
+    local at = (ring.at or #list + 1) - 1
+    for k, f in ipairs(ring) do fdmap[at + k] = f end
   end
   return given
 end

@@ -4,7 +4,8 @@ local core, M = ...
 
 local type, pairs, select = type, pairs, select
 
-local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true }
+local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true,
+                       launcher = true }
 for k in pairs(M.SPAWN_OPTIONS) do FORK_OPTIONS[k] = true end
 FORK_OPTIONS.shell = nil     -- Node's fork has none either
 
@@ -28,6 +29,7 @@ local function strings(fname, n, what, t)
   end
   return out
 end
+M.fork_strings = strings
 
 -- stdio as Node's fork: a word w means {w, w, w, 'ipc'}; an array must
 -- hold an 'ipc' (stdio_list in lua/child.lua refuses two)
@@ -57,6 +59,9 @@ function M.fork(...)
   o = M.checkoptions(fname, n, o, FORK_OPTIONS)
   local mode = M.check_serialization(fname, n, o.serialization)
   M.check_maxsize(fname, n, o.maxMessageSize)
+  if o.launcher ~= nil then  -- lua/launcher.lua
+    return M.launcher_fork(fname, modulePath, a, o, mode, n)
+  end
   local execPath = o.execPath
   if execPath == nil then
     execPath = core.exepath()

@@ -72,6 +72,10 @@ end
 
 --[[ A channel `ch`:
   fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
+  wfd: the fd written to (fd itself, or a second one: a launcher's pipes,
+    lua/launcher.lua); direct: lua_send may write wfd itself (a socket);
+    wev: wfd's epoll mask when it is not fd
+  oninternal(ch, m): a launcher's own messages, true when it took m
   pq, ph, pt: messages decoded, to deliver; draining: a drain of them is
     deferred (see deliver)
   lsend: core.lua_send for a 'lua' channel (encode and write at once)
@@ -108,7 +112,11 @@ local function update(ch)
     ch.counted = want
     if want then M.ref() else M.unref() end
   end
-  if not ch.closed then
+  if not ch.closed and ch.wfd ~= ch.fd then  -- reads and writes apart
+    if ch.ev ~= R then ch.ev = R; M.setev(ch.fd, R, ch.onready) end
+    local wev = pending and W or 0
+    if wev ~= ch.wev then ch.wev = wev; M.setev(ch.wfd, wev, ch.onwrite) end
+  elseif not ch.closed then
     local ev = R | (pending and not ch.ring and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
@@ -130,6 +138,8 @@ local function close_channel(ch, inline)
   open_channels[ch] = nil
   M.forget(ch.fd)
   core.close(ch.fd)
+  if ch.wfd ~= ch.fd then M.forget(ch.wfd); core.close(ch.wfd) end
+  if ch.onclose then ch.onclose() end
   ch.dec:unring()  -- before the peer's doorbell is closed
   if ch.ring then
     ch.ring = false
@@ -171,7 +181,7 @@ local function flush(ch, inline)
   while ch.head <= ch.tail do
     local frame, n = q[ch.head], nil
     if ch.ring then n = ch.dec:put(frame, ch.off)
-    else n = write(ch.fd, frame, ch.off) end
+    else n = write(ch.wfd, frame, ch.off) end
     if n == false then break end
     if not n then  -- EPIPE, ECONNRESET: the other side has gone
       close_channel(ch, inline)
@@ -227,8 +237,9 @@ local function lua_sent(ch, cb, status, off, ...)
   local idle = ch.head > ch.tail
   queue(ch, cb, off, ...)
   if idle then ch.off = off end
-  -- a failed write (the peer gone): flush meets the error and closes
-  if status < 0 then flush(ch) else update(ch) end
+  -- a failed write (the peer gone): flush meets the error and closes;
+  -- not direct: written now by flush
+  if status < 0 or not ch.direct then flush(ch) else update(ch) end
 end
 
 local function send_frame(ch, frame, cb)
@@ -286,7 +297,8 @@ function deliver_queue(ch)
         ch.draining = true
         defer(deliver_queue_later, ch)
       end
-      if json and is_internal(m) then internal(ch, m)
+      if ch.oninternal and ch.oninternal(ch, m) then  -- a launcher's
+      elseif json and is_internal(m) then internal(ch, m)
       else emit(s, self, 'message', m) end
     end
   end
@@ -360,9 +372,10 @@ local function on_readable(ch, drain)
   end
 end
 
-local function new_channel(fd, mode, max, side, s, self)
+local function new_channel(fd, mode, max, side, s, self, wfd, direct)
   local ch = {
-    fd = fd, mode = mode, encode = encoders[mode],
+    fd = fd, wfd = wfd or fd, direct = wfd == nil or direct or false,
+    mode = mode, encode = encoders[mode],
     lsend = mode == 'lua' and lua_send or nil,
     dec = core.decoder(mode, max), out = {}, pq = {}, ph = 1, pt = 0,
     side = side, s = s, self = self,
@@ -374,6 +387,7 @@ local function new_channel(fd, mode, max, side, s, self)
     if ev & W ~= 0 and ch.head <= ch.tail then flush(ch, true) end
     if ev & R ~= 0 then on_readable(ch) end
   end
+  ch.onwrite = function() if ch.head <= ch.tail then flush(ch, true) end end
   open_channels[ch] = true
   update(ch)
   return ch
@@ -413,7 +427,8 @@ local function send(ch, message, a, b, c)
     -- when nothing waits before it (pieces left are queued); else
     -- encoded into pieces to queue; when disconnecting, only encoded.  A
     -- value that cannot be sent raises in lsend, at our caller's line
-    local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
+    local fd = ch.direct and not ch.disconnecting and ch.head > ch.tail
+      and ch.wfd or false
     lua_sent(ch, cb, lsend(fd, message, ch.dec, 3))
   else
     ok, frame = pcall(ch.encode, message)
@@ -470,7 +485,7 @@ local function flush_all()
         core.poll({ ch.bell, ch.fd }, { R, R }, 100, res)
         if res[2] ~= 0 then break end
       else
-        core.poll({ ch.fd }, { W }, 100, res)
+        core.poll({ ch.wfd }, { W }, 100, res)
       end
     end
   end
@@ -535,6 +550,13 @@ function M.ipc_setup(plan, s, self, fd)
   end
   table.sort(out)
   plan.env = out
+  M.ipc_attach(plan, s, self, ch)
+  return theirs, extra
+end
+
+-- ch becomes the channel of the ChildProcess (fields s, object self)
+-- that plan starts
+function M.ipc_attach(plan, s, self, ch)
   s._ch = ch
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,
@@ -550,7 +572,17 @@ function M.ipc_setup(plan, s, self, fd)
     close_channel(ch)
     if onfail then onfail(s2, self2) end
   end
-  return theirs, extra
+end
+
+-- for lua/launcher.lua: a channel, its end, and the bytes read before it
+M.ipc_new, M.ipc_close = new_channel, close_channel
+function M.ipc_feed(ch, chunk)
+  local n, err, x = ch.dec:feed(chunk, ch.out)
+  if not n then
+    deliver(ch, x or 0)
+    return bad_input(ch, err)
+  end
+  if n > 0 then deliver(ch, n) end
 end
 
 local cmethods = M.child_methods
@@ -705,8 +737,7 @@ function M.channel_autostart()
     fd = own
   end
   core.nonblock(fd, true)
-  local ps = pself(M.process)
-  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
+  M.ipc_process(fd, mode)
   -- the rings and doorbells (ours, the parent's), the three fds after
   -- the stdio ones: used (close-on-exec copies of the doorbells), then
   -- closed.  The parent writes into the rings from the start: a child
@@ -724,6 +755,14 @@ function M.channel_autostart()
     end
     for i = 0, 2 do core.close(ringfd + i) end
   end
+  install_hook()
+end
+
+-- cp.process's channel: over fd (and wfd, when the writes go to another
+-- fd: a launcher's remote side, lua/launcher.lua)
+function M.ipc_process(fd, mode, wfd, direct)
+  local ps = pself(M.process)
+  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process, wfd, direct)
   ps.connected = true
   local function relisten()
     if pch.closed then return end
@@ -731,7 +770,7 @@ function M.channel_autostart()
     if want ~= pch.want_ref then pch.want_ref = want; update(pch) end
   end
   ps._onlisten, ps._onunlisten = relisten, relisten
-  install_hook()
+  return pch
 end
 
 -- The bootstrap of a 'lua' fork: `lua5.4 -e BOOT script args...`.  lua.c
@@ -745,7 +784,7 @@ function M.runmain()
   while arg[lo - 1] ~= nil do lo = lo - 1 end
   if lo < 0 then progname = arg[lo] end
   local function report(msg)
-    flush_all()
+    M.before_exit()  -- (flush_all, and what other chunks add)
     io.stdout:flush()
     io.stderr:write(progname, ': ', tostring(msg), '\n')
     io.stderr:flush()
@@ -769,7 +808,7 @@ function M.runmain()
   if not ok then report(e) end
   ok, e = xpcall(M.run, handler)
   if not ok then report(e) end
-  flush_all()
+  M.before_exit()
   io.stdout:flush()
   os.exit(0, true)
 end

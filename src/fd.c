@@ -111,6 +111,17 @@ static int fd_dup(lua_State *L) {
   return push_owned(L, fcntl(fd, F_DUPFD_CLOEXEC, 3));
 }
 
+/* core.dup2(fd, to): fd copied onto `to` (0-2 included, not close-on-exec:
+** a launcher's remote side points its stdin and stdout elsewhere) */
+static int fd_dup2(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), to = (int)luaL_checkinteger(L, 2);
+  int r;
+  do r = dup2(fd, to); while (r < 0 && errno == EINTR);
+  if (r < 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.close(fd): 0-2 are never closed (they belong to the host) */
 static int fd_close(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
@@ -306,8 +317,8 @@ static const luaL_Reg fd_funcs[] = {
   {"pipe", fd_pipe}, {"socketpair", fd_socketpair},
   {"eventfd", fd_eventfd},
   {"stdio_pair", fd_stdio_pair}, {"open", fd_open},
-  {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
-  {"lend", fd_lend},
+  {"dup", fd_dup}, {"dup2", fd_dup2}, {"close", fd_close},
+  {"nonblock", fd_nonblock}, {"lend", fd_lend},
   {"isopen", fd_isopen}, {"read", fd_read},
   {"write", fd_write}, {"fileno", fd_fileno}, {"errname", fd_errname},
   {"strerror", fd_strerror}, {NULL, NULL}
