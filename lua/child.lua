@@ -56,6 +56,7 @@ M.SPAWN_OPTIONS = {
   detached = true, processGroup = true, uid = true, gid = true,
   timeout = true, killSignal = true, serialization = true,
   maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
+  pty = true,
 }
 
 -- {====================================================== the plan
@@ -225,6 +226,8 @@ function M.spawn_plan(fname, command, args, opts, into)
   local env = env_array(fname, opts.env)
   local stdio = stdio_list(fname, opts.stdio)
   local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
+  local tty = opts.pty and M.pty_options(fname, opts)  -- lua/pty.lua
+  if tty then flags, env = 1 + 4, M.pty_env(env, tty) end  -- setsid, ctty
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
@@ -233,6 +236,7 @@ function M.spawn_plan(fname, command, args, opts, into)
   -- options most spawns leave out (nil: no key)
   plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, opts.uid, opts.gid
   plan.timeout = opts.timeout
+  plan.pty = tty or nil
   return plan
 end
 
@@ -265,6 +269,7 @@ local function stream_exited(st)
       st:resume()
     end
     if rs.flowing then M.readable_drain(st) end
+    if rs.tty then M.pty_exited(st, rs) end
   end
 end
 
@@ -456,7 +461,7 @@ function M.start(plan)
   M.ref()
   local nstdio = #plan.stdio
   local t = scratch_get()
-  local given, pid, pidfd, err = setup_stdio(plan, s, self, t)
+  local given, pid, pidfd, err = (plan.pty and M.pty_setup or setup_stdio)(plan, s, self, t)
   if given == nil then
     err = pid
   else
@@ -580,6 +585,7 @@ function methods.kill(self, sig, opts)
         .. " spawn it with detached or processGroup)", 2)
     end
     ok, err = core.kill(-s.pid, signum)
+    if ok and s.tty then M.pty_kill_fg(s, signum) end
   elseif s.pidfd then
     ok, err = core.pidfd_kill(s.pidfd, signum)
   else
