@@ -137,7 +137,8 @@ local NOARGS = { n = 0 }
 -- terminal no EIO comes, so the stream ends after PTY_GRACE ms in which
 -- it flowed and nothing arrived.
 function M.pty_exited(st, rs)
-  if rs.fdgone then core.close(rs.fd) else rs.keepfd = nil end
+  if rs.fdgone then return core.close(rs.fd) end
+  rs.keepfd = nil
   local tm = { ms = PTY_GRACE, refed = false, args = NOARGS }
   rs.tty.got = false
   tm.fn = function()

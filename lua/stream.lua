@@ -374,7 +374,7 @@ function wmethods.close(self, data, cb)
   if type(data) == 'function' then data, cb = nil, data end
   if data ~= nil and not s.ending and not s.closed then self:write(data) end
   -- a terminal's input ends with its end-of-file character (lua/pty.lua)
-  if s.eof and not s.ending and not s.closed then self:write(s.eof) end
+  if s.eof and not (s.ending or s.closed or s.broken) then self:write(s.eof) end
   if s.ending or s.closed then
     if cb then defer(cb) end
     return self
