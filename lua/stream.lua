@@ -79,7 +79,9 @@ function r_read(s, self, drain, ev)
     reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
     local chunk, err
-    if not (ev and ev & HUP ~= 0) then chunk, err = read(s.fd) end
+    -- (a terminal's hang-up may come before the last of its output
+    -- reached the master: it is read until EIO)
+    if not (ev and ev & HUP ~= 0) or s.tty then chunk, err = read(s.fd) end
     if chunk then
       if s.tty then s.tty.got = true end  -- lua/pty.lua's end rule
       emit(s, self, 'data', chunk)
