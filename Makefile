@@ -12,10 +12,10 @@ LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
-          src/sys.c src/error.c src/serialize.c src/json.c
+          src/sys.c src/error.c src/serialize.c src/json.c src/pty.c
 # the Lua layer, in load order (init.lua last: it returns the module)
 LUA_SOURCES = lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
-          lua/timer.lua lua/child.lua lua/process.lua \
+          lua/timer.lua lua/child.lua lua/pty.lua lua/process.lua \
           lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/fork.lua lua/launcher.lua \
           lua/watch.lua \
           lua/init.lua

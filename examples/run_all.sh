@@ -64,6 +64,8 @@ run '' examples/compute_pool.lua --demo
 # childproc inside other event loops
 run '' examples/cqueues_loop.lua
 run '' examples/select_loop.lua
+# an interactive shell on a pseudo-terminal
+run '' examples/pty.lua
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

@@ -56,6 +56,7 @@ M.SPAWN_OPTIONS = {
   detached = true, processGroup = true, uid = true, gid = true,
   timeout = true, killSignal = true, serialization = true,
   maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
+  pty = true,
 }
 
 -- {====================================================== the plan
@@ -224,6 +225,8 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   local env = env_array(fname, optn, opts.env)
   local stdio = stdio_list(fname, optn, opts.stdio)
   local ksig = M.signum(fname, optn, opts.killSignal, 'SIGTERM', "option 'killSignal'")
+  local tty = opts.pty and M.pty_options(fname, optn, opts)  -- lua/pty.lua
+  if tty then flags, env = 1 + 4, M.pty_env(env, tty) end  -- setsid, ctty
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
@@ -232,6 +235,7 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   -- options most spawns leave out (nil: no key)
   plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, uid, gid
   plan.timeout = timeout
+  plan.pty = tty or nil
   return plan
 end
 
@@ -273,6 +277,7 @@ local function stream_exited(st, s)
       st:resume()
     end
     if rs.flowing then M.readable_drain(st) end
+    if rs.tty then M.pty_exited(st, rs) end
   end
 end
 
@@ -495,7 +500,7 @@ function M.start(plan)
   M.ref()
   local nstdio = #plan.stdio
   local t = scratch_get()
-  local given, pid, pidfd, err = setup_stdio(plan, s, self, t)
+  local given, pid, pidfd, err = (plan.pty and M.pty_setup or setup_stdio)(plan, s, self, t)
   if given == nil then
     err = pid
   else
@@ -626,6 +631,7 @@ function methods.kill(self, sig, opts)
         .. " group; spawn it with detached or processGroup")
     end
     ok, err = core.kill(-s.pid, signum)
+    if ok and s.tty then M.pty_kill_fg(s, signum) end
   elseif s.pidfd then
     ok, err = core.pidfd_kill(s.pidfd, signum)
   else

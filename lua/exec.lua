@@ -10,7 +10,7 @@ local MAX_BUFFER = 1024 * 1024
 local EXEC_OPTIONS = {
   cwd = true, env = true, encoding = true, shell = true, timeout = true,
   maxBuffer = true, killSignal = true, uid = true, gid = true,
-  windowsHide = true,
+  windowsHide = true, pty = true,
 }
 local EXECFILE_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
 for k in pairs(EXEC_OPTIONS) do EXECFILE_OPTIONS[k] = true end

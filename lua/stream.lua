@@ -62,32 +62,46 @@ end
 -- left to read) is the end of file without a read.
 local DRAIN_READS = 16
 local HUP = 4
+local EIO = 5
+
+local function r_end(s, self)
+  -- the fd goes first: an 'end' listener that runs the loop must not
+  -- be woken again and again by the same hang-up
+  s.ended = true
+  r_dropfd(s)
+  emit(s, self, 'end')
+  r_close(s, self)
+end
+
 function r_read(s, self, drain, ev)
   local reads = 0
   repeat
     reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
     local chunk, err
-    if not (ev and ev & HUP ~= 0) then chunk, err = read(s.fd) end
+    -- (a terminal's hang-up may come before the last of its output
+    -- reached the master: it is read until EIO)
+    if not (ev and ev & HUP ~= 0) or s.tty then chunk, err = read(s.fd) end
     if chunk then
+      if s.tty then s.tty.got = true end  -- lua/pty.lua's end rule
       emit(s, self, 'data', chunk)
     elseif chunk == false then
       return
-    elseif err then
+    elseif err and not (err == EIO and s.tty) then
       r_close(s, self, M.syserror(err, 'read'))
       return
-    else
-      -- the fd goes first: an 'end' listener that runs the loop must not
-      -- be woken again and again by the same hang-up
-      s.ended = true
-      r_dropfd(s)
-      emit(s, self, 'end')
-      r_close(s, self)
+    else  -- end of file; a terminal's EIO: its other side is closed
+      r_end(s, self)
       return
     end
   until not drain or reads >= DRAIN_READS
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
+-- end the stream now, as at an end of file (lua/pty.lua)
+M.readable_end = function(self)
+  local s = rself(self)
+  if not s.closed and not s.ended then r_end(s, self) end
+end
 
 -- a 'data' listener starts the flow, unless the user paused explicitly
 local function r_onlisten(s, self, name)
@@ -401,6 +415,8 @@ local function closer(fname) return function(self, data, cb)
   end
   if cb ~= nil then M.checkfunc(fname, 3, cb) end
   if data ~= nil and not s.ending and not s.closed then self:write(data) end
+  -- a terminal's input ends with its end-of-file character (lua/pty.lua)
+  if s.eof and not (s.ending or s.closed or s.broken) then self:write(s.eof) end
   if s.ending or s.closed then
     if cb then defer(cb) end
     return self

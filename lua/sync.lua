@@ -8,19 +8,19 @@ local type, tostring, pairs, ipairs, select, concat =
   type, tostring, pairs, ipairs, select, table.concat
 local read, write, close, now = core.read, core.write, core.close, core.now
 
-local ETIMEDOUT, ENOBUFS, EPIPE = 110, 105, 32   -- Linux errno values
+local ETIMEDOUT, ENOBUFS, EPIPE, EIO = 110, 105, 32, 5   -- Linux errno values
 local SIGKILL = 9
 
 local SPAWNSYNC_OPTIONS = {
   cwd = true, input = true, argv0 = true, stdio = true, env = true,
   uid = true, gid = true, timeout = true, killSignal = true,
   maxBuffer = true, encoding = true, shell = true, windowsHide = true,
-  windowsVerbatimArguments = true,
+  windowsVerbatimArguments = true, pty = true,
 }
 local EXECSYNC_OPTIONS = {
   cwd = true, input = true, stdio = true, env = true, shell = true,
   uid = true, gid = true, timeout = true, killSignal = true,
-  maxBuffer = true, encoding = true, windowsHide = true,
+  maxBuffer = true, encoding = true, windowsHide = true, pty = true,
 }
 local EXECFILESYNC_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
 for k in pairs(EXECSYNC_OPTIONS) do EXECFILESYNC_OPTIONS[k] = true end
@@ -66,6 +66,7 @@ end
 -- plan.stdio -> fdmap for the child, our ends, and the child's ends
 -- (closed after the spawn).  nil, errno, syscall when a pipe fails.
 local function setup(plan, input)
+  if plan.pty then return M.pty_sync_setup(plan, input) end  -- lua/pty.lua
   local fdmap, after, readers, writer = {}, {}, {}, nil
   local st = { after = after }   -- for M.stdio_source
   local function undo(errno, syscall)
@@ -110,7 +111,12 @@ local function pump(plan, st, readers, writer, maxbuf)
     if writer and not writer.closed then writer.closed = true; close(writer.fd) end
   end
   local function close_reader(r)
-    if not r.closed then r.closed = true; close(r.fd) end
+    if not r.closed then
+      r.closed = true
+      -- a terminal's master closed before its child exits would hang the
+      -- child up (SIGHUP): held until then
+      if r.tty and not st.exited then r.held = true else close(r.fd) end
+    end
   end
   -- timeout or maxBuffer: signal the child once.  Its output is still
   -- read (and dropped past maxBuffer) until it exits, so that it dies of
@@ -155,7 +161,8 @@ local function pump(plan, st, readers, writer, maxbuf)
       elseif chunk == false then
         return
       else
-        if err then st.errno = st.errno or err end
+        -- a terminal's EIO: its other side is closed, the end of output
+        if err and not (r.tty and err == EIO) then st.errno = st.errno or err end
         return close_reader(r)
       end
     end
@@ -169,7 +176,9 @@ local function pump(plan, st, readers, writer, maxbuf)
       if n == false then return end
       if not n then
         -- a child that does not read all its input is not an error
-        if err ~= EPIPE then st.errno = st.errno or err end
+        if err ~= EPIPE and not (writer.tty and err == EIO) then
+          st.errno = st.errno or err
+        end
         return close_writer()
       end
       writer.off = writer.off + n
@@ -183,6 +192,9 @@ local function pump(plan, st, readers, writer, maxbuf)
     if code == nil and sig == nil then return end   -- not yet
     st.exited = true
     st.status, st.signum = code, sig
+    for _, r in ipairs(readers) do
+      if r.held then r.held = nil; close(r.fd) end
+    end
     if pidfd then close(pidfd) end
     st.pidfd = nil
     -- nobody is left to read the rest of the input
@@ -217,6 +229,9 @@ local function pump(plan, st, readers, writer, maxbuf)
       end
     end
     if n == 0 and st.exited then break end
+    -- a grandchild holding the terminal: the end after a quiet while
+    local quiet = st.exited and plan.pty and M.PTY_GRACE
+    if quiet then ms = quiet end
     if deadline then
       local left = deadline - now()
       if ms < 0 or left < ms then ms = left end
@@ -227,12 +242,15 @@ local function pump(plan, st, readers, writer, maxbuf)
       end
     end
     core.poll(fds, evs, ms, out)
+    local fired = false
     for k = 1, n do
       if out[k] ~= 0 then
+        fired = true
         local w = what[k]
         if type(w) == 'table' then on_read(w) else w() end
       end
     end
+    if quiet and not fired and ms == quiet then close_readers() end
     ::continue::
   end
 end
@@ -265,7 +283,7 @@ local function run(plan, input, maxbuf)
   if not ok then
     -- a Lua error (memory, an interrupt): leave nothing behind
     if writer and not writer.closed then close(writer.fd) end
-    for _, r in ipairs(readers) do if not r.closed then close(r.fd) end end
+    for _, r in ipairs(readers) do if not r.closed or r.held then close(r.fd) end end
     if st.pidfd then
       core.pidfd_kill(st.pidfd, SIGKILL)
       core.poll({ st.pidfd }, { 1 }, -1, {})
@@ -284,6 +302,7 @@ local function run(plan, input, maxbuf)
 
   local output = {}
   for _, r in ipairs(readers) do output[r.slot] = concat(r.chunks) end
+  if plan.pty then output[2] = '' end  -- the terminal carries both
   return {
     pid = pid,
     output = output,

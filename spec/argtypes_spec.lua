@@ -203,7 +203,7 @@ describe('argument types', function()
     finally(function() c.stdin:close(); c:wait() end)
     methods('ChildProcess', c, {
       kill = { { 'signal', 0 }, { 'table?', nil } }, ref = {}, unref = {},
-      disconnect = {}, send = {},
+      disconnect = {}, send = {}, resize = { { 'integer', 80 }, { 'integer', 24 } },
     }, false, { wait = 'spec/helper.lua wraps it: its errors are the wrapper\'s' })
     methods('Readable', c.stdout, {
       pause = {}, resume = {}, isPaused = {}, fileno = {}, destroy = {},

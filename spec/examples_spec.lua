@@ -257,6 +257,13 @@ describe('examples', function()
     assert_has(r, 'execSync of a failing command: ok false, status 3\n')
   end)
 
+  it('pty.lua drives an interactive shell on a terminal, resizes it', function()
+    local r = run('pty.lua')
+    assert_ok(r)
+    assert.equal('window: 24 80 (rows cols)\nafter resize: 30 100\n' ..
+                 'its terminal is in /dev/pts/\nshell exited with code 3\n', r.out)
+  end)
+
   it('parent.lua exchanges messages with child.lua, then both end',
      function()
     local r = run('parent.lua', { args = { '3' } })

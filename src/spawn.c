@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -44,10 +45,10 @@ extern char **environ;
 
 /* which step of the child failed, reported to the parent */
 enum { STEP_EXEC = 1, STEP_CHDIR, STEP_SETUID, STEP_SETGID, STEP_SETSID,
-       STEP_SETPGID, STEP_DUP };
+       STEP_SETPGID, STEP_DUP, STEP_CTTY };
 
 static const char *const step_names[] = {
-  "", "spawn", "chdir", "setuid", "setgid", "setsid", "setpgid", "dup2"
+  "", "spawn", "chdir", "setuid", "setgid", "setsid", "setpgid", "dup2", "ioctl"
 };
 
 /* everything the child needs, prepared by the parent */
@@ -75,6 +76,7 @@ static int vm_shared = -1;
 
 #define CP_SPAWN_SETSID  1
 #define CP_SPAWN_SETPGID 2
+#define CP_SPAWN_CTTY    4   /* fd 0 becomes the controlling tty (pty) */
 
 /* the kernel's struct sigaction for rt_sigaction */
 struct ksigaction {
@@ -139,6 +141,9 @@ static int child_main(void *arg) {
     }
     else syscall(SYS_close, i);
   }
+  /* a new session's leader takes its stdin terminal (lua/pty.lua) */
+  if ((p->flags & CP_SPAWN_CTTY) && syscall(SYS_ioctl, 0, TIOCSCTTY, 0) < 0)
+    SYSFAIL(STEP_CTTY);
   /* every other fd, even those opened without close-on-exec by the host,
   ** is closed by the exec (the error pipe stays usable until then) */
   if (syscall(SYS_close_range, p->nfd, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -343,7 +348,7 @@ static int cp_spawn(lua_State *L) {
     waitid(P_PID, (id_t)pid, &si, WEXITED);  /* our own child, by pid */
     lua_pushnil(L);
     lua_pushinteger(L, p.ferr);
-    lua_pushstring(L, step_names[p.fstep <= STEP_DUP ? p.fstep : 1]);
+    lua_pushstring(L, step_names[p.fstep <= STEP_CTTY ? p.fstep : 1]);
     return 3;
   }
   /* race-free: the child is ours and not reaped, so its pid is not reused */
