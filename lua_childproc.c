@@ -36,6 +36,7 @@ int luaopen_childproc(lua_State *L) {
   cp_spawn_open(L);
   cp_object_open(L);
   cp_sys_open(L);
+  cp_handle_open(L);
   lua_pop(L, 1);                            /* core */
   cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */
