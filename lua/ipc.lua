@@ -425,7 +425,9 @@ local function send(ch, message, a, b, c)
   end
   -- with a handle, or behind one waiting for its ACK: lua/handle.lua's
   if (a ~= nil and type(a) ~= 'function') or ch.hwait then
-    return M.handle_send(ch, message, a, b, cb)
+    if type(a) == 'function' then a, b = nil, nil end
+    return M.handle_send(ch, message, a,
+      type(b) ~= 'function' and b or nil, cb)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then

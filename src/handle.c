@@ -13,6 +13,7 @@
 */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -163,7 +164,9 @@ static const char *family_name(int family) {
 ** 'tcp-server', 'tcp', 'udp', 'unix' (any Unix socket), 'pipe', 'file'
 ** (a regular file), 'fd' (anything else: a tty, a device, another
 ** socket); family: 'inet' | 'inet6' | 'unix' | 'other' for a socket;
-** connected: a socket has a peer (getpeername).
+** connected: a socket has a peer (getpeername); listening; the socket's
+** type ('stream', 'dgram', 'other'); for another fd, how it is open
+** ('r', 'w', 'rw').
 */
 static int l_fdkind(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
@@ -176,8 +179,15 @@ static int l_fdkind(lua_State *L) {
   if (S_ISFIFO(st.st_mode)) kind = "pipe";
   else if (S_ISREG(st.st_mode)) kind = "file";
   if (!S_ISSOCK(st.st_mode)) {
+    int fl = fcntl(fd, F_GETFL);
     lua_pushstring(L, kind);
-    return 1;
+    lua_pushnil(L);
+    lua_pushboolean(L, 0);
+    lua_pushboolean(L, 0);
+    lua_pushnil(L);
+    fl = fl < 0 ? O_RDWR : (fl & O_ACCMODE);
+    lua_pushstring(L, fl == O_RDONLY ? "r" : fl == O_WRONLY ? "w" : "rw");
+    return 6;
   }
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &il) != 0 ||
       getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
