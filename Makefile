@@ -20,7 +20,7 @@ LUA_SOURCES = lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
           lua/init.lua
 
 BUSTED     ?= busted --lua=$(LUA)
-DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config
+DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config wrk
 
 .PHONY: all test demo sanitize valgrind bench fuzz install clean deps help
 
