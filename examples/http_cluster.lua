@@ -65,12 +65,11 @@ local function worker()
     if m.op == 'listen' then            -- shared: accept here
       local srv = assert(handle:socket())
       srv:settimeout(0)
+      -- one accept per wake-up: the other workers, woken too, take the
+      -- next ones (a loop here would take a whole burst alone)
       cp.watch(srv, 'r', function()
-        for _ = 1, 64 do
-          local c = srv:accept()
-          if not c then break end
-          serve(c)
-        end
+        local c = srv:accept()
+        if c then serve(c) end
       end)
     elseif m.op == 'conn' then          -- round robin: one connection
       serve(assert(handle:socket()))
