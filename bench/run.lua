@@ -109,6 +109,8 @@ do
     if ok then have.childproc = out else why.childproc = 'require failed: ' .. out:match('[^\n]*') end
   end
   have.popen = true
+  out, ok = sh('command -v wrk 2>&1')
+  if ok then have.wrk = true else why.wrk = 'wrk not found (apt-get install wrk)' end
 end
 
 -- }============================================================
@@ -129,13 +131,18 @@ local N = {
   heap = scaled(2 * GiB, 64 * MiB), stdout = scaled(2 * GiB, MiB) // 65536 * 65536,
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
   rtt = scaled(50000), bulk = scaled(1024), children = scaled(1000),
+  http_secs = scaled(2), workers = tonumber((sh('nproc'))) or 1,
 }
+-- an HTTP server loaded by wrk (bench/lib/http_load.lua)
+local function http(bench, peer, ...)
+  return lua('lib/http_load.lua', bench, peer, N.http_secs, ...)
+end
 
 -- peer names and what each needs (key of `have`)
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
-  ['c-epoll'] = 'c',
+  ['c-epoll'] = 'c', ['node-cluster'] = 'node', luasocket = 'wrk',
 }
 
 local BENCHES = {
@@ -207,6 +214,16 @@ local BENCHES = {
     { 'node', node('children_1000.js', N.children) },
     { 'c-posix_spawn', c('children', N.children) },
   } },
+  { name = 'http_shared', needs = 'wrk', what = ('examples/http_cluster.lua, %d workers sharing the socket, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_shared', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers) },
+    { 'node-cluster', http('http_shared', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'shared', N.workers) },
+    { 'luasocket', http('http_shared', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
+  } },
+  { name = 'http_rr', needs = 'wrk', what = ('examples/http_cluster.lua --mode rr, %d workers, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_rr', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers, '--mode', 'rr') },
+    { 'node-cluster', http('http_rr', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'rr', N.workers) },
+    { 'luasocket', http('http_rr', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
+  } },
 }
 
 -- }============================================================
@@ -223,6 +240,7 @@ local UNIT = { -- the unit each row is expected in (for rows where all failed)
   spawn_seq = 'spawns/s', spawn_par32 = 'spawns/s', spawn_heap2g = 'spawns/s',
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
   ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
+  http_shared = 'req/s', http_rr = 'req/s',
 }
 local order = {}   -- rows in order
 
@@ -233,6 +251,7 @@ for _, b in ipairs(BENCHES) do
   local keep = {}
   for _, p in ipairs(b.peers) do
     local need = NEEDS[p[1]]
+    if b.needs and not have[b.needs] then need = b.needs end
     if PEERS and not PEERS[p[1]] then -- filtered out
     elseif not have[need] then skipped[p[1]] = why[need] or 'not present'
     else keep[#keep + 1] = p end
@@ -411,6 +430,8 @@ local TARGETS = {
   { 'ipc_bulk', 'node-advanced', 10, ">= 10x Node 'advanced'" },
   { 'children_1000_rss', 'luv', 1.0, 'memory per child <= luv' },
   { 'children_1000_wall', 'c-posix_spawn', 1 / 1.1, 'wall time <= 1.1x plain C' },
+  { 'http_shared', 'node-cluster', 1.0, ">= Node's cluster (SCHED_NONE)" },
+  { 'http_rr', 'node-cluster', 1.0, ">= Node's cluster (SCHED_RR)" },
 }
 local tlines = {}
 for _, t in ipairs(TARGETS) do
