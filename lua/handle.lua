@@ -134,6 +134,10 @@ local function unblock(ch)
     if ch.hwait then ch.hwait[#ch.hwait + 1] = w[i]
     else dispatch(ch, w[i]) end
   end
+  if ch.want_disconnect and not ch.hwait then
+    ch.want_disconnect = nil
+    ipc.disconnect(ch)
+  end
 end
 
 -- lua/ipc.lua's send() with a handle, or behind one in flight ('json').
@@ -173,7 +177,7 @@ function M.handle_send(ch, message, handle, opts, cb)
   if not ok then
     error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
   end
-  if ch.disconnecting then return closed_error(ch, cb) end
+  if ch.disconnecting or ch.want_disconnect then return closed_error(ch, cb) end
   local item = { frame = frame, cb = cb }
   if fd then
     local copy, err = core.dup(fd)   -- ours until sent (or ACKed)

@@ -464,6 +464,11 @@ local function disconnect(ch)
     end
     return
   end
+  -- 'json': sends wait for a handle's ACK; the disconnect waits for them
+  if ch.hwait then
+    ch.want_disconnect, ch.s.connected = true, false
+    return
+  end
   ch.disconnecting = true
   ch.s.connected = false
   update(ch)
@@ -506,6 +511,7 @@ end
 
 -- for lua/handle.lua
 M.ipc = { flush = flush, update = update, send_frame = send_frame,
+  disconnect = disconnect,
   queue = queue, bad_input = bad_input, channel_error = channel_error,
   HIGH_WATER = HIGH_WATER }
 
