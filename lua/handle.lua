@@ -471,8 +471,11 @@ end
 
 -- ch.out[1..n] came on a ringed channel's socket: those with a handle
 -- wait for their marker (held); returns how many others stay in out
+local MAX_HELD = 512    -- socket messages waiting for their ring markers
+                        -- (a read per event takes at most 64)
+
 function M.handle_hold(ch, n)
-  local out, k = ch.out, 0
+  local out, k, bad_markers = ch.out, 0, false
   for i = 1, n do
     local m = out[i]
     out[i] = nil
@@ -481,10 +484,15 @@ function M.handle_hold(ch, n)
       if not held then held = { h = 1, t = 0 }; ch.held = held end
       held.t = held.t + 1
       held[held.t] = m
+      if held.t - held.h >= MAX_HELD then bad_markers = true end
     else
       k = k + 1
       out[k] = m
     end
+  end
+  if bad_markers then   -- a peer breaking the rules: its fds are closed
+    ipc.bad_input(ch, 'handles came without their markers in the ring')
+    return k
   end
   if ch.blocked and ch.held and ch.held.h <= ch.held.t then
     ch.blocked = false

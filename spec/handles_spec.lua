@@ -309,6 +309,15 @@ describe('bad handle frames', function()
     end)
   end
 
+  it('a handle whose ring marker never comes is closed with the channel', function()
+    local before = nfds()
+    local child, rec = raw('nomarker', 'lua')
+    wait_close(child)
+    assert.is_nil(rec:get('message'))
+    assert.is_nil(rec:get('error'))
+    assert.equal(before, nfds())
+  end)
+
   it("json: NODE_HANDLE without its fd gets Node's NACK", function()
     local child, rec, out = raw('json-nohandle', 'json')
     run_until(function() return table.concat(out):find('\n') end, 10000, 'the NACK')
