@@ -16,7 +16,7 @@ SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
 # the Lua layer, in load order (init.lua last: it returns the module)
 LUA_SOURCES = lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
           lua/timer.lua lua/child.lua lua/process.lua \
-          lua/exec.lua lua/sync.lua lua/ipc.lua lua/handle.lua lua/fork.lua lua/watch.lua \
+          lua/exec.lua lua/sync.lua lua/ipc.lua lua/duplex.lua lua/handle.lua lua/fork.lua lua/watch.lua \
           lua/init.lua
 
 BUSTED     ?= busted --lua=$(LUA)

@@ -213,7 +213,8 @@ static int l_fdkind(lua_State *L) {
 static int l_setclass(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
   luaL_checktype(L, 1, LUA_TUSERDATA);
-  if (luaL_getmetatable(L, name) != LUA_TTABLE) {
+  luaL_getmetatable(L, name);   /* (a value only since 5.3) */
+  if (!lua_istable(L, -1)) {
     lua_pushboolean(L, 0);
     return 1;
   }
