@@ -38,39 +38,47 @@ local function peer(mode, opts)
   return child, next_msg, stop, box
 end
 
--- one of each kind, made here: handle, kind, cleanup
+-- one of each kind, made here: kind, luasocket class, make() -> handle, cleanup
 local function makers()
   local tmp = tmpname()
   return {
-    { 'tcp-server', function()
+    { 'tcp-server', 'tcp{server}', function()
         local s = assert(socket.bind('127.0.0.1', 0))
         return s, function() s:close() end
       end },
-    { 'tcp', function()
+    { 'tcp', 'tcp{client}', function()
         local s = assert(socket.bind('127.0.0.1', 0))
         local c = assert(socket.connect('127.0.0.1', (select(2, s:getsockname()))))
         local a = assert(s:accept())
         return c, function() a:close(); c:close(); s:close() end
       end },
-    { 'udp', function()
+    { 'udp', 'udp{unconnected}', function()
         local u = socket.udp()
         assert(u:setsockname('127.0.0.1', 0))
         return u, function() u:close() end
       end },
-    { 'unix', function()
+    { 'unix', 'unixstream{client}', function()
         local a, b = core.socketpair()
         return a, function() core.close(a); core.close(b) end
       end },
-    { 'pipe', function()   -- a childproc stream
+    { 'unix', 'unixstream{server}', function()   -- a luasocket Unix socket, listening
+        local path = tmpname()
+        os.remove(path)
+        local u = require('socket.unix').stream()
+        assert(u:bind(path))
+        assert(u:listen())
+        return u, function() u:close(); os.remove(path) end
+      end },
+    { 'pipe', false, function()   -- a childproc stream
         local r, w = core.pipe()
         local st = cp._M.readable(r)
         return st, function() st:destroy(); core.close(w) end
       end },
-    { 'file', function()
+    { 'file', false, function()
         local f = assert(io.open(tmp, 'w'))
         return f, function() f:close(); os.remove(tmp) end
       end },
-    { 'fd', function()
+    { 'fd', false, function()
         local fd = assert(core.open('/dev/null', 'rw'))
         return fd, function() core.close(fd) end
       end },
@@ -84,10 +92,12 @@ for _, mode in ipairs({ 'lua', 'json' }) do
     it('every kind goes to the child and comes back', function()
       local child, next_msg, stop = peer(mode)
       for _, mk in ipairs(makers()) do
-        local kind, make = mk[1], mk[2]
+        local kind, class, make = mk[1], mk[2], mk[3]
         local h, cleanup = make()
-        child:send({ op = 'back' }, h, { keepOpen = true })
+        child:send({ op = 'back', class = true }, h, { keepOpen = true })
         local m, back = next_msg(kind)
+        assert.equal(class or nil, m.class, kind)  -- handle:socket() there
+        if kind == 'tcp' then assert.is_true(h:getfd() >= 0) end  -- keepOpen
         assert.equal(kind, m.kind, kind)
         assert.equal('childproc.Handle', getmetatable(back).__name)
         assert.equal(kind, back.kind)
@@ -325,6 +335,22 @@ describe('bad handle frames', function()
     wait_close(child)
     assert.equal('{"cmd":"NODE_HANDLE_NACK"}\n', table.concat(out))
     assert.is_nil(rec:get('message'))
+  end)
+
+  it("json: after Node's three resends a NACKed handle is a 'warning'", function()
+    local child, rec, out = raw('json-nack', 'json')
+    rec:listen(child, { 'warning' })
+    local fd = assert(core.open('/dev/null'))
+    child:send({ with = 'handle' }, fd)
+    child:send({ after = 'it' })          -- waits behind the handle
+    core.close(fd)
+    run_until(function() return rec:get('warning') end, 10000, 'the warning')
+    local w = rec:get('warning')[2]
+    assert.equal('SentHandleNotReceivedWarning', w.code)
+    child:send('done')
+    wait_close(child)
+    assert.equal('handles 4\n', table.concat(out))   -- sent, and resent 3 times
+    assert.is_nil(rec:get('error'))
   end)
 
   it('maxMessageSize applies to a message with a handle', function()
