@@ -181,6 +181,23 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       stop()
     end)
 
+    it('a socket as a duplex stream: read, written, ended', function()
+      local child, next_msg, stop = peer(mode)
+      local a, b = core.socketpair()
+      child:send({ op = 'echo' }, a)
+      core.close(a)
+      core.nonblock(b, true)
+      assert(core.write(b, 'ping pong'))
+      core.shutdown(b)                       -- the child's 'end'
+      local st, got, closed = cp._M.readable(b), {}, false
+      st:on('data', function(d) got[#got + 1] = d end)
+      st:on('close', function() closed = true end)
+      run_until(function() return closed end, 5000, 'the echo to end')
+      assert.equal('PING PONG', table.concat(got))
+      assert.equal('echoed', next_msg().op)  -- its 'close' came
+      stop()
+    end)
+
     it('fds flat in both processes over 10,000 sends each way', function()
       local child, next_msg, stop = peer(mode)
       local fd = assert(core.open('/dev/null'))
