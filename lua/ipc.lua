@@ -285,7 +285,8 @@ function deliver_queue(ch)
   while ch.ph <= ch.pt do
     local h = ch.ph
     -- a ring's marker: the message from the socket comes here
-    if q[h] == MARK and not M.handle_unmark(ch, q, h) then return end
+    if q[h] == MARK and not ch.disconnecting
+      and not M.handle_unmark(ch, q, h) then return end
     local m = q[h]
     q[h], ch.ph = nil, h + 1
     if not ch.disconnecting then
