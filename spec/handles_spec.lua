@@ -392,7 +392,7 @@ local describe_node = has_node and describe or pending
 describe_node('handles with the real node', function()
   leakcheck()
 
-  it('a Node parent passes a net.Server to a Lua child that accepts on it', function()
+  it('a Node parent passes a net.Server to a Lua child that accepts on it, and gets one back', function()
     local out, status, err = shell(('cd %s && LUA_CPATH=%s timeout 30 node %s %s'):format(
       shq(ROOT), shq(ROOT .. '/?.so;;'), shq(FIX .. 'node_handle_parent.js'),
       shq(FIX .. 'handle_peer.lua')))
@@ -401,6 +401,9 @@ describe_node('handles with the real node', function()
     assert.truthy(pid, out .. err)
     assert.equal('from node', line)
     assert.truthy(out:find('kind tcp-server', 1, true), out)
+    -- the child's luasocket server, passed up: Node's net.Server on it
+    assert.truthy(out:find('got Server listening true', 1, true), out)
+    assert.truthy(out:find('answer2 node parent %d+\n'), out)
   end)
 
   it('a Lua parent passes a luasocket server and a socket to a Node child', function()
