@@ -18,6 +18,7 @@ local type, pcall, tostring, error, getmetatable =
   type, pcall, tostring, error, getmetatable
 local MARK_FRAME = '\1\0\0\0\12'        -- a 'lua' frame: the marker alone
 local MAX_RESENDS = 3                   -- Node's MAX_HANDLE_RETRANSMISSIONS
+local MAX_COPIES = 16       -- send() is false with this many fds waiting
 
 -- {====================================================== the handle given
 
@@ -89,7 +90,11 @@ end
 -- the fd (our copy) is no longer needed; a connected socket sent without
 -- keepOpen is closed in the sender, as Node does
 local function release(item)
-  if item.fd then core.close(item.fd); item.fd = nil end
+  if item.fd then
+    core.close(item.fd)
+    item.fd = nil
+    item.ch.ncopies = item.ch.ncopies - 1
+  end
   if item.closeobj then pcall(item.obj.close, item.obj) end
 end
 
@@ -187,7 +192,8 @@ function M.handle_send(ch, message, handle, opts, cb)
       else defer(function() emit(ch.s, ch.self, 'error', e) end) end
       return false
     end
-    item.fd, item.obj = copy, obj
+    item.fd, item.obj, item.ch = copy, obj, ch
+    ch.ncopies = (ch.ncopies or 0) + 1
     item.closeobj = obj ~= nil and connected and socktype == 'stream'
       and not listening and not (opts and opts.keepOpen)
   end
@@ -199,7 +205,7 @@ function M.handle_send(ch, message, handle, opts, cb)
   else
     dispatch(ch, item)
   end
-  return ch.queued < HIGH_WATER
+  return ch.queued < HIGH_WATER and (ch.ncopies or 0) < MAX_COPIES
 end
 
 -- flush's write of a socket item: the fd goes with its first bytes

@@ -206,11 +206,13 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       local N = 10000
       local pmax, cmax = p0, c0
       -- at most 8 waiting to be written: each holds a copy of its fd
-      local waiting = 0
+      local waiting, more = 0, 0
       local function written() waiting = waiting - 1 end
       for i = 1, N do
         waiting = waiting + 1
-        child:send({ op = 'sink', last = i == N or nil }, fd, written)
+        if child:send({ op = 'sink', last = i == N or nil }, fd, written) then
+          more = more + 1
+        end
         if waiting >= 8 then run_until(function() return waiting < 8 end) end
         if i % 500 == 0 then
           pmax = math.max(pmax, nfds()); cmax = math.max(cmax, nfds(child.pid))
@@ -218,6 +220,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       end
       local m = next_msg('sunk')
       assert.equal(N, m.n)
+      assert.equal(N, more)    -- (8 waiting: send never said wait)
       -- and back: the child sends N, this side keeps none
       child:removeAllListeners('message')
       local got, blasted = 0, nil
@@ -240,6 +243,23 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       assert.is_true(pmax - p0 < 64, 'parent fds grew to ' .. pmax - p0)
       assert.is_true(cmax - c0 < 64, 'child fds grew to ' .. cmax - c0)
       core.close(fd)
+      stop()
+    end)
+
+    -- ('json': they wait for the ACK of the one in flight; 'lua' writes
+    -- them at once while the socket takes them)
+    local it_json = mode == 'json' and it or function() end
+    it_json('send returns false with 16 handles waiting (each holds an fd)', function()
+      local child, next_msg, stop = peer(mode)
+      local fd = assert(core.open('/dev/null'))
+      local rets, done = {}, 0
+      for i = 1, 20 do rets[i] = child:send({ op = 'sink' }, fd, function() done = done + 1 end) end
+      core.close(fd)
+      assert.is_true(rets[1])
+      assert.is_false(rets[20])
+      run_until(function() return done == 20 end, 10000, 'all written')
+      assert.is_true(child:send({ op = 'count' }))
+      next_msg('count')
       stop()
     end)
 
