@@ -12,17 +12,17 @@ LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
-          src/sys.c src/error.c src/serialize.c src/json.c src/pty.c
+          src/sys.c src/error.c src/serialize.c src/json.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
 LUA_SOURCES = lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
           lua/timer.lua lua/child.lua lua/pty.lua lua/process.lua \
-          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/fork.lua lua/launcher.lua \
-          lua/watch.lua \
+          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/duplex.lua lua/handle.lua \
+          lua/fork.lua lua/launcher.lua lua/watch.lua \
           lua/init.lua
 
 BUSTED     ?= busted --lua=$(LUA)
 DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config \
-              openssh-server openssh-client
+              openssh-server openssh-client wrk
 
 .PHONY: all test demo sanitize valgrind bench fuzz install clean deps help
 

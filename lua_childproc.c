@@ -37,6 +37,7 @@ int luaopen_childproc(lua_State *L) {
   cp_object_open(L);
   cp_sys_open(L);
   cp_pty_open(L);
+  cp_handle_open(L);
   lua_pop(L, 1);                            /* core */
   cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */

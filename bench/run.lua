@@ -124,6 +124,8 @@ do
   else
     why.sshd = 'no /usr/sbin/sshd or ssh (apt-get install openssh-server openssh-client)'
   end
+  out, ok = sh('command -v wrk 2>&1')
+  if ok then have.wrk = true else why.wrk = 'wrk not found (apt-get install wrk)' end
 end
 
 -- }============================================================
@@ -145,13 +147,19 @@ local N = {
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
   rtt = scaled(50000), bulk = scaled(1024), burst = scaled(200), children = scaled(1000),
   ssh_rtt = scaled(5000), ssh_fork = scaled(20),
+  http_secs = scaled(2), workers = tonumber((sh('nproc'))) or 1,
 }
+-- an HTTP server loaded by wrk (bench/lib/http_load.lua)
+local function http(bench, peer, ...)
+  return lua('lib/http_load.lua', bench, peer, N.http_secs, ...)
+end
 
 -- peer names and what each needs (key of `have`)
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
   ['c-epoll'] = 'c', ['c-socketpair'] = 'c', ['childproc-ssh'] = 'sshd',
+  ['node-cluster'] = 'node', luasocket = 'wrk',
 }
 
 local BENCHES = {
@@ -239,6 +247,16 @@ local BENCHES = {
     { 'node', node('children_1000.js', N.children) },
     { 'c-posix_spawn', c('children', N.children) },
   } },
+  { name = 'http_shared', needs = 'wrk', what = ('examples/http_cluster.lua, %d workers sharing the socket, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_shared', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers) },
+    { 'node-cluster', http('http_shared', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'shared', N.workers) },
+    { 'luasocket', http('http_shared', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
+  } },
+  { name = 'http_rr', needs = 'wrk', what = ('examples/http_cluster.lua --mode rr, %d workers, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_rr', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers, '--mode', 'rr') },
+    { 'node-cluster', http('http_rr', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'rr', N.workers) },
+    { 'luasocket', http('http_rr', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
+  } },
 }
 
 -- }============================================================
@@ -256,6 +274,7 @@ local UNIT = { -- the unit each row is expected in (for rows where all failed)
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
   ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', ipc_burst = 'MB/s', ssh_rtt = 'rt/s', ssh_first_msg = 'ms',
   children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
+  http_shared = 'req/s', http_rr = 'req/s',
 }
 local order = {}   -- rows in order
 
@@ -269,6 +288,7 @@ for _, b in ipairs(BENCHES) do
   local keep = {}
   for _, p in ipairs(b.peers) do
     local need = NEEDS[p[1]]
+    if b.needs and not have[b.needs] then need = b.needs end
     if PEERS and not PEERS[p[1]] then -- filtered out
     elseif not have[need] then skipped[p[1]] = why[need] or 'not present'
     else keep[#keep + 1] = p end
@@ -420,6 +440,8 @@ local TARGETS = {
   { 'ipc_burst', 'c-socketpair', 0.7, '>= 0.7x plain C socketpair', 'both' },
   { 'children_1000_rss', 'luv', 1.0, 'memory per child <= luv', 'both' },
   { 'children_1000_wall', 'c-posix_spawn', 1 / 1.1, 'wall time <= 1.1x plain C', 'both' },
+  { 'http_shared', 'node-cluster', 1.0, ">= Node's cluster (SCHED_NONE)", 'both' },
+  { 'http_rr', 'node-cluster', 1.0, ">= Node's cluster (SCHED_RR)", 'both' },
 }
 
 -- the long table and the targets of one configuration

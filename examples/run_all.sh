@@ -61,6 +61,9 @@ run '' examples/parent.lua 3
 # the compute server and its pool: --demo runs server and client, then ends
 run '' examples/compute_server.lua --demo
 run '' examples/compute_pool.lua --demo
+# a pre-fork HTTP server sharing one socket, then round robin
+run '' examples/http_cluster.lua --demo
+run '' examples/http_cluster.lua --demo --mode rr
 # childproc inside other event loops
 run '' examples/cqueues_loop.lua
 run '' examples/select_loop.lua

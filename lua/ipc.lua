@@ -95,6 +95,9 @@ end
     owner's fields hold the decoder as _ring for the sender)
   disconnecting: no more sends and no more 'message's; close when flushed
   closed: the fd is closed
+  hq: hq[i] set when q[i] is a frame that goes on the socket with a
+    handle's fd (lua/handle.lua); blocked: a ring's marker waits for its
+    message from the socket (held: those that came first)
 ]]
 
 local once_of = M.once_of
@@ -102,7 +105,7 @@ local once_of = M.once_of
 local function update(ch)
   local pending = ch.head <= ch.tail
   local fast = ch.ring and not ch.closed and not ch.disconnecting
-    and not pending
+    and not pending and not ch.blocked
   if fast ~= ch.fast then
     ch.fast = fast
     ch.dec:fast(fast and ch.s, once_of)
@@ -117,7 +120,7 @@ local function update(ch)
     local wev = pending and W or 0
     if wev ~= ch.wev then ch.wev = wev; M.setev(ch.wfd, wev, ch.onwrite) end
   elseif not ch.closed then
-    local ev = R | (pending and not ch.ring and W or 0)
+    local ev = R | (pending and (not ch.ring or ch.hq[ch.head]) and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
       M.setev(ch.fd, ev, ch.onready)
@@ -152,6 +155,7 @@ local function close_channel(ch, inline)
     core.close(ch.pbell)
   end
   local cbs, head, tail = ch.cbs, ch.head, ch.tail
+  M.handle_close(ch)   -- the fds queued or held
   ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
   update(ch)
   local s, self = ch.s, ch.self
@@ -179,8 +183,9 @@ end
 local function flush(ch, inline)
   local q, cbs = ch.q, ch.cbs
   while ch.head <= ch.tail do
-    local frame, n = q[ch.head], nil
-    if ch.ring then n = ch.dec:put(frame, ch.off)
+    local frame, n, h = q[ch.head], nil, ch.hq[ch.head]
+    if h then n = M.handle_write(ch, h, frame, ch.off)
+    elseif ch.ring then n = ch.dec:put(frame, ch.off)
     else n = write(ch.wfd, frame, ch.off) end
     if n == false then break end
     if not n then  -- EPIPE, ECONNRESET: the other side has gone
@@ -191,6 +196,7 @@ local function flush(ch, inline)
     ch.queued = ch.queued - n
     if ch.off < (type(frame) == 'table' and frame.n or #frame) then break end
     q[ch.head] = nil
+    if h then ch.hq[ch.head] = nil; M.handle_sent(ch, h) end
     local cb = cbs[ch.head]
     cbs[ch.head] = nil
     ch.head, ch.off = ch.head + 1, 0
@@ -250,15 +256,10 @@ local function send_frame(ch, frame, cb)
   if ch.head == ch.tail then flush(ch) else update(ch) end
 end
 
-local function internal(ch, m)
+-- m: NODE_HANDLE's { m, fd } (CP_HANDLEMSG_MT) when an fd came with it
+local function internal(ch, m, fd)
   local s, self = ch.s, ch.self
-  if m.cmd == 'NODE_HANDLE' then
-    -- A Node peer sent a handle (socket, server) along with m.msg.  The
-    -- kernel closed the fd when we read the bytes without it; acknowledge
-    -- so the peer's send queue moves on, and deliver the message itself.
-    send_frame(ch, ch.encode({ cmd = 'NODE_HANDLE_ACK' }))
-    if m.msg ~= nil then emit(s, self, 'message', m.msg) end
-  end
+  M.handle_internal(ch, m, fd)   -- NODE_HANDLE and its (N)ACKs
   emit(s, self, 'internalMessage', m)
 end
 
@@ -285,11 +286,16 @@ local function deliver_queue_later(ch)
   deliver_queue(ch)
 end
 
+local MARK, HMSG = core.handle_mark, core.handlemsg_mt
+
 function deliver_queue(ch)
   local q, s, self = ch.pq, ch.s, ch.self
   local json = ch.mode == 'json'
   while ch.ph <= ch.pt do
     local h = ch.ph
+    -- a ring's marker: the message from the socket comes here
+    if q[h] == MARK and not ch.disconnecting
+      and not M.handle_unmark(ch, q, h) then return end
     local m = q[h]
     q[h], ch.ph = nil, h + 1
     if not ch.disconnecting then
@@ -297,15 +303,22 @@ function deliver_queue(ch)
         ch.draining = true
         defer(deliver_queue_later, ch)
       end
+      local fd
+      if getmetatable(m) == HMSG then m, fd = m[1], m[2] end
       if ch.oninternal and ch.oninternal(ch, m) then  -- a launcher's
-      elseif json and is_internal(m) then internal(ch, m)
+      elseif json and is_internal(m) then internal(ch, m, fd)
+      elseif fd then M.handle_emit(ch, m, fd)
       else emit(s, self, 'message', m) end
+    elseif getmetatable(m) == HMSG then
+      core.close(m[2])
     end
   end
   ch.ph, ch.pt = 1, 0
 end
 
-local function deliver(ch, n)
+-- (sock: they came on the socket of a ringed channel)
+local function deliver(ch, n, sock)
+  if sock and ch.ring then n = M.handle_hold(ch, n) end
   local out, q, t = ch.out, ch.pq, ch.pt
   for i = 1, n do
     t = t + 1
@@ -355,10 +368,10 @@ local function on_readable(ch, drain)
       n, got, x = dec:readfd(fd, out)
     end
     if not n then
-      deliver(ch, x or 0)
+      deliver(ch, x or 0, true)
       return bad_input(ch, got)
     end
-    if n > 0 then deliver(ch, n) end
+    if n > 0 then deliver(ch, n, true) end
     if got == false then return end
     if got <= 0 then
       -- end of file (or ECONNRESET): the other side closed or exited.  A
@@ -379,7 +392,7 @@ local function new_channel(fd, mode, max, side, s, self, wfd, direct)
     lsend = mode == 'lua' and lua_send or nil,
     dec = core.decoder(mode, max), out = {}, pq = {}, ph = 1, pt = 0,
     side = side, s = s, self = self,
-    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0,
+    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0, hq = {},
     want_ref = side == 'child', counted = false, ev = 0,
     closed = false, disconnecting = false,
   }
@@ -421,6 +434,12 @@ local function send(ch, message, a, b, c)
     M.argerror('send', nil, "no IPC channel: the process was not"
       .. " forked, or spawned with an 'ipc' stdio entry")
   end
+  -- with a handle, or behind one waiting for its ACK: lua/handle.lua's
+  if (a ~= nil and type(a) ~= 'function') or ch.hwait then
+    if type(a) == 'function' then a, b = nil, nil end
+    return M.handle_send(ch, message, a,
+      type(b) ~= 'function' and b or nil, cb)
+  end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
     -- encoded and written at once (into the ring, or to the socket)
@@ -455,6 +474,11 @@ local function disconnect(ch)
           'IPC channel is already disconnected'))
       end)
     end
+    return
+  end
+  -- 'json': sends wait for a handle's ACK; the disconnect waits for them
+  if ch.hwait then
+    ch.want_disconnect, ch.s.connected = true, false
     return
   end
   ch.disconnecting = true
@@ -496,6 +520,12 @@ function M.before_exit()
   flush_all()
   if before_exit then before_exit() end
 end
+
+-- for lua/handle.lua
+M.ipc = { flush = flush, update = update, send_frame = send_frame,
+  disconnect = disconnect,
+  queue = queue, bad_input = bad_input, channel_error = channel_error,
+  HIGH_WATER = HIGH_WATER }
 
 -- }======================================================
 

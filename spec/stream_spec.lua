@@ -172,10 +172,14 @@ describe('streams', function()
       cp.spawn('true'):wait()               -- the first spawn reads a pipe
       local a = syscr()
       local cost = syscr() - a
-      local c = cp.spawn('true', {}, { stdio = { 'ignore', 'pipe', 'ignore' } })
+      -- the child waits for its stdin to close: it must not exit before
+      -- the listeners below watch its stdout (a pipe added to epoll after
+      -- the exit comes after the pidfd in the batch: the exit then drains)
+      local c = cp.spawn('sh', { '-c', 'read x' }, { stdio = { 'pipe', 'pipe', 'ignore' } })
       if not cp._M.cself(c).pidfd then
         -- no pidfds (valgrind): the exit is found by polling, and may
         -- come first; the pipe is then drained by reading to its end
+        c.stdin:close()
         c:wait()
         pending('no pidfds here: the exit may be seen before the hang-up')
         return
@@ -184,6 +188,7 @@ describe('streams', function()
       c.stdout:on('data', function() end)
       c.stdout:on('end', function() ended = true end)
       local b = syscr()
+      c.stdin:close()
       c:wait()
       local reads = syscr() - b - cost
       assert.is_true(ended)

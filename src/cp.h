@@ -65,6 +65,7 @@ CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API void cp_pty_open(lua_State *L);
 CP_API int cp_codec_open(lua_State *L);
+CP_API void cp_handle_open(lua_State *L);
 
 /* The full userdata at idx if its metatable is the one at upvalue upidx
 ** (a pointer comparison: no lookup of a name in the registry), else NULL */

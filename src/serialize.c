@@ -17,6 +17,11 @@
 **   0x0a ref      u32 n: the n-th table of this payload (1-based, in
 **                 the order their 0x09 tags appear)
 **
+** Two tags open a payload only (src/handle.c, lua/handle.lua): 0x0b, then
+** the value: a message that comes with a handle (an fd, SCM_RIGHTS, on
+** the socket); 0x0c alone, in a ring: the next message is the one on the
+** socket, so ring and socket messages keep their order.
+**
 ** Tables are numbered before their contents are written, so a table
 ** can refer to itself or to an ancestor: shared references and cycles
 ** come back as they were. There is no nil tag: nil is neither a valid
@@ -55,8 +60,11 @@
 
 enum {
   T_FALSE = 1, T_TRUE, T_INT8, T_INT32, T_INT64, T_FLOAT,
-  T_STR8, T_STR32, T_TABLE, T_REF
+  T_STR8, T_STR32, T_TABLE, T_REF, T_HANDLE, T_MARK
 };
+
+/* the value a ring's 0x0c marker decodes to (core.handle_mark) */
+static const char handle_mark = 0;
 
 
 /*
@@ -611,6 +619,7 @@ typedef struct cp_ring {
   uint64_t head;         /* next free position of our ring */
   uint64_t rtail;        /* next position to read in the peer's ring */
   size_t needroom;       /* bytes of room our next write waits for, or 0 */
+  int marked;            /* the fast way stopped at a marker (T_MARK) */
   unsigned char *gbuf;   /* a frame longer than the ring, gathered here */
   size_t glen, gcap;     /* (apart from the socket's buffer: a peer that
                          ** also writes to the socket mixes nothing up) */
@@ -655,6 +664,8 @@ typedef struct decoder {
                    ** waits to be written: send and delivery may take the
                    ** short way (cp_ring_deliver, the ring sender) */
   cp_ring ring;    /* the channel's rings ('lua'), if mapped */
+  cp_fdq fdq;      /* fds that came on the socket, not yet claimed */
+  uint64_t spos;   /* stream position of buf[r] */
 } decoder;
 
 /* a decoder's user value is a table: */
@@ -854,7 +865,7 @@ static ssize_t ring_write(cp_ring *r, const struct iovec *iov, int k,
 ** Long strings become segments of 'segs' (see enc_segment).
 */
 static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
-                        int vidx) {
+                        int vidx, int tag) {
   cp_enc_init(e, L, FRAME_MAX + 4);
   lua_pushnil(L);
   e->anchors = lua_gettop(L);
@@ -862,7 +873,7 @@ static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
   if (enc_room(e, 4) == NULL)
     return 1;
   e->b->n = 4;
-  if (enc_value(e, vidx)) {
+  if ((tag && enc_tag(e, tag)) || enc_value(e, vidx)) {
     lua_settop(L, e->path);
     return 1;
   }
@@ -948,7 +959,8 @@ static void push_ring_rest(lua_State *L, const cp_enc *e) {
 }
 
 /*
-** core.lua_encode(value) -> frame. Raises (with nothing allocated left
+** core.lua_encode(value [, handled]) -> frame (handled: it comes with a
+** handle, T_HANDLE). Raises (with nothing allocated left
 ** behind) on a value that cannot be sent. Long strings are copied once,
 ** straight into the frame (lua_concat builds the result in place).
 */
@@ -957,9 +969,10 @@ static int l_lua_encode(lua_State *L) {
   struct cp_seg segs[SEG_MAX];
   size_t off;
   int np;
+  int tag = lua_toboolean(L, 2) ? T_HANDLE : 0;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  if (encode_frame(L, &e, segs, 1))
+  if (encode_frame(L, &e, segs, 1, tag))
     return cp_enc_raise(&e);
   luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot encode");
   np = push_rest(L, &e, 0, &off);
@@ -986,7 +999,7 @@ static int send_error(lua_State *L, int where) {
 */
 static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
                             int vidx, int ring, int where) {
-  if (encode_frame(L, e, segs, vidx)) {
+  if (encode_frame(L, e, segs, vidx, 0)) {
     if (where <= 0) cp_enc_raise(e);          /* (these do not return) */
     else { enc_pushmsg(e); send_error(L, where); }
   }
@@ -1261,6 +1274,39 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
   lua_settop(L, d.first);
   return 0;
 }
+
+/*
+** The value on top decoded from a socket frame ending at stream position
+** end (promised: its payload began with T_HANDLE; kind: K_LUA, K_JSON)
+** takes the fds that came within it: one, promised (any, for json),
+** makes it { value, fd } (CP_HANDLEMSG_MT). 0, or 1 with the value
+** popped, the fds closed and the message in err.
+*/
+static int claim_fds(lua_State *L, cp_fdq *q, uint64_t end, int promised,
+                     int kind, char *err, size_t errsz) {
+  int fd, n = cp_fdq_claim(q, end, &fd);
+  const char *bad = NULL;
+  if (n > 1) bad = "more than one handle came with a message";
+  else if (kind == K_LUA && promised && n == 0)
+    bad = "a message promised a handle that did not come";
+  else if (kind == K_LUA && !promised && n == 1)
+    bad = "a handle came with a message that promised none";
+  if (bad != NULL) {
+    if (fd >= 0) close(fd);
+    lua_pop(L, 1);
+    snprintf(err, errsz, "%s", bad);
+    return 1;
+  }
+  if (n == 1) {
+    lua_createtable(L, 2, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, fd);
+    lua_rawseti(L, -2, 2);
+    luaL_setmetatable(L, CP_HANDLEMSG_MT);
+  }
+  return 0;
+}
 /* }====================================================== */
 
 
@@ -1330,6 +1376,7 @@ static int dec_append(decoder *d, const char *s, size_t n) {
 static void dec_kill(lua_State *L, decoder *d, int idx, const char *msg) {
   d->dead = 1;
   d->fast = 0;
+  cp_fdq_clear(&d->fdq);
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
@@ -1400,9 +1447,16 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
         { *np = n; return dec_die(L, d, err, n); }
       if (d->w - d->r - 4 < plen) break;
       dec_ballast(L, d, 1, plen);
-      if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
-                                  sizeof(err)))
-        { *np = n; return dec_die(L, d, err, n); }
+      {
+        const char *p = d->buf + d->r + 4;
+        int promised = plen > 0 && (unsigned char)p[0] == T_HANDLE;
+        if (lua_decode_payload(L, p + promised, plen - (size_t)promised,
+                               err, sizeof(err)) ||
+            claim_fds(L, &d->fdq, d->spos + 4 + plen, promised, K_LUA, err,
+                      sizeof(err)))
+          { *np = n; return dec_die(L, d, err, n); }
+      }
+      d->spos += 4 + plen;
       d->r = d->scan = d->r + 4 + plen;
     }
     else {
@@ -1429,8 +1483,20 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
       if (llen > 0 &&
           cp_json_decode(L, d->buf + d->r, llen, err, sizeof(err)))
         { *np = n; return dec_die(L, d, err, n); }
+      if (llen == 0) lua_pushboolean(L, 0);  /* (claims, then dropped) */
+      d->spos += (size_t)(nl - d->buf) + 1 - d->r;
+      if (claim_fds(L, &d->fdq, d->spos, 1, K_JSON, err, sizeof(err)))
+        { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = (size_t)(nl - d->buf) + 1;
-      if (llen == 0) continue;  /* empty lines carry nothing */
+      if (llen == 0) {  /* empty lines carry nothing */
+        if (lua_istable(L, -1)) {   /* but an fd: dropped, closed */
+          lua_rawgeti(L, -1, 2);
+          close((int)lua_tointeger(L, -1));
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        continue;
+      }
     }
     lua_rawseti(L, 3, ++n);
   }
@@ -1497,7 +1563,7 @@ static int l_readfd(lua_State *L) {
   if (d->cap - d->w > want) want = d->cap - d->w;
   if ((p = dec_reserve(d, want)) == NULL)
     return luaL_error(L, "not enough memory");
-  do got = read(fd, p, want); while (got < 0 && errno == EINTR);
+  got = cp_fdq_recv(&d->fdq, fd, p, want, d->spos + (d->w - d->r));
   if (got < 0) {
     lua_pushinteger(L, 0);
     if (errno == EAGAIN || errno == EWOULDBLOCK) lua_pushboolean(L, 0);
@@ -1630,10 +1696,16 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
         fault = "a frame cut";
         break;
       }
-      dec_ballast(L, d, self, plen);
-      if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
-                             errsz))
-        { r->broken = 1; return 1; }
+      if (plen == 1 && ring[off + 4] == T_MARK) {
+        if (!out) { r->marked = 1; break; }  /* for the Lua side */
+        lua_pushlightuserdata(L, (void *)&handle_mark);
+      }
+      else {
+        dec_ballast(L, d, self, plen);
+        if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
+                               errsz))
+          { r->broken = 1; return 1; }
+      }
       if (out) lua_rawseti(L, out, ++*np);
       else ++*np;
       r->rtail += 4 + plen;
@@ -1841,7 +1913,11 @@ CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh) {
       dec_kill(L, d, idx, err);
       return 1;
     }
-    if (n == 0) { lua_pop(L, 1); break; }   /* a long frame's piece */
+    if (n == 0) {               /* a long frame's piece, or a marker */
+      lua_pop(L, 1);
+      if (r->marked) { r->marked = 0; return 1; }
+      break;
+    }
     if (lua_pcall(L, 1, 0, msgh) != LUA_OK) return -1;
   }
   return 0;
@@ -1938,15 +2014,19 @@ CP_API int cp_ring_fast(void *dec, int *bell) {
   return 1;
 }
 
-/* dec:unring(): unmap the rings (the channel is closed) */
+/* dec:unring(): unmap the rings and close the fds not claimed (the
+** channel is closed) */
 static int l_unring(lua_State *L) {
-  ring_unmap(&check_decoder(L)->ring);
+  decoder *d = check_decoder(L);
+  ring_unmap(&d->ring);
+  cp_fdq_clear(&d->fdq);
   return 0;
 }
 
 static int l_decoder_gc(lua_State *L) {
   decoder *d = check_decoder(L);
   ring_unmap(&d->ring);
+  cp_fdq_clear(&d->fdq);
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
@@ -1980,6 +2060,8 @@ static int l_decoder(lua_State *L) {
   d->dead = 0;
   d->ballast = 0;
   memset(&d->ring, 0, sizeof(d->ring));
+  memset(&d->fdq, 0, sizeof(d->fdq));
+  d->spos = 0;
   luaL_setmetatable(L, CP_DECODER_MT);
   lua_createtable(L, 6, 0);
   lua_pushliteral(L, "_ev");
@@ -2031,5 +2113,9 @@ CP_API int cp_codec_open(lua_State *L) {
   luaL_setfuncs(L, core_fns, 1);   /* pops the metatable */
   lua_pushlightuserdata(L, cp_json_nullp());
   lua_setfield(L, -2, "json_null");
+  lua_pushlightuserdata(L, (void *)&handle_mark);
+  lua_setfield(L, -2, "handle_mark");
+  luaL_newmetatable(L, CP_HANDLEMSG_MT);
+  lua_setfield(L, -2, "handlemsg_mt");
   return 0;
 }
