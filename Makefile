@@ -1,36 +1,48 @@
 # childproc: build, test, demo.  `make help` lists the targets.
 
+# LUA = lua5.1 | lua5.2 | lua5.3 | lua5.4 | luajit (or a path to one: luarocks
+# passes /usr/bin/lua5.1): that version's module is build/$(LUA)/childproc.so;
+# ./childproc.so links to the lua5.4 one
 LUA        ?= lua5.4
-PKG_LUA    ?= lua5.4
-LUA_CFLAGS := $(shell pkg-config --cflags $(PKG_LUA) 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_NAME   := $(notdir $(LUA))
+PKG_LUA    ?= $(LUA_NAME)
+LUA_CFLAGS ?= $(shell pkg-config --cflags $(PKG_LUA) 2>/dev/null || echo -I/usr/include/$(PKG_LUA))
+LUA_V      := $(if $(filter luajit%,$(LUA_NAME)),5.1,$(patsubst lua%,%,$(LUA_NAME)))
+BUILD      := build/$(LUA_NAME)
+MODULE     := $(BUILD)/childproc.so
 CC         ?= cc
 OPT        ?= -O2 -g
 CFLAGS     += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) \
               -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
-              -Isrc $(LUA_CFLAGS)
+              -I$(BUILD) -Isrc $(LUA_CFLAGS)
 LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
           src/sys.c src/error.c src/serialize.c src/json.c
 # the Lua layer, in load order (init.lua last: it returns the module)
-LUA_SOURCES = lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
+LUA_SOURCES = lua/compat.lua lua/util.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
           lua/timer.lua lua/child.lua lua/process.lua \
           lua/exec.lua lua/sync.lua lua/ipc.lua lua/fork.lua lua/watch.lua \
           lua/init.lua
 
-BUSTED     ?= busted --lua=$(LUA)
-DEBS        = lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-cqueues pkg-config
+BUSTED     ?= busted --lua=$(LUA) --cpath='./$(BUILD)/?.so'
+DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+              luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config
 
 .PHONY: all test demo sanitize valgrind bench fuzz install clean deps help
 
-all: childproc.so
+all: $(MODULE) $(if $(filter lua5.4,$(LUA_NAME)),childproc.so)
 
-src/lua_chunks.h: tools/embed.lua $(LUA_SOURCES)
+$(BUILD)/lua_chunks.h: tools/embed.lua $(LUA_SOURCES)
+	@mkdir -p $(BUILD)
 	$(LUA) tools/embed.lua $@ $(LUA_SOURCES)
 
-childproc.so: $(SOURCES) src/*.h src/lua_chunks.h Makefile
+$(MODULE): $(SOURCES) src/*.h $(BUILD)/lua_chunks.h Makefile
 	$(CC) $(CFLAGS) $(SOURCES) -o $@ $(LDFLAGS)
+
+childproc.so: $(MODULE)
+	ln -sf $(MODULE) $@
 
 # install missing Debian packages when root, else say what to install
 deps:
@@ -72,13 +84,13 @@ bench: deps all
 -include mk/fuzz.mk
 
 # luarocks (build.type = "make") passes INST_LIBDIR; by hand: luarocks make --local
-INST_LIBDIR ?= $(HOME)/.luarocks/lib/lua/5.4
-install: all
+INST_LIBDIR ?= $(HOME)/.luarocks/lib/lua/$(LUA_V)
+install: $(MODULE)
 	install -d $(INST_LIBDIR)
-	install -m 0755 childproc.so $(INST_LIBDIR)/childproc.so
+	install -m 0755 $(MODULE) $(INST_LIBDIR)/childproc.so
 
 clean:
-	rm -f childproc.so .test.tap src/lua_chunks.h
+	rm -rf childproc.so .test.tap src/lua_chunks.h $(BUILD)
 
 help:
 	@echo "targets: all test demo sanitize valgrind bench fuzz install clean"

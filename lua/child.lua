@@ -11,7 +11,7 @@ local methods = {}
 -- children are never written to; this spares them an object and a table.
 local function stdin_of(s)
   local st = s[1]
-  if st == nil or math.type(st) ~= 'integer' and st ~= false then return st end
+  if st == nil or not M.isint(st) and st ~= false then return st end
   local ws
   st, ws = M.writable(st or -1)
   if not s[1] then ws.broken = true end
@@ -36,7 +36,7 @@ local function getter(s, k)
 end
 
 local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
-  __close = function(self) self:kill() end,
+  __close = M.CLOSE and function(self) self:kill() end or nil,
   __tostring = function(self)
     return 'ChildProcess (' .. tostring(M.cself(self).pid or 'not started') .. ')'
   end,
@@ -111,7 +111,7 @@ local function stdio_list(fname, stdio)
     for i = #list, 1, -1 do list[i] = nil end  -- left by a raise
     local n = 0
     for k in pairs(stdio) do
-      if math.type(k) ~= 'integer' or k < 1 then
+      if not M.isint(k) or k < 1 then
         error(("bad argument to '%s' (stdio must be an array)"):format(fname), 4)
       end
       if k > n then n = k end
@@ -125,7 +125,7 @@ local function stdio_list(fname, stdio)
           error(("bad argument to '%s' (invalid stdio[%d] '%s')"):format(fname, i, e), 4)
         end
         if e == 'overlapped' then e = 'pipe' end
-      elseif math.type(e) == 'integer' then
+      elseif M.isint(e) then
         if e < 0 then
           error(("bad argument to '%s' (invalid stdio[%d] fd %d)"):format(fname, i, e), 4)
         end
@@ -155,7 +155,7 @@ local function stdio_list(fname, stdio)
   if words and n == 3 then
     out = words3(list[1], list[2], list[3])
   else
-    out = table.move(list, 1, n, 1, {})
+    out = M.copy(list, n)
   end
   for i = n, 1, -1 do list[i] = nil end
   if nipc > 1 then
@@ -207,21 +207,21 @@ function M.spawn_plan(fname, command, args, opts, into)
   end
   local exec_argv = spawnargs  -- the same table unless argv0 changes [1]
   if opts.argv0 ~= nil then
-    exec_argv = { table.unpack(spawnargs) }
+    exec_argv = { M.unpack(spawnargs) }
     exec_argv[1] = M.checkstr(fname, "option 'argv0'", opts.argv0)
   end
   local cwd = opts.cwd
   if cwd ~= nil then cwd = M.checkstr(fname, "option 'cwd'", cwd) end
   for _, k in ipairs(INT_OPTIONS) do
     local v = opts[k]
-    if v ~= nil and (math.type(v) ~= 'integer' or v < 0) then
+    if v ~= nil and (not M.isint(v) or v < 0) then
       error(("bad argument to '%s' (option '%s' must be a non-negative integer)")
         :format(fname, k), 3)
     end
   end
   local flags = 0
-  if opts.detached then flags = flags | 1 end
-  if opts.processGroup then flags = flags | 2 end
+  if opts.detached then flags = flags + 1 end
+  if opts.processGroup then flags = flags + 2 end
   local env = env_array(fname, opts.env)
   local stdio = stdio_list(fname, opts.stdio)
   local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
@@ -286,7 +286,7 @@ local function on_exit(s, self)
   if s.timer then M.timer_stop(s.timer) end
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
-  if math.type(s[1]) == 'integer' then  -- a stdin nobody made
+  if M.isint(s[1]) then  -- a stdin nobody made
     core.close(s[1])
     s[1] = false
   end
@@ -330,7 +330,7 @@ function M.stdio_source(e, fd, t)
     end
     return t.devnull
   end
-  if math.type(e) == 'integer' then return e end
+  if M.isint(e) then return e end
   local mt = getmetatable(e)
   if mt == M.Readable or mt == M.Writable then return e:fileno() or -1 end
   return core.fileno(e) or -1
@@ -381,7 +381,7 @@ end
 local function drop_streams(t, n)
   for i = 1, n do
     local st = t.streams[i]
-    if math.type(st) == 'integer' then core.close(st)
+    if M.isint(st) then core.close(st)
     elseif st then st:destroy() end
   end
 end
@@ -470,7 +470,7 @@ function M.start(plan)
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
       err = M.syserror(pidfd, syscall, path,
-        { spawnargs = { table.unpack(plan.spawnargs, 2) } })  -- as Node: no command
+        { spawnargs = { M.unpack(plan.spawnargs, 2) } })  -- as Node: no command
       pidfd = nil
     end
   end

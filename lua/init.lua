@@ -28,7 +28,7 @@ local cp = {
 
 -- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)
 function cp.kill(pid, sig)
-  if math.type(pid) ~= 'integer' then
+  if not M.isint(pid) then
     error(("bad argument #1 to 'kill' (integer expected, got %s)"):format(type(pid)), 2)
   end
   local ok, err = core.kill(pid, M.signum('kill', sig, 'SIGTERM'))

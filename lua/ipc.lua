@@ -10,6 +10,7 @@ local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
 local R, W, EDGE = 1, 2, 8
+local hasbit = M.hasbit
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
@@ -48,7 +49,7 @@ M.check_serialization = check_serialization
 
 local function check_maxsize(fname, v, level)
   if v == nil then return DEFAULT_MAX end
-  if math.type(v) ~= 'integer' or v < 1 then
+  if not M.isint(v) or v < 1 then
     error(("bad argument to '%s' (option 'maxMessageSize' must be a positive"
       .. " integer)"):format(fname), level)
   end
@@ -111,7 +112,7 @@ local function update(ch)
     if want then M.ref() else M.unref() end
   end
   if not ch.closed then
-    local ev = R | (pending and not ch.ring and W or 0)
+    local ev = R + (pending and not ch.ring and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
       M.setev(ch.fd, ev, ch.onready)
@@ -373,8 +374,8 @@ local function new_channel(fd, mode, max, side, s, self)
     closed = false, disconnecting = false,
   }
   ch.onready = function(ev)
-    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch, true) end
-    if ev & R ~= 0 then on_readable(ch) end
+    if hasbit(ev, W) and ch.head <= ch.tail then flush(ch, true) end
+    if hasbit(ev, R) then on_readable(ch) end
   end
   open_channels[ch] = true
   update(ch)
@@ -388,7 +389,7 @@ local function use_rings(ch, ringfd, side, bell, pbell)
   if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
   ch.ring, ch.bell, ch.pbell = true, bell, pbell
   ch.s._ring = ch.dec
-  M.setev(bell, R | EDGE, function() return on_ring(ch) end)
+  M.setev(bell, R + EDGE, function() return on_ring(ch) end)
   rings[#rings + 1] = ch.dec
   update(ch)
   return true
@@ -688,11 +689,11 @@ function M.channel_autostart()
   end
   if not fdtext then return end
   local ringfd = mode == 'lua'
-    and math.tointeger(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
+    and M.toint(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
     or nil
   -- as Node: the processes this one starts do not see this channel
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
-  local fd = math.tointeger(tonumber(fdtext))
+  local fd = M.toint(tonumber(fdtext))
   if not fd or fd < 0 or not core.isopen(fd) then return end
   if not encoders[mode] then
     error(("childproc: the parent asked for the '%s' serialization; this"
@@ -767,9 +768,9 @@ function M.runmain()
   local script = arg[0]
   local chunk, err = loadfile(script ~= '-' and script or nil)
   if not chunk then report(err) end
-  local ok, e = xpcall(chunk, handler, M.unpack(arg, 1, #arg))
+  local ok, e = M.xpcall(chunk, handler, M.unpack(arg, 1, #arg))
   if not ok then report(e) end
-  ok, e = xpcall(M.run, handler)
+  ok, e = M.xpcall(M.run, handler)
   if not ok then report(e) end
   flush_all()
   io.stdout:flush()

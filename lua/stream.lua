@@ -68,7 +68,7 @@ function r_read(s, self, drain, ev)
     reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
     local chunk, err
-    if not (ev and ev & HUP ~= 0) then chunk, err = read(s.fd) end
+    if not (ev and M.hasbit(ev, HUP)) then chunk, err = read(s.fd) end
     if chunk then
       emit(s, self, 'data', chunk)
     elseif chunk == false then
@@ -256,15 +256,14 @@ function w_flush(s, self)
     s.off = s.off + n
     s.queued = s.queued - n
     if s.off < #data then
-      if s.sync then goto continue end
-      break
+      if not s.sync then break end
+    else
+      q[s.head] = nil
+      local cb = cbs[s.head]
+      cbs[s.head] = nil
+      s.head, s.off = s.head + 1, 0
+      if cb then defer(cb) end
     end
-    q[s.head] = nil
-    local cb = cbs[s.head]
-    cbs[s.head] = nil
-    s.head, s.off = s.head + 1, 0
-    if cb then defer(cb) end
-    ::continue::
   end
   local empty = not q or s.head > s.tail
   if empty then

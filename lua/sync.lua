@@ -55,7 +55,7 @@ end
 
 -- Node's error for a spawnSync that failed: 'spawnSync ls ENOENT'
 local function spawnargs(plan)   -- as Node: without the command
-  return { table.unpack(plan.spawnargs, 2) }
+  return { M.unpack(plan.spawnargs, 2) }
 end
 
 local function sync_error(errno, plan)
@@ -219,23 +219,25 @@ local function pump(plan, st, readers, writer, maxbuf)
       end
     end
     if n == 0 and st.exited then break end
+    local expired = false
     if deadline then
       local left = deadline - now()
       if ms < 0 or left < ms then ms = left end
       if left <= 0 then
         deadline = nil
         kill(ETIMEDOUT)
-        goto continue
+        expired = true   -- (then round again: the kill's effects)
       end
     end
-    core.poll(fds, evs, ms, out)
-    for k = 1, n do
-      if out[k] ~= 0 then
-        local w = what[k]
-        if type(w) == 'table' then on_read(w) else w() end
+    if not expired then
+      core.poll(fds, evs, ms, out)
+      for k = 1, n do
+        if out[k] ~= 0 then
+          local w = what[k]
+          if type(w) == 'table' then on_read(w) else w() end
+        end
       end
     end
-    ::continue::
   end
 end
 

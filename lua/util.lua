@@ -77,7 +77,7 @@ function M.isarray(t)
   local n = #t
   local count = 0
   for k in pairs(t) do
-    if math.type(k) ~= 'integer' or k < 1 or k > n then return false end
+    if not M.isint(k) or k < 1 or k > n then return false end
     count = count + 1
   end
   return count == n
@@ -108,11 +108,11 @@ M.signals = signals
 -- 'SIGTERM', 'TERM', 15 -> 15; anything else raises
 function M.signum(fname, sig, default)
   if sig == nil then sig = default end
-  if math.type(sig) == 'integer' then
+  if M.isint(sig) then
     if sig == 0 or signals[sig] then return sig end
   elseif type(sig) == 'string' then
     local n = signals[sig] or signals['SIG' .. sig]
-    if math.type(n) == 'integer' then return n end
+    if M.isint(n) then return n end
   end
   error(("bad argument to '%s' (unknown signal '%s')"):format(fname, tostring(sig)), 3)
 end

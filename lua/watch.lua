@@ -4,11 +4,11 @@
 local core, M = ...
 
 local type, error, tostring, pcall = type, error, tostring, pcall
-local mtype, getmetatable = math.type, getmetatable
+local isint, getmetatable = M.isint, getmetatable
 local R, W = 1, 2
 local EBADF, EEXIST = 9, 17
 
-local MASKS = { r = R, w = W, rw = R | W, wr = R | W }
+local MASKS = { r = R, w = W, rw = R + W, wr = R + W }
 local NAMES = { 'r', 'w', 'rw' }
 
 -- {====================================================== fd records
@@ -29,7 +29,7 @@ end
 -- number after the user closed the fd) never touches it again.
 local function update(rec, fresh)
   local mask = 0
-  for i = 1, #rec.list do mask = mask | rec.list[i].mask end
+  for i = 1, #rec.list do mask = M.bor(mask, rec.list[i].mask) end
   if mask == 0 then
     if owns(rec) then M.forget(rec.fd) end
     if recs[rec.fd] == rec then recs[rec.fd] = nil end
@@ -48,7 +48,7 @@ local function newrec(fd)
     for i = 1, #list do
       local s = list[i]
       if s.active and s.rec == rec then
-        local e = ev & s.mask
+        local e = M.band(ev, s.mask)
         if e ~= 0 then s.cb(NAMES[e], s.self) end
       end
     end
@@ -64,7 +64,7 @@ end
 local methods = {}
 local Watcher, wself   -- (wself: a local the __tostring below can see)
 Watcher, wself = core.class('childproc.Watcher', methods, {
-  __close = function(self) self:stop() end,
+  __close = M.CLOSE and function(self) self:stop() end or nil,
   __tostring = function(self)
     local s = wself(self)
     return ('childproc.Watcher (fd %d, %s%s)'):format(s.fd, s.events,
@@ -164,9 +164,9 @@ end
 -- fd_or_object -> fd, getter (nil for an integer fd)
 local function resolve(fname, v)
   local tv = type(v)
-  if mtype(v) == 'integer' then return v end
+  if isint(v) then return v end
   if tv == 'number' then
-    if v == v // 1 then return math.tointeger(v) end
+    if M.toint(v) then return M.toint(v) end
     error(("bad argument #1 to '%s' (number has no integer representation)")
       :format(fname), 3)
   end
@@ -174,7 +174,7 @@ local function resolve(fname, v)
   if io.type(v) == 'file' then
     local get = function() return core.fileno(v) end
     local ok, fd = pcall(get)
-    if not ok or mtype(fd) ~= 'integer' then ebadf(fname, 'of a closed file') end
+    if not ok or not isint(fd) then ebadf(fname, 'of a closed file') end
     return fd, get
   end
   if tv == 'table' or tv == 'userdata' then
@@ -187,10 +187,10 @@ local function resolve(fname, v)
     if ok and m then
       local get = function() return m(v) end
       local fd = get()
-      if mtype(fd) ~= 'integer' then
-        if type(fd) == 'number' and fd == fd // 1 then
-          fd = math.tointeger(fd)
-          get = function() local n = m(v); return math.tointeger(n) or n end
+      if not isint(fd) then
+        if M.toint(fd) then
+          fd = M.toint(fd)
+          get = function() local n = m(v); return M.toint(n) or n end
         else
           ebadf(fname, ('nil (%s() of a closed object)'):format(name))
         end

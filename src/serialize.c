@@ -253,8 +253,11 @@ static void push_segment(lua_State *L, int kidx) {
       return;
     }
     case LUA_TNUMBER:
-      if (lua_isinteger(L, kidx))
-        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, kidx));
+      if (lua_isinteger(L, kidx)) {
+        char num[32];
+        snprintf(num, sizeof(num), "[%lld]", (long long)lua_tointeger(L, kidx));
+        lua_pushstring(L, num);
+      }
       else
         lua_pushfstring(L, "[%f]", (LUAI_UACNUMBER)lua_tonumber(L, kidx));
       return;
@@ -1164,7 +1167,8 @@ static int dec_value(ldec *d) {
       return 0;
     case T_INT64:
       NEED(d, 8);
-      lua_pushinteger(L, (lua_Integer)get_u64(d->p));
+      if (cp_pushint64(L, (int64_t)get_u64(d->p), d->err, d->errsz))
+        return 1;  /* beyond what this Lua's numbers hold exactly */
       d->p += 8;
       return 0;
     case T_FLOAT: {
