@@ -26,7 +26,9 @@ LUA_SOURCES = lua/compat.lua lua/util.lua lua/emitter.lua lua/loop.lua lua/strea
           lua/exec.lua lua/sync.lua lua/ipc.lua lua/fork.lua lua/watch.lua \
           lua/init.lua
 
-BUSTED     ?= busted --lua=$(LUA) --cpath='./$(BUILD)/?.so'
+BUSTED     ?= busted --lua=$(LUA)
+# the specs' Lua (spec/helper.lua)
+export CHILDPROC_LUA := $(LUA_NAME)
 DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
               luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config
 
@@ -55,6 +57,7 @@ deps:
 
 # busted's TAP output gives the closing `N passed, N failed` line
 test: deps all
+	@echo "== $(LUA_NAME)"
 	@$(BUSTED) -o TAP $(SPECS) > .test.tap 2>&1; status=$$?; cat .test.tap; \
 	  pass=$$(grep -c '^ok ' .test.tap); fail=$$(grep -c '^not ok ' .test.tap); \
 	  echo "$$pass passed, $$fail failed"; \

@@ -48,6 +48,8 @@ M.copy = function(list, n)
   for i = 1, n do t[i] = list[i] end
   return t
 end
+-- this Lua's name as the build directories spell it (lua/fork.lua)
+M.LUANAME = rawget(_G, 'jit') and 'luajit' or 'lua' .. _VERSION:match('[%d.]+$')
 -- (5.4 only: a `local x <close>` calls this)
 M.CLOSE = _VERSION == 'Lua 5.4'
 

@@ -18,7 +18,7 @@ local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
-                    'CHILDPROC_CHANNEL_RING',
+                    'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
 -- the rings of a 'lua' channel (src/serialize.c): this many bytes each
 -- way, taken from memory only as messages use them
@@ -526,6 +526,7 @@ function M.ipc_setup(plan, s, self, fd)
   else
     out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
+    out[#out + 1] = 'CHILDPROC_WIRE=' .. core.lua_wire
     -- rings and doorbells; without them (nil is no error) the socket
     local ringfd = core.ring_new(RING_SIZE)
     local bell, cbell = core.eventfd(), core.eventfd()
@@ -649,8 +650,9 @@ local function install_hook()
   local mainf, caller = find_main()
   if not mainf then return end
   local getinfo = debug.getinfo
+  local what = pcall(getinfo, 1, 't') and 'ft' or 'f'  -- (5.1, LuaJIT: no 't')
   mainhook = function()
-    local info = getinfo(2, 'ft')
+    local info = getinfo(2, what)
     if info.func == mainf then return run_after_main() end
     -- `return f()` at the end of the script: the tail call's frame
     if info.istailcall and caller then
@@ -695,6 +697,13 @@ function M.channel_autostart()
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
   local fd = M.toint(tonumber(fdtext))
   if not fd or fd < 0 or not core.isopen(fd) then return end
+  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
+  if wire and wire ~= tostring(core.lua_wire) then
+    error(("childproc: the parent speaks version %s of the 'lua' wire format;"
+      .. " this module (childproc %s) speaks version %d: use the same childproc"
+      .. " release at both ends, or serialization = 'json'")
+      :format(wire, core.version, core.lua_wire), 0)
+  end
   if not encoders[mode] then
     error(("childproc: the parent asked for the '%s' serialization; this"
       .. " module speaks 'lua' and 'json' (fork with serialization: 'json')")
@@ -737,13 +746,31 @@ function M.channel_autostart()
   install_hook()
 end
 
+-- lua.c's `arg` table, from /proc/self/cmdline: Lua 5.1 runs -e code
+-- before it makes it.  The bootstrap (-e's word) is found by its start.
+function M.cmdline_arg()
+  local f = io.open('/proc/self/cmdline', 'rb')
+  local all = f and f:read('*a') or ''
+  if f then f:close() end
+  local words, arg = {}, {}
+  for w in all:gmatch('([^%z]*)%z') do words[#words + 1] = w end
+  for i = 1, #words do
+    if words[i]:sub(1, 10) == 'local p,v=' then
+      for j = 1, #words do arg[j - i - 1] = words[j] end
+      break
+    end
+  end
+  _G.arg = arg
+  return arg
+end
+
 -- The bootstrap of a 'lua' fork: `lua5.4 -e BOOT script args...`.  lua.c
 -- runs -e code before the script, with `arg` already built: run the
 -- script as lua.c would, then the loop, then exit (flushing the channel)
 -- before lua.c gets to run the script itself.
 function M.runmain()
   if mainhook then debug.sethook(); mainhook = nil end
-  local arg = _G.arg or {}
+  local arg = _G.arg or M.cmdline_arg()
   local progname, lo = 'lua', 0
   while arg[lo - 1] ~= nil do lo = lo - 1 end
   if lo < 0 then progname = arg[lo] end

@@ -98,7 +98,7 @@ describe('streams', function()
       local cp = require 'childproc'
       local wait_exit = ...
       local function sigign()
-        return io.open('/proc/self/status'):read('a'):match('SigIgn:%s*(%x+)')
+        return io.open('/proc/self/status'):read('*a'):match('SigIgn:%s*(%x+)')
       end
       local before = sigign()
       local c = cp.spawn('true')
@@ -132,7 +132,7 @@ describe('streams', function()
     it('fileno() is an integer', function()
       local c = cp.spawn('cat')
       for _, st in ipairs({ c.stdin, c.stdout, c.stderr }) do
-        assert.equal('integer', math.type(st:fileno()))
+        assert.equal('integer', mtype(st:fileno()))
       end
       assert.equal('childproc.Writable', getmetatable(c.stdin).__name)
       assert.equal('childproc.Readable', getmetatable(c.stdout).__name)

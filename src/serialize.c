@@ -24,7 +24,14 @@
 ** against the remaining payload, tags, references, NaN keys, nesting,
 ** trailing bytes) and never allocates more than the bytes it has read
 ** justify.
+**
+** The format is the same for every Lua the module builds for (where
+** numbers are doubles, an integral one of at most 2^53 is sent as an
+** integer, and a received integer beyond that is refused: compat.h).
+** CP_WIRE is its version (core.lua_wire): fork tells it to the child
+** (CHILDPROC_WIRE), which refuses a parent speaking another one.
 */
+#define CP_WIRE 1
 
 #include <math.h>
 #include <stdarg.h>
@@ -1972,5 +1979,7 @@ CP_API int cp_codec_open(lua_State *L) {
   luaL_setfuncs(L, core_fns, 1);   /* pops the metatable */
   lua_pushlightuserdata(L, cp_json_nullp());
   lua_setfield(L, -2, "json_null");
+  lua_pushinteger(L, CP_WIRE);
+  lua_setfield(L, -2, "lua_wire");
   return 0;
 }
