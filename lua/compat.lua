@@ -50,6 +50,8 @@ M.copy = function(list, n)
 end
 -- this Lua's name as the build directories spell it (lua/fork.lua)
 M.LUANAME = rawget(_G, 'jit') and 'luajit' or 'lua' .. _VERSION:match('[%d.]+$')
+-- the stack level a tail call leaves (PUC 5.1 counts one; error levels)
+M.TAILCALL_LEVEL = (_VERSION == 'Lua 5.1' and not rawget(_G, 'jit')) and 1 or 0
 -- (5.4 only: a `local x <close>` calls this)
 M.CLOSE = _VERSION == 'Lua 5.4'
 

@@ -398,7 +398,8 @@ end
 -- send(message [, sendHandle [, options]] [, callback]) -> boolean, for
 -- both sides: what the ring sender (core.ring_sender, the methods below)
 -- leaves to Lua.  The methods tail-call it from the ring sender, a C
--- function: level 3 is their caller.
+-- function: level 3 is their caller (4 on 5.1: its tail call is a level).
+local TAIL = M.TAILCALL_LEVEL
 local function send(ch, message, a, b, c)
   local cb = nil
   if a or b or c then
@@ -406,11 +407,11 @@ local function send(ch, message, a, b, c)
       or type(c) == 'function' and c or nil
   end
   if message == nil then
-    error("bad argument #1 to 'send' (a message expected, got nil)", 3)
+    error("bad argument #1 to 'send' (a message expected, got nil)", 3 + TAIL)
   end
   if not ch then
     error("bad argument to 'send' (no IPC channel: the process was not"
-      .. " forked, or spawned with an 'ipc' stdio entry)", 3)
+      .. " forked, or spawned with an 'ipc' stdio entry)", 3 + TAIL)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
@@ -419,11 +420,11 @@ local function send(ch, message, a, b, c)
     -- encoded into pieces to queue; when disconnecting, only encoded.  A
     -- value that cannot be sent raises in lsend, at our caller's line
     local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
-    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3))
+    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3 + TAIL))
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
-      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
+      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3 + TAIL)
     end
   end
   if ch.disconnecting then
@@ -690,6 +691,7 @@ function M.channel_autostart()
       os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
   end
   if not fdtext then return end
+  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
   local ringfd = mode == 'lua'
     and M.toint(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
     or nil
@@ -697,7 +699,6 @@ function M.channel_autostart()
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
   local fd = M.toint(tonumber(fdtext))
   if not fd or fd < 0 or not core.isopen(fd) then return end
-  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
   if wire and wire ~= tostring(core.lua_wire) then
     error(("childproc: the parent speaks version %s of the 'lua' wire format;"
       .. " this module (childproc %s) speaks version %d: use the same childproc"

@@ -44,7 +44,8 @@ local function run(script, opts)
     table.concat(args, ' '),
     '<', shq(stdin), '>', shq(tmp .. '/out'), '2>', shq(tmp .. '/err'),
   }, ' ')
-  local _, _, code = os.execute(cmd)
+  local st, _, code = os.execute(cmd)
+  if code == nil then code = math.floor(st / 256) end  -- 5.1, LuaJIT: a wait status
   local r = { out = readfile(tmp .. '/out') or '',
               err = readfile(tmp .. '/err') or '', code = code }
   os.execute('rm -rf ' .. shq(tmp))

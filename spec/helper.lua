@@ -94,6 +94,9 @@ if not string.pack then
   end
 end
 
+-- 0 made at run time: 5.1 folds the constant -0.0 into 0 (-NEGZ is -0.0)
+NEGZ = 0.0
+
 -- }======================================================
 
 local lfs = require 'lfs'
@@ -101,6 +104,13 @@ local cp = require 'childproc'
 -- children running Lua find it too (Lua's default path begins with ./?.so:
 -- ./childproc.so is the lua5.4 build)
 cp._core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
+-- 5.1's pcall cannot be yielded across (5.2's and LuaJIT's can): the
+-- specs' pcall is the module's yieldable one (lua/compat.lua)
+if _VERSION == 'Lua 5.1' and not rawget(_G, 'jit') then
+  local xpcall = cp._M.xpcall
+  local function keep(e) return e end
+  pcall = function(f, ...) return xpcall(f, keep, ...) end
+end
 local luassert = require 'luassert'
 
 ROOT = lfs.currentdir()
@@ -512,17 +522,19 @@ end
 -- Runs `code` in a fresh `$LUA` (through `timeout`, so a hang is bounded)
 -- in the repository root, with LUA_CPATH finding ./childproc.so.
 -- opts: args (array), stdin (string), env (table of extra variables),
--- pre (shell text run before, e.g. "trap '' PIPE;"), timeout (seconds, 30).
+-- pre (shell text run before, e.g. "trap '' PIPE;"), timeout (seconds, 30),
+-- lua (another interpreter than LUA, with its own build).
 function luaproc(code, opts)
   opts = opts or {}
   local src = writefile(tmpname('.lua'), code)
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shq(a) end
-  local envs = { 'LUA_CPATH=' .. shq('./build/' .. LUA .. '/?.so;;'),
+  local lua = opts.lua or LUA
+  local envs = { 'LUA_CPATH=' .. shq('./build/' .. lua .. '/?.so;;'),
                  'LUA_PATH=' .. shq('./?.lua;./spec/?.lua;;') }
   for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. '=' .. shq(v) end
   local cmd = ('cd %s && %s exec env %s timeout -k 2 %d %s %s %s'):format(
-    shq(ROOT), opts.pre or '', table.concat(envs, ' '), opts.timeout or 30, LUA,
+    shq(ROOT), opts.pre or '', table.concat(envs, ' '), opts.timeout or 30, lua,
     shq(src), table.concat(args, ' '))
   local out, status, err = shell(cmd, opts.stdin)
   os.remove(src)

@@ -185,8 +185,9 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
       run_until(function() return #box >= 2 end, 10000, mode)
       assert.same({ s = 'str', i = 3, f = 3.0, h = 0.5, t = { 1, 2 }, o = { k = 'v' }, b = true },
         box[1])  -- a null member leaves the key out
-      assert.same({ i = 'integer', f = 'float', h = 'float', t = 'table', b = 'boolean' },
-        box[2].kinds)
+      -- (where numbers are doubles the JSON 3.0 is just 3)
+      assert.same({ i = 'integer', f = INTEGERS and 'float' or 'integer', h = 'float',
+        t = 'table', b = 'boolean' }, box[2].kinds)
       child:send({ op = 'stop' })
       wait_close(child)
       assert.equal(0, child.exitCode, mode)

@@ -146,7 +146,7 @@ describe('spawn', function()
     it('reach a Lua child verbatim (fixture writes its arg table back)', function()
       local r = collect(LUA, { 'spec/fixtures/args.lua', table.unpack(tricky) })
       assert.equal(0, r.code, r.stderr)
-      local got = assert(load('return ' .. r.stdout))()
+      local got = assert((loadstring or load)('return ' .. r.stdout))()
       assert.same(tricky, got)
     end)
 
