@@ -273,6 +273,7 @@ local function on_exit(s, self)
   if s.pidfd then code, sig = core.waitid(s.pidfd)
   else code, sig = core.waitpid(s.pid) end
   if code == nil and sig == nil then return false end  -- still running
+  if code == false then code = nil end  -- the host reaped it: 'exit' (nil, nil)
   if s.pidfd then
     M.forget(s.pidfd)
     core.close(s.pidfd)

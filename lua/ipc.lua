@@ -652,9 +652,20 @@ local function install_hook()
   if not mainf then return end
   local getinfo = debug.getinfo
   local what = pcall(getinfo, 1, 't') and 'ft' or 'f'  -- (5.1, LuaJIT: no 't')
-  mainhook = function()
+  -- (5.1: a main chunk that ends in a tail call is gone from the stack
+  -- when the callee returns, its 'tail return' event)
+  local function main_gone()
+    for level = 3, 200 do
+      local i = getinfo(level, 'S')
+      if not i then return true end
+      if i.what == 'main' then return false end
+    end
+    return false
+  end
+  mainhook = function(ev)
     local info = getinfo(2, what)
     if info.func == mainf then return run_after_main() end
+    if ev == 'tail return' and main_gone() then return run_after_main() end
     -- `return f()` at the end of the script: the tail call's frame
     if info.istailcall and caller then
       local up = getinfo(3, 'f')

@@ -183,6 +183,7 @@ local function pump(plan, st, readers, writer, maxbuf)
     if pidfd then code, sig = core.waitid(pidfd)
     else code, sig = core.waitpid(pid) end
     if code == nil and sig == nil then return end   -- not yet
+    if code == false then code = nil end  -- the host reaped it: unknown
     st.exited = true
     st.status, st.signum = code, sig
     if pidfd then close(pidfd) end

