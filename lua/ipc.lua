@@ -667,7 +667,7 @@ local function install_hook()
     if info.func == mainf then return run_after_main() end
     if ev == 'tail return' and main_gone() then return run_after_main() end
     -- `return f()` at the end of the script: the tail call's frame
-    if info.istailcall and caller then
+    if (info.istailcall or what == 'f') and caller then  -- (no 't': LuaJIT)
       local up = getinfo(3, 'f')
       if up and up.func == caller then return run_after_main() end
     end
