@@ -157,6 +157,7 @@ end
 -- peer names and what each needs (key of `have`)
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
+  ['childproc-luajit'] = 'childproc', ['childproc-lua5.1'] = 'childproc',  -- (5.4 parent)
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
   ['c-epoll'] = 'c', ['c-socketpair'] = 'c', ['childproc-ssh'] = 'sshd',
   ['node-cluster'] = 'node', luasocket = 'wrk',
@@ -211,10 +212,14 @@ local BENCHES = {
   } },
   { name = 'fork_first_msg', what = ('%d forks in sequence, fork → first message'):format(N.fork), peers = {
     { 'childproc', lua('childproc/fork_first_msg.lua', N.fork) },
+    { 'childproc-luajit', lua('childproc/fork_first_msg.lua', N.fork, 'luajit') },
+    { 'childproc-lua5.1', lua('childproc/fork_first_msg.lua', N.fork, 'lua5.1') },
     { 'node', node('fork_first_msg.js', N.fork) },
   } },
   { name = 'ipc_rtt', what = ('%d small-message round trips'):format(N.rtt), peers = {
     { 'childproc', lua('childproc/ipc_rtt.lua', N.rtt) },
+    { 'childproc-luajit', lua('childproc/ipc_rtt.lua', N.rtt, 'luajit') },
+    { 'childproc-lua5.1', lua('childproc/ipc_rtt.lua', N.rtt, 'lua5.1') },
     { 'node', node('ipc_rtt.js', N.rtt) },
     { 'c-fork', c('ipc_rtt', N.rtt) },
     { 'c-epoll', c('ipc_rtt', N.rtt, 'epoll') },

@@ -18,6 +18,9 @@
 -- at the same path on the host; $COMPUTE_SSH is the ssh command (default
 -- `ssh -T`).  `/stats` then adds `host NAME K` lines (workers started).
 local cp = require 'childproc'
+local toint = math.tointeger or function(v)  -- (5.1, 5.2, LuaJIT)
+  if type(v) == 'number' and v == math.floor(v) then return v end
+end
 
 local here = arg[0]:match('^(.*)/[^/]*$') or '.'
 local http = dofile(here .. '/compute_server.lua')   -- its HTTP helpers
@@ -37,10 +40,10 @@ end
 
 local demo = arg[1] == '--demo'
 local port = demo and 0 or tonumber(arg[1] or 3000)
-local nworkers = math.tointeger(tonumber(arg[2] or '')) or 0
+local nworkers = toint(tonumber(arg[2] or '')) or 0
 if nworkers < 1 then nworkers = ncores() end
 local max_requests = tonumber(arg[3] or 0)
-local default_n = math.tointeger(tonumber(arg[4] or '')) or 100000000
+local default_n = toint(tonumber(arg[4] or '')) or 100000000
 local hosts = {}
 for h in (arg[5] or ''):gmatch('[^,%s]+') do hosts[#hosts + 1] = h end
 local ssh = {}
@@ -86,7 +89,7 @@ local function start_worker(slot)
     alive = alive - 1
     for id, respond in pairs(w.waiting) do
       w.waiting[id] = nil
-      respond(500, ('worker ended (%s %s)'):format(code, sig))
+      respond(500, ('worker ended (%s %s)'):format(tostring(code), tostring(sig)))
     end
     if not stopping and workers[slot] == w then start_worker(slot) end
   end)
@@ -96,7 +99,7 @@ for slot = 1, nworkers do start_worker(slot) end
 
 -- hand the request to the next worker in turn; it queues what it gets
 local function compute(req, respond)
-  local n = math.tointeger(tonumber(req.query.n or '')) or default_n
+  local n = toint(tonumber(req.query.n or '')) or default_n
   local w = workers[nextslot]
   nextslot = nextslot % nworkers + 1
   nextid = nextid + 1

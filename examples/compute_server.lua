@@ -17,6 +17,9 @@
 -- Loaded with dofile() from another script, it only returns its HTTP
 -- helpers (compute_pool.lua uses them).
 local cp = require 'childproc'
+local toint = math.tointeger or function(v)  -- (5.1, 5.2, LuaJIT)
+  if type(v) == 'number' and v == math.floor(v) then return v end
+end
 local socket = require 'socket'
 
 local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
@@ -62,7 +65,7 @@ function http.listen(port, handler, opts)
   srv:settimeout(0)
   local server = { sock = srv, served = 0, open = true }
   local _, bound = srv:getsockname()
-  server.port = math.tointeger(tonumber(bound))
+  server.port = toint(tonumber(bound))
 
   function server.close()
     if not server.open then return end
@@ -201,7 +204,7 @@ io.stdout:setvbuf('line')
 local demo = arg[1] == '--demo'
 local port = demo and 0 or tonumber(arg[1] or 3000)
 local max_requests = tonumber(arg[2] or 0)
-local default_n = math.tointeger(tonumber(arg[3] or '')) or 100000000
+local default_n = toint(tonumber(arg[3] or '')) or 100000000
 
 local alive = 0     -- compute children not yet closed
 
@@ -210,7 +213,7 @@ local alive = 0     -- compute children not yet closed
 -- loop, so `/` and other requests are served meanwhile, and each request
 -- goes on as soon as its own child has closed.
 local function compute(req)
-  local n = math.tointeger(tonumber(req.query.n or '')) or default_n
+  local n = toint(tonumber(req.query.n or '')) or default_n
   local child = cp.fork(here .. '/compute.lua')
   alive = alive + 1
   local sum, failure

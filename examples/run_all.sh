@@ -69,6 +69,11 @@ run '' examples/cqueues_loop.lua
 run '' examples/select_loop.lua
 # an interactive shell on a pseudo-terminal
 run '' examples/pty.lua
+# ... and inside Neovim, with the LuaJIT build (make LUA=luajit)
+if command -v nvim >/dev/null && [ -f build/luajit/childproc.so ]; then
+  LUA_CPATH='build/luajit/?.so;;' timeout 30 nvim --headless -u NONE \
+    -c 'luafile examples/neovim.lua' -c 'qa!' || failed+=(examples/neovim.lua)
+fi
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

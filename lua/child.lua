@@ -11,7 +11,7 @@ local methods = {}
 -- children are never written to; this spares them an object and a table.
 local function stdin_of(s)
   local st = s[1]
-  if st == nil or math.type(st) ~= 'integer' and st ~= false then return st end
+  if st == nil or not M.isint(st) and st ~= false then return st end
   local ws
   st, ws = M.writable(st or -1)
   if not s[1] then ws.broken = true end
@@ -36,7 +36,7 @@ local function getter(s, k)
 end
 
 local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
-  __close = function(self) self:kill() end,
+  __close = M.CLOSE and function(self) self:kill() end or nil,
   __tostring = function(self)
     return 'ChildProcess (' .. tostring(M.cself(self).pid or 'not started') .. ')'
   end,
@@ -220,8 +220,8 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   if gid ~= nil then gid = M.checkint(fname, optn, gid, "option 'gid'", 0) end
   if timeout ~= nil then timeout = M.checkint(fname, optn, timeout, "option 'timeout'", 0) end
   local flags = 0
-  if opts.detached then flags = flags | 1 end
-  if opts.processGroup then flags = flags | 2 end
+  if opts.detached then flags = flags + 1 end
+  if opts.processGroup then flags = flags + 2 end
   local env = env_array(fname, optn, opts.env)
   local stdio = stdio_list(fname, optn, opts.stdio)
   local ksig = M.signum(fname, optn, opts.killSignal, 'SIGTERM', "option 'killSignal'")
@@ -286,6 +286,7 @@ local function on_exit(s, self)
   if s.pidfd then code, sig = core.waitid(s.pidfd)
   else code, sig = core.waitpid(s.pid) end
   if code == nil and sig == nil then return false end  -- still running
+  if code == false then code = nil end  -- the host reaped it: 'exit' (nil, nil)
   if s.pidfd then
     M.forget(s.pidfd)
     core.close(s.pidfd)
@@ -299,7 +300,7 @@ local function on_exit(s, self)
   if s.timer then M.timer_stop(s.timer) end
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
-  if math.type(s[1]) == 'integer' then  -- a stdin nobody made
+  if M.isint(s[1]) then  -- a stdin nobody made
     core.close(s[1])
     s[1] = false
   end
@@ -352,7 +353,7 @@ function M.stdio_source(e, fd, t)
     end
     return t.devnull
   end
-  if math.type(e) == 'integer' then return e end
+  if M.isint(e) then return e end
   local mt = getmetatable(e)
   if mt == M.Readable or mt == M.Writable then
     -- lent, not given: the child gets its own blocking description of a
@@ -412,7 +413,7 @@ end
 local function drop_streams(t, n)
   for i = 1, n do
     local st = t.streams[i]
-    if math.type(st) == 'integer' then core.close(st)
+    if M.isint(st) then core.close(st)
     elseif st then st:destroy() end
   end
 end
@@ -514,7 +515,7 @@ function M.start(plan)
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
       err = M.syserror(pidfd, syscall, path,
-        { spawnargs = { table.unpack(plan.spawnargs, 2) } })  -- as Node: no command
+        { spawnargs = { M.unpack(plan.spawnargs, 2) } })  -- as Node: no command
       pidfd = nil
     end
   end

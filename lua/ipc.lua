@@ -10,6 +10,7 @@ local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
 local R, W, EDGE = 1, 2, 8
+local hasbit = M.hasbit
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
@@ -17,7 +18,7 @@ local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
-                    'CHILDPROC_CHANNEL_RING',
+                    'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
 -- the rings of a 'lua' channel (src/serialize.c): this many bytes each
 -- way, taken from memory only as messages use them
@@ -120,7 +121,7 @@ local function update(ch)
     local wev = pending and W or 0
     if wev ~= ch.wev then ch.wev = wev; M.setev(ch.wfd, wev, ch.onwrite) end
   elseif not ch.closed then
-    local ev = R | (pending and (not ch.ring or ch.hq[ch.head]) and W or 0)
+    local ev = R + (pending and (not ch.ring or ch.hq[ch.head]) and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
       M.setev(ch.fd, ev, ch.onready)
@@ -397,8 +398,8 @@ local function new_channel(fd, mode, max, side, s, self, wfd, direct)
     closed = false, disconnecting = false,
   }
   ch.onready = function(ev)
-    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch, true) end
-    if ev & R ~= 0 then on_readable(ch) end
+    if hasbit(ev, W) and ch.head <= ch.tail then flush(ch, true) end
+    if hasbit(ev, R) then on_readable(ch) end
   end
   ch.onwrite = function() if ch.head <= ch.tail then flush(ch, true) end end
   open_channels[ch] = true
@@ -413,7 +414,7 @@ local function use_rings(ch, ringfd, side, bell, pbell)
   if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
   ch.ring, ch.bell, ch.pbell = true, bell, pbell
   ch.s._ring = ch.dec
-  M.setev(bell, R | EDGE, function() return on_ring(ch) end)
+  M.setev(bell, R + EDGE, function() return on_ring(ch) end)
   rings[#rings + 1] = ch.dec
   update(ch)
   return true
@@ -422,7 +423,8 @@ end
 -- send(message [, sendHandle [, options]] [, callback]) -> boolean, for
 -- both sides: what the ring sender (core.ring_sender, the methods below)
 -- leaves to Lua.  The methods tail-call it from the ring sender, a C
--- function: level 3 is their caller.
+-- function: level 3 is their caller (4 on 5.1: its tail call is a level).
+local TAIL = M.TAILCALL_LEVEL
 local function send(ch, message, a, b, c)
   local cb = nil
   if a or b or c then
@@ -448,7 +450,7 @@ local function send(ch, message, a, b, c)
     -- value that cannot be sent raises in lsend, at our caller's line
     local fd = ch.direct and not ch.disconnecting and ch.head > ch.tail
       and ch.wfd or false
-    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3))
+    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3 + TAIL))
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
@@ -566,6 +568,7 @@ function M.ipc_setup(plan, s, self, fd)
   else
     out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
+    out[#out + 1] = 'CHILDPROC_WIRE=' .. core.lua_wire
     -- rings and doorbells; without them (nil is no error) the socket
     local ringfd = core.ring_new(RING_SIZE)
     local bell, cbell = core.eventfd(), core.eventfd()
@@ -708,11 +711,23 @@ local function install_hook()
   local mainf, caller = find_main()
   if not mainf then return end
   local getinfo = debug.getinfo
-  mainhook = function()
-    local info = getinfo(2, 'ft')
+  local what = pcall(getinfo, 1, 't') and 'ft' or 'f'  -- (5.1, LuaJIT: no 't')
+  -- (5.1: a main chunk that ends in a tail call is gone from the stack
+  -- when the callee returns, its 'tail return' event)
+  local function main_gone()
+    for level = 3, 200 do
+      local i = getinfo(level, 'S')
+      if not i then return true end
+      if i.what == 'main' then return false end
+    end
+    return false
+  end
+  mainhook = function(ev)
+    local info = getinfo(2, what)
     if info.func == mainf then return run_after_main() end
+    if ev == 'tail return' and main_gone() then return run_after_main() end
     -- `return f()` at the end of the script: the tail call's frame
-    if info.istailcall and caller then
+    if (info.istailcall or what == 'f') and caller then  -- (no 't': LuaJIT)
       local up = getinfo(3, 'f')
       if up and up.func == caller then return run_after_main() end
     end
@@ -747,13 +762,20 @@ function M.channel_autostart()
       os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
   end
   if not fdtext then return end
+  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
   local ringfd = mode == 'lua'
-    and math.tointeger(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
+    and M.toint(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
     or nil
   -- as Node: the processes this one starts do not see this channel
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
-  local fd = math.tointeger(tonumber(fdtext))
+  local fd = M.toint(tonumber(fdtext))
   if not fd or fd < 0 or not core.isopen(fd) then return end
+  if wire and wire ~= tostring(core.lua_wire) then
+    error(("childproc: the parent speaks version %s of the 'lua' wire format;"
+      .. " this module (childproc %s) speaks version %d: use the same childproc"
+      .. " release at both ends, or serialization = 'json'")
+      :format(wire, core.version, core.lua_wire), 0)
+  end
   if not encoders[mode] then
     error(("childproc: the parent asked for the '%s' serialization; this"
       .. " module speaks 'lua' and 'json' (fork with serialization: 'json')")
@@ -803,13 +825,31 @@ function M.ipc_process(fd, mode, wfd, direct)
   return pch
 end
 
+-- lua.c's `arg` table, from /proc/self/cmdline: Lua 5.1 runs -e code
+-- before it makes it.  The bootstrap (-e's word) is found by its start.
+function M.cmdline_arg()
+  local f = io.open('/proc/self/cmdline', 'rb')
+  local all = f and f:read('*a') or ''
+  if f then f:close() end
+  local words, arg = {}, {}
+  for w in all:gmatch('([^%z]*)%z') do words[#words + 1] = w end
+  for i = 1, #words do
+    if words[i]:sub(1, 10) == 'local p,v=' then
+      for j = 1, #words do arg[j - i - 1] = words[j] end
+      break
+    end
+  end
+  _G.arg = arg
+  return arg
+end
+
 -- The bootstrap of a 'lua' fork: `lua5.4 -e BOOT script args...`.  lua.c
 -- runs -e code before the script, with `arg` already built: run the
 -- script as lua.c would, then the loop, then exit (flushing the channel)
 -- before lua.c gets to run the script itself.
 function M.runmain()
   if mainhook then debug.sethook(); mainhook = nil end
-  local arg = _G.arg or {}
+  local arg = _G.arg or M.cmdline_arg()
   local progname, lo = 'lua', 0
   while arg[lo - 1] ~= nil do lo = lo - 1 end
   if lo < 0 then progname = arg[lo] end
@@ -834,9 +874,9 @@ function M.runmain()
   local script = arg[0]
   local chunk, err = loadfile(script ~= '-' and script or nil)
   if not chunk then report(err) end
-  local ok, e = xpcall(chunk, handler, M.unpack(arg, 1, #arg))
+  local ok, e = M.xpcall(chunk, handler, M.unpack(arg, 1, #arg))
   if not ok then report(e) end
-  ok, e = xpcall(M.run, handler)
+  ok, e = M.xpcall(M.run, handler)
   if not ok then report(e) end
   M.before_exit()
   io.stdout:flush()

@@ -4,7 +4,7 @@
 local core, M = ...
 
 local now, wait = core.now, core.wait
-local xpcall, traceback, error, type, select = xpcall, debug.traceback, error, type, select
+local xpcall, traceback, error, type, select = M.xpcall, debug.traceback, error, type, select
 local getmetatable = getmetatable
 local floor, max = math.floor, math.max
 

@@ -81,7 +81,7 @@ function r_read(s, self, drain, ev)
     local chunk, err
     -- (a terminal's hang-up may come before the last of its output
     -- reached the master: it is read until EIO)
-    if not (ev and ev & HUP ~= 0) or s.tty then chunk, err = read(s.fd) end
+    if not (ev and M.hasbit(ev, HUP)) or s.tty then chunk, err = read(s.fd) end
     if chunk then
       if s.tty then s.tty.got = true end  -- lua/pty.lua's end rule
       emit(s, self, 'data', chunk)
@@ -301,15 +301,14 @@ function w_flush(s, self)
     s.off = s.off + n
     s.queued = s.queued - n
     if s.off < #data then
-      if s.sync then goto continue end
-      break
+      if not s.sync then break end
+    else
+      q[s.head] = nil
+      local cb = cbs[s.head]
+      cbs[s.head] = nil
+      s.head, s.off = s.head + 1, 0
+      if cb then defer(cb) end
     end
-    q[s.head] = nil
-    local cb = cbs[s.head]
-    cbs[s.head] = nil
-    s.head, s.off = s.head + 1, 0
-    if cb then defer(cb) end
-    ::continue::
   end
   local empty = not q or s.head > s.tail
   if empty then

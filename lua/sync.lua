@@ -53,7 +53,7 @@ end
 
 -- Node's error for a spawnSync that failed: 'spawnSync ls ENOENT'
 local function spawnargs(plan)   -- as Node: without the command
-  return { table.unpack(plan.spawnargs, 2) }
+  return { M.unpack(plan.spawnargs, 2) }
 end
 
 local function sync_error(errno, plan)
@@ -190,6 +190,7 @@ local function pump(plan, st, readers, writer, maxbuf)
     if pidfd then code, sig = core.waitid(pidfd)
     else code, sig = core.waitpid(pid) end
     if code == nil and sig == nil then return end   -- not yet
+    if code == false then code = nil end  -- the host reaped it: unknown
     st.exited = true
     st.status, st.signum = code, sig
     for _, r in ipairs(readers) do
@@ -232,26 +233,28 @@ local function pump(plan, st, readers, writer, maxbuf)
     -- a grandchild holding the terminal: the end after a quiet while
     local quiet = st.exited and plan.pty and M.PTY_GRACE
     if quiet then ms = quiet end
+    local expired = false
     if deadline then
       local left = deadline - now()
       if ms < 0 or left < ms then ms = left end
       if left <= 0 then
         deadline = nil
         kill(ETIMEDOUT)
-        goto continue
+        expired = true   -- (then round again: the kill's effects)
       end
     end
-    core.poll(fds, evs, ms, out)
-    local fired = false
-    for k = 1, n do
-      if out[k] ~= 0 then
-        fired = true
-        local w = what[k]
-        if type(w) == 'table' then on_read(w) else w() end
+    if not expired then
+      core.poll(fds, evs, ms, out)
+      local fired = false
+      for k = 1, n do
+        if out[k] ~= 0 then
+          fired = true
+          local w = what[k]
+          if type(w) == 'table' then on_read(w) else w() end
+        end
       end
+      if quiet and not fired and ms == quiet then close_readers() end
     end
-    if quiet and not fired and ms == quiet then close_readers() end
-    ::continue::
   end
 end
 

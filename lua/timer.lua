@@ -3,7 +3,7 @@ local core, M = ...
 
 local methods = {}
 local Timer, tself = core.class('childproc.Timer', methods, {
-  __close = function(self) self:close() end,
+  __close = M.CLOSE and function(self) self:close() end or nil,
 })
 
 local function new(fname, nargs, rep, fn, ms, ...)

@@ -4,11 +4,11 @@
 local core, M = ...
 
 local type, tostring, pcall, select = type, tostring, pcall, select
-local mtype = math.type
+local isint, getmetatable = M.isint, getmetatable
 local R, W = 1, 2
 local EBADF, EEXIST = 9, 17
 
-local MASKS = { r = R, w = W, rw = R | W, wr = R | W }
+local MASKS = { r = R, w = W, rw = R + W, wr = R + W }
 local NAMES = { 'r', 'w', 'rw' }
 
 -- {====================================================== fd records
@@ -29,7 +29,7 @@ end
 -- number after the user closed the fd) never touches it again.
 local function update(rec, fresh)
   local mask = 0
-  for i = 1, #rec.list do mask = mask | rec.list[i].mask end
+  for i = 1, #rec.list do mask = M.bor(mask, rec.list[i].mask) end
   if mask == 0 then
     if owns(rec) then M.forget(rec.fd) end
     if recs[rec.fd] == rec then recs[rec.fd] = nil end
@@ -48,7 +48,7 @@ local function newrec(fd)
     for i = 1, #list do
       local s = list[i]
       if s.active and s.rec == rec then
-        local e = ev & s.mask
+        local e = M.band(ev, s.mask)
         if e ~= 0 then s.cb(NAMES[e], s.self) end
       end
     end
@@ -64,7 +64,7 @@ end
 local methods = {}
 local Watcher, wself   -- (wself: a local the __tostring below can see)
 Watcher, wself = core.class('childproc.Watcher', methods, {
-  __close = function(self) self:stop() end,
+  __close = M.CLOSE and function(self) self:stop() end or nil,
   __tostring = function(self)
     local s = wself(self)
     return ('childproc.Watcher (fd %d, %s%s)'):format(s.fd, s.events,
@@ -171,7 +171,7 @@ local function resolve(fname, v, nargs)
   if io.type(v) == 'file' then
     local get = function() return core.fileno(v) end
     local ok, fd = pcall(get)
-    if not ok or mtype(fd) ~= 'integer' then ebadf(fname, 'of a closed file') end
+    if not ok or not isint(fd) then ebadf(fname, 'of a closed file') end
     return fd, get
   end
   if tv == 'table' or tv == 'userdata' then
@@ -184,10 +184,10 @@ local function resolve(fname, v, nargs)
     if ok and m then
       local get = function() return m(v) end
       local fd = get()
-      if mtype(fd) ~= 'integer' then
-        if type(fd) == 'number' and fd == fd // 1 then
-          fd = math.tointeger(fd)
-          get = function() local n = m(v); return math.tointeger(n) or n end
+      if not isint(fd) then
+        if M.toint(fd) then
+          fd = M.toint(fd)
+          get = function() local n = m(v); return M.toint(n) or n end
         else
           ebadf(fname, ('nil (%s() of a closed object)'):format(name))
         end

@@ -5,7 +5,7 @@ local cp = require 'childproc'
 local socket = require 'socket'
 local lfs = require 'lfs'
 
-local function sum_to(n) return n * (n - 1) // 2 end
+local function sum_to(n) return math.floor(n * (n - 1) / 2) end
 
 local closed = setmetatable({}, { __mode = 'k' })   -- server -> {code, sig}
 
@@ -18,11 +18,11 @@ end
 -- Start an example server; returns the ChildProcess and its port.
 local function start(script, args)
   local env = cp.process.env
-  env.LUA_CPATH = ROOT .. '/?.so;;'
+  env.LUA_CPATH = CPATH
   env.LUA_CPATH_5_4 = nil
   local argv = { 'examples/' .. script }
   for _, a in ipairs(args) do argv[#argv + 1] = tostring(a) end
-  local server = cp.spawn('lua5.4', argv,
+  local server = cp.spawn(LUA, argv,
     { env = env, stdio = { 'ignore', 'pipe', 'inherit' } })
   local out = ''
   server.stdout:on('data', function(d) out = out .. d end)

@@ -235,7 +235,7 @@ describe('cp.run', function()
 
   describe('cp.loop', function()
     it('is pollable: pollfd(), events(), timeout()', function()
-      assert.equal('integer', math.type(cp.loop:pollfd()))
+      assert.equal('integer', mtype(cp.loop:pollfd()))
       assert.equal('r', cp.loop:events())
       assert.is_nil(cp.loop:timeout())
       local t = cp.setTimeout(function() end, 60000)

@@ -96,7 +96,7 @@ end
 
 -- a string of n bytes that differs from any other this spec makes
 local function payload(n, tag)
-  return (tag .. ('%08d'):format(n)):rep(n // 9 + 1):sub(1, n)
+  return (tag .. ('%08d'):format(n)):rep(math.floor(n / 9) + 1):sub(1, n)
 end
 
 describe('the rings, in one process', function()
@@ -140,7 +140,7 @@ describe('the rings, in one process', function()
     local got, puts = {}, 0
     while off < flen(piece) do
       local n = w:put(piece, off)
-      assert.is_true(math.type(n) == 'integer' and n > 0, 'put took nothing')
+      assert.is_true(mtype(n) == 'integer' and n > 0, 'put took nothing')
       off, puts = off + n, puts + 1
       local out = take(r)
       if off < flen(piece) then assert.equal(0, #out, 'a message before its end') end
@@ -308,7 +308,7 @@ describe('the rings, in one process', function()
     end
     -- the writer's tail set by the reader beyond its head: EPROTO
     w, r, fd = loopback()
-    poke(fd, 0, string.pack('<I8', 1 << 40))
+    poke(fd, 0, string.pack('<I8', 2^40))
     local st, off, piece = core.lua_send(fd, 'small', w)
     assert.equal(-71, st)
     assert.equal(0, off)

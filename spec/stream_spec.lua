@@ -98,7 +98,7 @@ describe('streams', function()
       local cp = require 'childproc'
       local wait_exit = ...
       local function sigign()
-        return io.open('/proc/self/status'):read('a'):match('SigIgn:%s*(%x+)')
+        return io.open('/proc/self/status'):read('*a'):match('SigIgn:%s*(%x+)')
       end
       local before = sigign()
       local c = cp.spawn('true')
@@ -132,7 +132,7 @@ describe('streams', function()
     it('fileno() is an integer', function()
       local c = cp.spawn('cat')
       for _, st in ipairs({ c.stdin, c.stdout, c.stderr }) do
-        assert.equal('integer', math.type(st:fileno()))
+        assert.equal('integer', mtype(st:fileno()))
       end
       assert.equal('childproc.Writable', getmetatable(c.stdin).__name)
       assert.equal('childproc.Readable', getmetatable(c.stdout).__name)
@@ -328,8 +328,8 @@ describe('streams', function()
       -- live data (fork's 256 MiB message) Lua 5.4's generational collector
       -- can go for a long time without a collection, whatever the module
       -- does.  Measure the module, with Lua's default (incremental) mode.
-      local mode = collectgarbage('incremental')
-      finally(function() collectgarbage(mode) end)
+      local ok, mode = pcall(collectgarbage, 'incremental')   -- (5.4's)
+      finally(function() if ok and type(mode) == 'string' then collectgarbage(mode) end end)
       collectgarbage(); collectgarbage()
       local rss0 = rss_kib('VmRSS')
       local peak = rss0
@@ -361,6 +361,9 @@ describe('streams', function()
       -- one): still far below the 1 GiB that went through
       local tools = os.getenv('CHILDPROC_SANITIZE') or os.getenv('CHILDPROC_VALGRIND')
       local bound = tools and 256 * 1024 or 64 * 1024
+      -- 5.2's and 5.3's collectors let the heap of 256 KiB chunks grow
+      -- further before a cycle (75 MiB measured on 5.3)
+      if LUA == 'lua5.2' or LUA == 'lua5.3' then bound = bound + 64 * 1024 end
       assert.is_true(grew < bound,
         ('memory grew by %d KiB while 1 GiB went through'):format(grew))
     end)

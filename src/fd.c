@@ -295,10 +295,10 @@ static int fd_write(lua_State *L) {
 
 /* core.fileno(file) -> the fd of a Lua file handle, or nil */
 static int fd_fileno(lua_State *L) {
-  luaL_Stream *st = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
-  if (st == NULL || st->closef == NULL || st->f == NULL) return 0;
-  fflush(st->f);
-  lua_pushinteger(L, fileno(st->f));
+  FILE *f = cp_tofile(L, 1);
+  if (f == NULL) return 0;
+  fflush(f);
+  lua_pushinteger(L, fileno(f));
   return 1;
 }
 

@@ -29,7 +29,14 @@
 ** against the remaining payload, tags, references, NaN keys, nesting,
 ** trailing bytes) and never allocates more than the bytes it has read
 ** justify.
+**
+** The format is the same for every Lua the module builds for (where
+** numbers are doubles, an integral one of at most 2^53 is sent as an
+** integer, and a received integer beyond that is refused: compat.h).
+** CP_WIRE is its version (core.lua_wire): fork tells it to the child
+** (CHILDPROC_WIRE), which refuses a parent speaking another one.
 */
+#define CP_WIRE 1
 
 #include <math.h>
 #include <stdarg.h>
@@ -261,8 +268,11 @@ static void push_segment(lua_State *L, int kidx) {
       return;
     }
     case LUA_TNUMBER:
-      if (lua_isinteger(L, kidx))
-        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, kidx));
+      if (lua_isinteger(L, kidx)) {
+        char num[32];
+        snprintf(num, sizeof(num), "[%lld]", (long long)lua_tointeger(L, kidx));
+        lua_pushstring(L, num);
+      }
       else
         lua_pushfstring(L, "[%f]", (LUAI_UACNUMBER)lua_tonumber(L, kidx));
       return;
@@ -1195,7 +1205,8 @@ static int dec_value(ldec *d) {
       return 0;
     case T_INT64:
       NEED(d, 8);
-      lua_pushinteger(L, (lua_Integer)get_u64(d->p));
+      if (cp_pushint64(L, (int64_t)get_u64(d->p), d->err, d->errsz))
+        return 1;  /* beyond what this Lua's numbers hold exactly */
       d->p += 8;
       return 0;
     case T_FLOAT: {
@@ -2117,5 +2128,7 @@ CP_API int cp_codec_open(lua_State *L) {
   lua_setfield(L, -2, "handle_mark");
   luaL_newmetatable(L, CP_HANDLEMSG_MT);
   lua_setfield(L, -2, "handlemsg_mt");
+  lua_pushinteger(L, CP_WIRE);
+  lua_setfield(L, -2, "lua_wire");
   return 0;
 }

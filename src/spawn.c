@@ -381,7 +381,11 @@ fail_extra:
 static int reap(lua_State *L, idtype_t type, id_t id) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) return cp_fail(L, errno);
+  if (waitid(type, id, &si, WEXITED | WNOHANG) != 0) {
+    if (errno != ECHILD) return cp_fail(L, errno);
+    lua_pushboolean(L, 0);  /* gone, reaped by the host (wait(-1)) */
+    return 1;
+  }
   if (si.si_pid == 0) return 0;
   if (si.si_code == CLD_EXITED) {
     lua_pushinteger(L, si.si_status);
@@ -394,7 +398,8 @@ static int reap(lua_State *L, idtype_t type, id_t id) {
   return 2;
 }
 
-/* core.waitid(pidfd): reaps through the pidfd only */
+/* core.waitid(pidfd): reaps through the pidfd only -> nil (running) |
+** code, nil | nil, signum | false (reaped by someone else: unknown) */
 static int cp_waitid(lua_State *L) {
   return reap(L, (idtype_t)P_PIDFD, (id_t)luaL_checkinteger(L, 1));
 }
