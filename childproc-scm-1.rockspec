@@ -17,9 +17,11 @@ and are watched through pidfds.
   license = "MIT",
 }
 supported_platforms = { "linux" }
-dependencies = { "lua >= 5.4, < 5.5" }
+dependencies = { "lua >= 5.1" }
 -- the Makefile embeds the lua/ layer with the interpreter it builds for
--- (src/lua_chunks.h is generated, never committed), then compiles
+-- (build/<lua>/lua_chunks.h is generated, never committed), then compiles
+-- build/<lua>/childproc.so; `luarocks --lua-version=5.1` (5.2, 5.3, 5.4)
+-- builds and installs that version's module
 build = {
   type = "make",
   build_variables = {
@@ -27,6 +29,8 @@ build = {
     LUA_CFLAGS = "-I$(LUA_INCDIR)",
   },
   install_variables = {
+    LUA = "$(LUA)",
+    LUA_CFLAGS = "-I$(LUA_INCDIR)",
     INST_LIBDIR = "$(LIBDIR)",
   },
 }

@@ -15,12 +15,12 @@ __attribute__((visibility("default"))) int luaopen_childproc(lua_State *L);
 ** made it and takes it, else its source.  Returns 1 for the bytecode. */
 static int load_chunk(lua_State *L, int i) {
   const char *src = cp_chunks[i].src;
-#if defined(LUA_VERSION_RELEASE_NUM) && LUA_VERSION_RELEASE_NUM == CP_CHUNKS_RELEASE
-  if (luaL_loadbufferx(L, cp_chunks[i].bc, cp_chunks[i].bclen,
-                       cp_chunks[i].name, "b") == LUA_OK)
-    return 1;
-  lua_pop(L, 1);
-#endif
+  if (strcmp(CP_LUA_RELEASE, CP_CHUNKS_RELEASE) == 0) {
+    if (luaL_loadbufferx(L, cp_chunks[i].bc, cp_chunks[i].bclen,
+                         cp_chunks[i].name, "b") == LUA_OK)
+      return 1;
+    lua_pop(L, 1);
+  }
   if (luaL_loadbufferx(L, src, strlen(src), cp_chunks[i].name, "t") != LUA_OK)
     lua_error(L);
   return 0;
@@ -36,6 +36,8 @@ int luaopen_childproc(lua_State *L) {
   cp_spawn_open(L);
   cp_object_open(L);
   cp_sys_open(L);
+  cp_pty_open(L);
+  cp_handle_open(L);
   lua_pop(L, 1);                            /* core */
   cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */

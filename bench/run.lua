@@ -5,8 +5,9 @@
 --
 -- Environment: ROUNDS (default 5), BENCH_SCALE (default 1: the full work;
 -- 0.1 for a quick check), BENCH_TIMEOUT (seconds per program, default 120),
--- BENCH_CPUS (a taskset CPU list, e.g. 0: pin every program and its children
--- there; unset: not pinned).
+-- BENCH_CONFIGS (default 'unpinned,pinned': both, in that order, interleaved
+-- round by round), BENCH_CPUS (the taskset CPU list of the pinned
+-- configuration, default 0: every program and its children there).
 -- Progress and failures go to stderr; the table goes to stdout (plain text,
 -- or markdown with --markdown: `lua5.4 bench/run.lua --markdown > bench/RESULTS.md`).
 
@@ -62,8 +63,16 @@ local ONLY, PEERS = set(opts.only), set(opts.peers)
 local ROUNDS = math.tointeger(tonumber(os.getenv('ROUNDS') or '5')) or 5
 local SCALE = tonumber(os.getenv('BENCH_SCALE') or '1') or 1
 local TIMEOUT = tonumber(os.getenv('BENCH_TIMEOUT') or '120') or 120
-local CPUS = os.getenv('BENCH_CPUS') -- e.g. '0': run every program under taskset -c 0
-if CPUS == '' then CPUS = nil end
+local PIN = os.getenv('BENCH_CPUS') -- the pinned configuration's CPU list
+if PIN == nil or PIN == '' then PIN = '0' end
+-- configurations: unpinned first (how users run it: the headline), then
+-- pinned; each runs every benchmark against the same peers
+local CONFIGS = {}
+for w in (os.getenv('BENCH_CONFIGS') or 'unpinned,pinned'):gmatch('[^,]+') do
+  if w == 'unpinned' then CONFIGS[#CONFIGS + 1] = { name = 'unpinned' }
+  elseif w == 'pinned' then CONFIGS[#CONFIGS + 1] = { name = 'pinned', cpus = PIN }
+  else io.stderr:write('BENCH_CONFIGS: unknown configuration ' .. w .. '\n') os.exit(2) end
+end
 
 local function log(fmt, ...) io.stderr:write(string.format(fmt, ...) .. '\n') io.stderr:flush() end
 
@@ -81,7 +90,7 @@ do -- C peers and the clock module
   else
     os.execute('mkdir -p ' .. q(BUILD))
     local cflags = '-O2 -Wall -Wno-unused-function'
-    local progs = { 'spawn', 'stdout_read', 'stdin_write', 'exec_echo', 'ipc_rtt', 'children' }
+    local progs = { 'spawn', 'stdout_read', 'stdin_write', 'exec_echo', 'ipc_rtt', 'ipc_burst', 'children' }
     local failed = {}
     for _, p in ipairs(progs) do
       local out, okc = sh(('gcc %s -o %s %s 2>&1'):format(cflags, q(BUILD .. '/' .. p), q(BENCH .. '/c/' .. p .. '.c')))
@@ -109,6 +118,14 @@ do
     if ok then have.childproc = out else why.childproc = 'require failed: ' .. out:match('[^\n]*') end
   end
   have.popen = true
+  -- a throwaway sshd on 127.0.0.1 (bench/childproc/launcher_ssh.lua)
+  if have.childproc and exists('/usr/sbin/sshd') and select(2, sh('command -v ssh')) then
+    have.sshd = true
+  else
+    why.sshd = 'no /usr/sbin/sshd or ssh (apt-get install openssh-server openssh-client)'
+  end
+  out, ok = sh('command -v wrk 2>&1')
+  if ok then have.wrk = true else why.wrk = 'wrk not found (apt-get install wrk)' end
 end
 
 -- }============================================================
@@ -128,14 +145,22 @@ local N = {
   spawn_seq = scaled(1000), spawn_par32 = scaled(2000), spawn_heap2g = scaled(100),
   heap = scaled(2 * GiB, 64 * MiB), stdout = scaled(2 * GiB, MiB) // 65536 * 65536,
   stdin = scaled(GiB, MiB) // 65536 * 65536, exec = scaled(1000), fork = scaled(100),
-  rtt = scaled(50000), bulk = scaled(1024), children = scaled(1000),
+  rtt = scaled(50000), bulk = scaled(1024), burst = scaled(200), children = scaled(1000),
+  ssh_rtt = scaled(5000), ssh_fork = scaled(20),
+  http_secs = scaled(2), workers = tonumber((sh('nproc'))) or 1,
 }
+-- an HTTP server loaded by wrk (bench/lib/http_load.lua)
+local function http(bench, peer, ...)
+  return lua('lib/http_load.lua', bench, peer, N.http_secs, ...)
+end
 
 -- peer names and what each needs (key of `have`)
 local NEEDS = {
   childproc = 'childproc', node = 'node', ['node-json'] = 'node', ['node-advanced'] = 'node',
+  ['childproc-luajit'] = 'childproc', ['childproc-lua5.1'] = 'childproc',  -- (5.4 parent)
   luv = 'luv', popen = 'popen', ['c-posix_spawn'] = 'c', ['c-fork'] = 'c',
-  ['c-epoll'] = 'c',
+  ['c-epoll'] = 'c', ['c-socketpair'] = 'c', ['childproc-ssh'] = 'sshd',
+  ['node-cluster'] = 'node', luasocket = 'wrk',
 }
 
 local BENCHES = {
@@ -187,10 +212,14 @@ local BENCHES = {
   } },
   { name = 'fork_first_msg', what = ('%d forks in sequence, fork → first message'):format(N.fork), peers = {
     { 'childproc', lua('childproc/fork_first_msg.lua', N.fork) },
+    { 'childproc-luajit', lua('childproc/fork_first_msg.lua', N.fork, 'luajit') },
+    { 'childproc-lua5.1', lua('childproc/fork_first_msg.lua', N.fork, 'lua5.1') },
     { 'node', node('fork_first_msg.js', N.fork) },
   } },
   { name = 'ipc_rtt', what = ('%d small-message round trips'):format(N.rtt), peers = {
     { 'childproc', lua('childproc/ipc_rtt.lua', N.rtt) },
+    { 'childproc-luajit', lua('childproc/ipc_rtt.lua', N.rtt, 'luajit') },
+    { 'childproc-lua5.1', lua('childproc/ipc_rtt.lua', N.rtt, 'lua5.1') },
     { 'node', node('ipc_rtt.js', N.rtt) },
     { 'c-fork', c('ipc_rtt', N.rtt) },
     { 'c-epoll', c('ipc_rtt', N.rtt, 'epoll') },
@@ -200,12 +229,38 @@ local BENCHES = {
     { 'node-json', node('ipc_bulk.js', N.bulk, 'json') },
     { 'node-advanced', node('ipc_bulk.js', N.bulk, 'advanced') },
   } },
+  { name = 'ipc_burst', what = ('%d × 1 MiB message sent at once, each acked'):format(N.burst), peers = {
+    { 'childproc', lua('childproc/ipc_burst.lua', N.burst) },
+    { 'node-json', node('ipc_burst.js', N.burst, 'json') },
+    { 'node-advanced', node('ipc_burst.js', N.burst, 'advanced') },
+    { 'c-socketpair', c('ipc_burst', N.burst) },
+  } },
+  { name = 'ssh_rtt', what = ('%d small-message round trips, forked here and through ssh to 127.0.0.1')
+      :format(N.ssh_rtt), peers = {
+    { 'childproc', lua('childproc/launcher_ssh.lua', 'rtt', N.ssh_rtt, 'local') },
+    { 'childproc-ssh', lua('childproc/launcher_ssh.lua', 'rtt', N.ssh_rtt, 'ssh') },
+  } },
+  { name = 'ssh_first_msg', what = ('%d forks in sequence, fork → first message, here and through ssh')
+      :format(N.ssh_fork), peers = {
+    { 'childproc', lua('childproc/launcher_ssh.lua', 'first', N.ssh_fork, 'local') },
+    { 'childproc-ssh', lua('childproc/launcher_ssh.lua', 'first', N.ssh_fork, 'ssh') },
+  } },
   { name = 'children_1000', what = ('%d × cat alive at once'):format(N.children),
     rows = { 'children_1000_rss', 'children_1000_wall' }, peers = {
     { 'childproc', lua('childproc/children_1000.lua', N.children) },
     { 'luv', lua('luv/children_1000.lua', N.children) },
     { 'node', node('children_1000.js', N.children) },
     { 'c-posix_spawn', c('children', N.children) },
+  } },
+  { name = 'http_shared', needs = 'wrk', what = ('examples/http_cluster.lua, %d workers sharing the socket, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_shared', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers) },
+    { 'node-cluster', http('http_shared', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'shared', N.workers) },
+    { 'luasocket', http('http_shared', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
+  } },
+  { name = 'http_rr', needs = 'wrk', what = ('examples/http_cluster.lua --mode rr, %d workers, wrk -t2 -c64 -d%ds'):format(N.workers, N.http_secs), peers = {
+    { 'childproc', http('http_rr', 'childproc', 'lua5.4', q(ROOT .. '/examples/http_cluster.lua'), '--workers', N.workers, '--mode', 'rr') },
+    { 'node-cluster', http('http_rr', 'node-cluster', 'node', q(BENCH .. '/node/http_cluster.js'), 'rr', N.workers) },
+    { 'luasocket', http('http_rr', 'luasocket', 'lua5.4', q(BENCH .. '/luasocket/http_single.lua')) },
   } },
 }
 
@@ -215,24 +270,30 @@ local BENCHES = {
 -- {============================================================ running
 
 local skipped = {} -- peer -> reason
-local results = {} -- row -> peer -> { values... }
-local fails = {}   -- row -> peer -> count
+local RESULTS, FAILS = {}, {} -- configuration -> row -> peer -> { values... } | count
+for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name] = {}; FAILS[cfg.name] = {} end
 local units = {}   -- row -> unit
 local rowsof = {}  -- bench name -> rows
 local UNIT = { -- the unit each row is expected in (for rows where all failed)
   spawn_seq = 'spawns/s', spawn_par32 = 'spawns/s', spawn_heap2g = 'spawns/s',
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
-  ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
+  ipc_rtt = 'rt/s', ipc_bulk = 'MB/s', ipc_burst = 'MB/s', ssh_rtt = 'rt/s', ssh_first_msg = 'ms',
+  children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
+  http_shared = 'req/s', http_rr = 'req/s',
 }
 local order = {}   -- rows in order
 
 for _, b in ipairs(BENCHES) do
   b.rows = b.rows or { b.name }
-  for _, r in ipairs(b.rows) do order[#order + 1] = r; results[r] = {}; fails[r] = {} end
+  for _, r in ipairs(b.rows) do
+    order[#order + 1] = r
+    for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name][r] = {}; FAILS[cfg.name][r] = {} end
+  end
   rowsof[b.name] = b.rows
   local keep = {}
   for _, p in ipairs(b.peers) do
     local need = NEEDS[p[1]]
+    if b.needs and not have[b.needs] then need = b.needs end
     if PEERS and not PEERS[p[1]] then -- filtered out
     elseif not have[need] then skipped[p[1]] = why[need] or 'not present'
     else keep[#keep + 1] = p end
@@ -244,9 +305,10 @@ for peer, reason in pairs(skipped) do log('skipping peer %s: %s', peer, reason) 
 
 local errfile = os.tmpname()
 
-local function run_one(b, peer, cmd)
+local function run_one(cfg, b, peer, cmd)
+  local results, fails = RESULTS[cfg.name], FAILS[cfg.name]
   local full = ('cd %s && export %s && %stimeout -k 5 %d %s </dev/null 2>%s'):format(q(ROOT), ENV,
-    CPUS and ('taskset -c ' .. q(CPUS) .. ' ') or '', TIMEOUT, cmd, q(errfile))
+    cfg.cpus and ('taskset -c ' .. q(cfg.cpus) .. ' ') or '', TIMEOUT, cmd, q(errfile))
   local t0 = os.time()
   local f = io.popen(full)
   local out = f:read('a')
@@ -286,19 +348,23 @@ local function run_one(b, peer, cmd)
   end
   local vals = {}
   for _, r in ipairs(b.rows) do vals[#vals + 1] = got[r] and ('%g %s'):format(got[r][1], got[r][2]) or 'fail' end
-  log('  %-15s %-14s %s  (%ds)', b.name, peer, table.concat(vals, ', '), os.time() - t0)
+  log('  %-8s %-15s %-14s %s  (%ds)', cfg.name, b.name, peer, table.concat(vals, ', '), os.time() - t0)
 end
 
-log('bench: ROUNDS=%d BENCH_SCALE=%g, timeout %d s per program%s', ROUNDS, SCALE, TIMEOUT,
-  CPUS and (', pinned to CPU ' .. CPUS) or '')
+local cfgnames = {}
+for i, cfg in ipairs(CONFIGS) do cfgnames[i] = cfg.name .. (cfg.cpus and (' (CPU ' .. cfg.cpus .. ')') or '') end
+log('bench: ROUNDS=%d BENCH_SCALE=%g, timeout %d s per program, configurations: %s', ROUNDS, SCALE,
+  TIMEOUT, table.concat(cfgnames, ', '))
 for round = 1, ROUNDS do
   log('round %d/%d', round, ROUNDS)
   for _, b in ipairs(BENCHES) do
     if not ONLY or ONLY[b.name] then
-      local n = #b.run
-      for k = 0, n - 1 do -- rotate the peers' order from round to round
-        local p = b.run[(k + round - 1) % n + 1]
-        run_one(b, p[1], p[2])
+      for _, cfg in ipairs(CONFIGS) do -- both configurations, side by side in time
+        local n = #b.run
+        for k = 0, n - 1 do -- rotate the peers' order from round to round
+          local p = b.run[(k + round - 1) % n + 1]
+          run_one(cfg, b, p[1], p[2])
+        end
       end
     end
   end
@@ -336,7 +402,8 @@ local cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ */
 local cmdline = {}
 if os.getenv('ROUNDS') then cmdline[#cmdline + 1] = 'ROUNDS=' .. os.getenv('ROUNDS') end
 if os.getenv('BENCH_SCALE') then cmdline[#cmdline + 1] = 'BENCH_SCALE=' .. os.getenv('BENCH_SCALE') end
-if CPUS then cmdline[#cmdline + 1] = 'BENCH_CPUS=' .. CPUS end
+if os.getenv('BENCH_CONFIGS') then cmdline[#cmdline + 1] = 'BENCH_CONFIGS=' .. os.getenv('BENCH_CONFIGS') end
+if os.getenv('BENCH_CPUS') then cmdline[#cmdline + 1] = 'BENCH_CPUS=' .. os.getenv('BENCH_CPUS') end
 cmdline[#cmdline + 1] = 'lua5.4 bench/run.lua'
 for _, a in ipairs(arg) do cmdline[#cmdline + 1] = a end
 
@@ -347,8 +414,8 @@ local header = {
   { 'peers', ('node %s; luv %s; childproc %s; gcc -O2'):format(
     have.node or 'absent', have.luv and 'present' or 'absent', have.childproc or 'absent') },
   { 'command', table.concat(cmdline, ' ') },
-  { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program, %s'):format(ROUNDS, SCALE, TIMEOUT,
-    CPUS and ('every program pinned to CPU ' .. CPUS .. ' (taskset)') or 'not pinned to CPUs') },
+  { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program; configurations: %s'):format(
+    ROUNDS, SCALE, TIMEOUT, table.concat(cfgnames, ', ')) },
   { 'suite wall time', ('%d s'):format(elapsed) },
 }
 local notes = {
@@ -359,94 +426,114 @@ local notes = {
 }
 for peer, reason in pairs(skipped) do notes[#notes + 1] = ('peer %s skipped: %s'):format(peer, reason) end
 
--- rows of the long table
-local lines = {}
-local RATIO = {} -- row -> peer -> number
-for _, b in ipairs(BENCHES) do
-  if not ONLY or ONLY[b.name] then
-    for _, r in ipairs(b.rows) do
-      local unit = units[r] or UNIT[r] or '?'
-      local cpm = median(results[r].childproc)
-      for _, p in ipairs(b.peers) do
-        local peer = p[1]
-        local vals, nf = results[r][peer], fails[r][peer] or 0
-        local med = median(vals)
-        local nok = vals and #vals or 0
-        local cell, runs, ratio, spread = nil, nil, nil, ''
-        if nok + nf == 0 then
-          cell, runs, ratio = 'skipped', '', ''
-        else
-          cell = med and fmt(med) or 'fail'
-          runs = ('%d/%d'):format(nok, nok + nf)
-          if nok > 1 then
-            local lo, hi = math.min(table.unpack(vals)), math.max(table.unpack(vals))
-            if lo > 0 then spread = ('%.2f'):format(hi / lo) end
+-- the targets, as a least childproc ratio against one peer; per
+-- configuration ('both' or one name): issue 16's for both CPUs, the
+-- earlier ones (issue 6) kept in the pinned run
+local TARGETS = {
+  { 'spawn_seq', 'c-posix_spawn', 0.95, '>= 0.95x plain C posix_spawn', 'both' },
+  { 'spawn_par32', 'c-posix_spawn', 0.95, '>= 0.95x plain C posix_spawn', 'both' },
+  { 'spawn_heap2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn', 'both' },
+  { 'stdout_2g', 'node', 1.2, '>= 1.2x Node', 'both' },
+  { 'stdout_2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C reader', 'both' },
+  { 'stdin_1g', 'node', 1.0, '>= Node', 'both' },
+  { 'exec_echo', 'c-posix_spawn', 0.95, ">= 0.95x plain C sh -c 'echo hello'", 'both' },
+  { 'fork_first_msg', 'node', 1 / 0.07, '<= 0.07x Node\'s time', 'both' },
+  { 'ipc_rtt', 'c-fork', 0.9, '>= 0.9x plain C socketpair ping-pong', 'both' },
+  { 'ipc_rtt', 'node', 1.2, '>= 1.2x Node', 'both' },
+  { 'ipc_bulk', 'node-advanced', 10, ">= 10x Node 'advanced'", 'both' },
+  { 'ipc_burst', 'node-advanced', 10, ">= 10x Node 'advanced'", 'both' },
+  { 'ipc_burst', 'c-socketpair', 0.7, '>= 0.7x plain C socketpair', 'both' },
+  { 'children_1000_rss', 'luv', 1.0, 'memory per child <= luv', 'both' },
+  { 'children_1000_wall', 'c-posix_spawn', 1 / 1.1, 'wall time <= 1.1x plain C', 'both' },
+  { 'http_shared', 'node-cluster', 1.0, ">= Node's cluster (SCHED_NONE)", 'both' },
+  { 'http_rr', 'node-cluster', 1.0, ">= Node's cluster (SCHED_RR)", 'both' },
+}
+
+-- the long table and the targets of one configuration
+local function tables(cfg)
+  local results, fails = RESULTS[cfg.name], FAILS[cfg.name]
+  local lines = {}
+  local RATIO = {} -- row -> peer -> number
+  for _, b in ipairs(BENCHES) do
+    if not ONLY or ONLY[b.name] then
+      for _, r in ipairs(b.rows) do
+        local unit = units[r] or UNIT[r] or '?'
+        local cpm = median(results[r].childproc)
+        for _, p in ipairs(b.peers) do
+          local peer = p[1]
+          local vals, nf = results[r][peer], fails[r][peer] or 0
+          local med = median(vals)
+          local nok = vals and #vals or 0
+          local cell, runs, ratio, spread = nil, nil, nil, ''
+          if nok + nf == 0 then
+            cell, runs, ratio = 'skipped', '', ''
+          else
+            cell = med and fmt(med) or 'fail'
+            runs = ('%d/%d'):format(nok, nok + nf)
+            if nok > 1 then
+              local lo, hi = math.min(table.unpack(vals)), math.max(table.unpack(vals))
+              if lo > 0 then spread = ('%.2f'):format(hi / lo) end
+            end
+            if peer == 'childproc' then ratio = ''
+            elseif med and cpm then
+              local x = higher_better(unit) and cpm / med or med / cpm
+              RATIO[r] = RATIO[r] or {}
+              RATIO[r][peer] = x
+              ratio = fmt(x)
+            else ratio = '—' end
           end
-          if peer == 'childproc' then ratio = ''
-          elseif med and cpm then
-            local x = higher_better(unit) and cpm / med or med / cpm
-            RATIO[r] = RATIO[r] or {}
-            RATIO[r][peer] = x
-            ratio = fmt(x)
-          else ratio = '—' end
+          lines[#lines + 1] = { r, unit, peer, cell, runs, spread, ratio }
         end
-        lines[#lines + 1] = { r, unit, peer, cell, runs, spread, ratio }
       end
     end
   end
-end
-
--- the targets of issue 6, as a least childproc ratio against one peer
-local TARGETS = {
-  { 'spawn_seq', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
-  { 'spawn_par32', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
-  { 'spawn_heap2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C posix_spawn' },
-  { 'stdout_2g', 'node', 1.5, '>= 1.5x Node' },
-  { 'stdout_2g', 'c-posix_spawn', 0.9, '>= 0.9x plain C reader' },
-  { 'stdin_1g', 'node', 1.0, '>= Node' },
-  { 'exec_echo', 'c-posix_spawn', 0.9, ">= 0.9x plain C sh -c 'echo hello'" },
-  { 'fork_first_msg', 'node', 1 / 0.07, '<= 0.07x Node\'s time' },
-  { 'ipc_rtt', 'c-fork', 0.9, '>= 0.9x plain C socketpair ping-pong' },
-  { 'ipc_rtt', 'node', 1.2, '>= 1.2x Node' },
-  { 'ipc_bulk', 'node-advanced', 10, ">= 10x Node 'advanced'" },
-  { 'children_1000_rss', 'luv', 1.0, 'memory per child <= luv' },
-  { 'children_1000_wall', 'c-posix_spawn', 1 / 1.1, 'wall time <= 1.1x plain C' },
-}
-local tlines = {}
-for _, t in ipairs(TARGETS) do
-  if results[t[1]] and (not ONLY or ONLY[t[1]:gsub('_rss$', ''):gsub('_wall$', '')]) then
-    local x = RATIO[t[1]] and RATIO[t[1]][t[2]]
-    tlines[#tlines + 1] = { t[1], t[2], t[4], x and fmt(x) or '—', ('%.3g'):format(t[3]),
-      x == nil and 'n/a' or x >= t[3] and 'met' or 'MISSED' }
+  local tlines = {}
+  for _, t in ipairs(TARGETS) do
+    if (t[5] == 'both' or t[5] == cfg.name) and results[t[1]]
+      and (not ONLY or ONLY[t[1]:gsub('_rss$', ''):gsub('_wall$', '')]) then
+      local x = RATIO[t[1]] and RATIO[t[1]][t[2]]
+      tlines[#tlines + 1] = { t[1], t[2], t[4], x and fmt(x) or '—', ('%.3g'):format(t[3]),
+        x == nil and 'n/a' or x >= t[3] and 'met' or 'MISSED' }
+    end
   end
+  return lines, tlines
 end
 local TH = { 'benchmark', 'against', 'target', 'ratio', 'needed', '' }
 
 local H = { 'benchmark', 'unit', 'peer', 'median', 'rounds', 'spread', 'childproc ratio' }
 local out = {}
 local function w(s) out[#out + 1] = s end
+local function title(cfg)
+  return cfg.cpus and ('pinned: every program and its children on CPU ' .. cfg.cpus)
+    or 'unpinned: both CPUs, as users run it (the headline)'
+end
 if opts.markdown then
   w('# childproc benchmarks')
   w('')
   for _, h in ipairs(header) do w(('- %s: %s'):format(h[1], h[2])) end
   w('')
   for _, n in ipairs(notes) do w('> ' .. n .. '  ') end
-  w('')
-  w('| ' .. table.concat(H, ' | ') .. ' |')
-  w('| --- | --- | --- | ---: | ---: | ---: | ---: |')
-  local last
-  for _, l in ipairs(lines) do
-    local bn = l[1] ~= last and ('**' .. l[1] .. '**') or ''
-    local un = l[1] ~= last and l[2] or ''
-    last = l[1]
-    w(('| %s | %s | %s | %s | %s | %s | %s |'):format(bn, un, l[3], l[4], l[5], l[6], l[7]))
+  for _, cfg in ipairs(CONFIGS) do
+    local lines, tlines = tables(cfg)
+    w('')
+    w('## ' .. title(cfg))
+    w('')
+    w('| ' .. table.concat(H, ' | ') .. ' |')
+    w('| --- | --- | --- | ---: | ---: | ---: | ---: |')
+    local last
+    for _, l in ipairs(lines) do
+      local bn = l[1] ~= last and ('**' .. l[1] .. '**') or ''
+      local un = l[1] ~= last and l[2] or ''
+      last = l[1]
+      w(('| %s | %s | %s | %s | %s | %s | %s |'):format(bn, un, l[3], l[4], l[5], l[6], l[7]))
+    end
+    w('')
+    w('Targets, ' .. cfg.name .. ' (ratio as above, needed: the least ratio that meets the target):')
+    w('')
+    w('| ' .. table.concat(TH, ' | ') .. ' |')
+    w('| --- | --- | --- | ---: | ---: | --- |')
+    for _, l in ipairs(tlines) do w('| ' .. table.concat(l, ' | ') .. ' |') end
   end
-  w('')
-  w('Targets of issue 6 (ratio as above, needed: the least ratio that meets the target):')
-  w('')
-  w('| ' .. table.concat(TH, ' | ') .. ' |')
-  w('| --- | --- | --- | ---: | ---: | --- |')
-  for _, l in ipairs(tlines) do w('| ' .. table.concat(l, ' | ') .. ' |') end
   w('')
   w('Work per program (BENCH_SCALE=' .. SCALE .. '):')
   w('')
@@ -456,32 +543,37 @@ if opts.markdown then
 else
   for _, h in ipairs(header) do w(('%-16s %s'):format(h[1] .. ':', h[2])) end
   for _, n in ipairs(notes) do w('* ' .. n:gsub('%*%*', '')) end
-  w('')
-  local width = {}
-  for i, h in ipairs(H) do width[i] = utf8.len(h) end
-  for _, l in ipairs(lines) do
-    for i, v in ipairs(l) do width[i] = math.max(width[i], utf8.len(v) or #v) end
-  end
-  local function row(l)
-    local cells = {}
-    for i, v in ipairs(l) do
-      local pad = (' '):rep(width[i] - (utf8.len(v) or #v))
-      cells[i] = (i >= 4) and (pad .. v) or (v .. pad)
+  for _, cfg in ipairs(CONFIGS) do
+    local lines, tlines = tables(cfg)
+    w('')
+    w('== ' .. title(cfg))
+    w('')
+    local width = {}
+    for i, h in ipairs(H) do width[i] = utf8.len(h) end
+    for _, l in ipairs(lines) do
+      for i, v in ipairs(l) do width[i] = math.max(width[i], utf8.len(v) or #v) end
     end
-    return table.concat(cells, '  ')
-  end
-  w(row(H))
-  local last
-  for _, l in ipairs(lines) do
-    if last and l[1] ~= last then w('') end
-    local shown = { l[1] ~= last and l[1] or '', l[1] ~= last and l[2] or '', l[3], l[4], l[5], l[6], l[7] }
-    last = l[1]
-    w(row(shown))
-  end
-  w('')
-  w('Targets of issue 6 (ratio as above; needed: the least ratio that meets the target):')
-  for _, l in ipairs(tlines) do
-    w(('  %-19s %-14s %-38s %8s  needed %-6s %s'):format(table.unpack(l)))
+    local function row(l)
+      local cells = {}
+      for i, v in ipairs(l) do
+        local pad = (' '):rep(width[i] - (utf8.len(v) or #v))
+        cells[i] = (i >= 4) and (pad .. v) or (v .. pad)
+      end
+      return table.concat(cells, '  ')
+    end
+    w(row(H))
+    local last
+    for _, l in ipairs(lines) do
+      if last and l[1] ~= last then w('') end
+      local shown = { l[1] ~= last and l[1] or '', l[1] ~= last and l[2] or '', l[3], l[4], l[5], l[6], l[7] }
+      last = l[1]
+      w(row(shown))
+    end
+    w('')
+    w('Targets, ' .. cfg.name .. ' (ratio as above; needed: the least ratio that meets the target):')
+    for _, l in ipairs(tlines) do
+      w(('  %-19s %-14s %-38s %8s  needed %-6s %s'):format(table.unpack(l)))
+    end
   end
 end
 io.stdout:write(table.concat(out, '\n') .. '\n')

@@ -4,9 +4,12 @@
 -- the message ({ n = ... }), else this script's argument, else 1e8 (the
 -- article's 1e9 takes many seconds in Lua: too long for a demo).
 local cp = require 'childproc'
+local toint = math.tointeger or function(v)  -- (5.1, 5.2, LuaJIT)
+  if type(v) == 'number' and v == math.floor(v) then return v end
+end
 local process = cp.process
 
-local DEFAULT_N = math.tointeger(tonumber(arg[1] or '')) or 100000000
+local DEFAULT_N = toint(tonumber(arg[1] or '')) or 100000000
 
 local function longComputation(n)
   local sum = 0
@@ -20,7 +23,7 @@ end
 -- { id = ..., n = ... } (answered with { id = ..., sum = ... })
 process:on('message', function(msg)
   if type(msg) == 'table' then
-    local n = math.tointeger(msg.n) or DEFAULT_N
+    local n = toint(msg.n) or DEFAULT_N
     process:send({ id = msg.id, n = n, sum = longComputation(n) })
   else
     process:send(longComputation(DEFAULT_N))

@@ -17,6 +17,9 @@
 -- Loaded with dofile() from another script, it only returns its HTTP
 -- helpers (compute_pool.lua uses them).
 local cp = require 'childproc'
+local toint = math.tointeger or function(v)  -- (5.1, 5.2, LuaJIT)
+  if type(v) == 'number' and v == math.floor(v) then return v end
+end
 local socket = require 'socket'
 
 local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
@@ -62,7 +65,7 @@ function http.listen(port, handler, opts)
   srv:settimeout(0)
   local server = { sock = srv, served = 0, open = true }
   local _, bound = srv:getsockname()
-  server.port = math.tointeger(tonumber(bound))
+  server.port = toint(tonumber(bound))
 
   function server.close()
     if not server.open then return end
@@ -201,32 +204,37 @@ io.stdout:setvbuf('line')
 local demo = arg[1] == '--demo'
 local port = demo and 0 or tonumber(arg[1] or 3000)
 local max_requests = tonumber(arg[2] or 0)
-local default_n = math.tointeger(tonumber(arg[3] or '')) or 100000000
+local default_n = toint(tonumber(arg[3] or '')) or 100000000
 
 local alive = 0     -- compute children not yet closed
 
-local function compute(req, respond)
-  local n = math.tointeger(tonumber(req.query.n or '')) or default_n
+-- Each /compute request is a task (cp.async): it forks the child, sends
+-- it the work and waits for it.  child:wait() in a task yields to the
+-- loop, so `/` and other requests are served meanwhile, and each request
+-- goes on as soon as its own child has closed.
+local function compute(req)
+  local n = toint(tonumber(req.query.n or '')) or default_n
   local child = cp.fork(here .. '/compute.lua')
   alive = alive + 1
-  child:on('error', function(err) respond(500, 'compute failed: ' .. tostring(err)) end)
-  -- 'close' comes after every message the child sent: if none answered
-  -- yet, none will (respond() is a no-op once the answer is out)
-  child:on('close', function(code, sig)
-    alive = alive - 1
-    respond(500, ('compute ended without a sum (%s %s)'):format(code, sig))
-  end)
+  local sum, failure
+  child:on('error', function(err) failure = failure or err end)
   child:once('message', function(msg)
-    respond(200, ('Sum is %d'):format(msg.sum))
+    sum = msg.sum
     child:disconnect()         -- the child has nothing left to do: it exits
   end)
   child:send({ n = n })        -- the article sends 'start'
+  -- 'close' comes after every message the child sent
+  local code, sig = child:wait()
+  alive = alive - 1
+  if sum then return 200, ('Sum is %d'):format(sum) end
+  if failure then return 500, 'compute failed: ' .. tostring(failure) end
+  return 500, ('compute ended without a sum (%s %s)'):format(code, sig)
 end
 
 local server
 server = http.listen(port, function(req, respond)
   if req.path == '/compute' then
-    compute(req, respond)
+    cp.async(function() respond(compute(req)) end)
   elseif req.path == '/stats' then
     respond(200, ('children %d\nserved %d\n'):format(alive, server.served))
   elseif req.path == '/' then

@@ -19,7 +19,7 @@ forked:on('message', function(msg)
 end)
 
 forked:on('exit', function(code, signal)
-  print(('child process exited with code %s and signal %s'):format(code, signal))
+  print(('child process exited with code %s and signal %s'):format(tostring(code), tostring(signal)))
 end)
 
 forked:send({ hello = 'world' })

@@ -61,9 +61,19 @@ run '' examples/parent.lua 3
 # the compute server and its pool: --demo runs server and client, then ends
 run '' examples/compute_server.lua --demo
 run '' examples/compute_pool.lua --demo
+# a pre-fork HTTP server sharing one socket, then round robin
+run '' examples/http_cluster.lua --demo
+run '' examples/http_cluster.lua --demo --mode rr
 # childproc inside other event loops
 run '' examples/cqueues_loop.lua
 run '' examples/select_loop.lua
+# an interactive shell on a pseudo-terminal
+run '' examples/pty.lua
+# ... and inside Neovim, with the LuaJIT build (make LUA=luajit)
+if command -v nvim >/dev/null && [ -f build/luajit/childproc.so ]; then
+  LUA_CPATH='build/luajit/?.so;;' timeout 30 nvim --headless -u NONE \
+    -c 'luafile examples/neovim.lua' -c 'qa!' || failed+=(examples/neovim.lua)
+fi
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

@@ -6,7 +6,7 @@ local child = cp.spawn('pwd')
 
 child:on('exit', function(code, signal)
   print('child process exited with ' ..
-        ('code %s and signal %s'):format(code, signal))
+        ('code %s and signal %s'):format(tostring(code), tostring(signal)))
 end)
 
 cp.run()

@@ -13,7 +13,7 @@ child.stderr:on('data', function(data)
 end)
 
 child:on('exit', function(code, signal)
-  print(('child process exited with code %s and signal %s'):format(code, signal))
+  print(('child process exited with code %s and signal %s'):format(tostring(code), tostring(signal)))
 end)
 
 cp.run()

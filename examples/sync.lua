@@ -15,5 +15,5 @@ print('execFileSync: uname -s says ' .. system:gsub('\n$', ''))
 
 -- A failing command raises an error object with the exit status.
 local ok, err = pcall(cp.execSync, 'exit 3')
-print(('execSync of a failing command: ok %s, status %s'):format(ok,
-  type(err) == 'table' and err.status or err))
+print(('execSync of a failing command: ok %s, status %s'):format(tostring(ok),
+  tostring(type(err) == 'table' and err.status or err)))

@@ -11,7 +11,7 @@ local methods = {}
 -- children are never written to; this spares them an object and a table.
 local function stdin_of(s)
   local st = s[1]
-  if st == nil or math.type(st) ~= 'integer' and st ~= false then return st end
+  if st == nil or not M.isint(st) and st ~= false then return st end
   local ws
   st, ws = M.writable(st or -1)
   if not s[1] then ws.broken = true end
@@ -36,7 +36,7 @@ local function getter(s, k)
 end
 
 local ChildProcess, cself = core.class('childproc.ChildProcess', methods, {
-  __close = function(self) self:kill() end,
+  __close = M.CLOSE and function(self) self:kill() end or nil,
   __tostring = function(self)
     return 'ChildProcess (' .. tostring(M.cself(self).pid or 'not started') .. ')'
   end,
@@ -56,23 +56,21 @@ M.SPAWN_OPTIONS = {
   detached = true, processGroup = true, uid = true, gid = true,
   timeout = true, killSignal = true, serialization = true,
   maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
-  parentDeathSignal = true,
+  pty = true, parentDeathSignal = true,
 }
 
 -- {====================================================== the plan
 
-local function env_array(fname, env)
+local function env_array(fname, n, env)
   if env == nil then return nil end
-  if type(env) ~= 'table' then
-    error(("bad argument to '%s' (option 'env' must be a table)"):format(fname), 4)
-  end
+  M.checktable(fname, n, env, false, nil, "option 'env'")
   local out = {}
   for k, v in pairs(env) do
-    k = M.checkstr(fname, 'env key', k)
+    k = M.checkstr(fname, n, k, "option 'env': a key")
     if k:find('=', 1, true) then
-      error(("bad argument to '%s' (env key '%s' contains '=')"):format(fname, k), 4)
+      M.argerror(fname, n, ("option 'env': key '%s' contains '='"):format(k))
     end
-    v = M.checkstr(fname, 'env value', tostring(v))
+    v = M.checkstr(fname, n, tostring(v), ("option 'env': %s"):format(k))
     out[#out + 1] = k .. '=' .. v
   end
   table.sort(out)
@@ -97,102 +95,106 @@ end
 
 local scratch_list = {}  -- stdio_list's work table (it calls no user code)
 
+local function stdio_bad(fname, n, msg) M.argerror(fname, n, "option 'stdio': " .. msg) end
+
 -- stdio option -> array of n entries (n >= 3), not to be changed
-local function stdio_list(fname, stdio)
+local function stdio_list(fname, n, stdio)
   local list
   if stdio == nil then
     return words3('pipe', 'pipe', 'pipe')
   elseif type(stdio) == 'string' then
     if not STDIO_WORDS[stdio] or stdio == 'ipc' then
-      error(("bad argument to '%s' (invalid stdio '%s')"):format(fname, stdio), 4)
+      stdio_bad(fname, n, ("invalid value '%s'"):format(stdio))
     end
     return words3(stdio, stdio, stdio)
   elseif type(stdio) == 'table' then
     list = scratch_list
     for i = #list, 1, -1 do list[i] = nil end  -- left by a raise
-    local n = 0
+    local top = 0
     for k in pairs(stdio) do
-      if math.type(k) ~= 'integer' or k < 1 then
-        error(("bad argument to '%s' (stdio must be an array)"):format(fname), 4)
+      if type(k) ~= 'number' or k < 1 or k ~= math.floor(k) then
+        stdio_bad(fname, n, 'an array expected')
       end
-      if k > n then n = k end
+      if k > top then top = k end
     end
-    for i = 1, math.max(n, 3) do
+    for i = 1, math.max(top, 3) do
       local e = stdio[i]
       if e == nil or e == false then e = i <= 3 and 'pipe' or 'ignore' end
       local te = type(e)
       if te == 'string' then
-        if not STDIO_WORDS[e] then
-          error(("bad argument to '%s' (invalid stdio[%d] '%s')"):format(fname, i, e), 4)
-        end
+        if not STDIO_WORDS[e] then stdio_bad(fname, n, ("invalid entry [%d] '%s'"):format(i, e)) end
         if e == 'overlapped' then e = 'pipe' end
-      elseif math.type(e) == 'integer' then
-        if e < 0 then
-          error(("bad argument to '%s' (invalid stdio[%d] fd %d)"):format(fname, i, e), 4)
-        end
+      elseif te == 'number' then
+        e = M.checkint(fname, n, e, ("option 'stdio': entry [%d]"):format(i), 0)
       elseif te == 'userdata' then
         local ok = core.fileno(e) or (getmetatable(e) == M.Readable)
           or (getmetatable(e) == M.Writable)
         if not ok then
-          error(("bad argument to '%s' (stdio[%d] is not a stream or an open file)")
-            :format(fname, i), 4)
+          stdio_bad(fname, n, ("entry [%d]: a stream or an open file expected, got %s")
+            :format(i, M.typename(e)))
         end
       else
-        error(("bad argument to '%s' (invalid stdio[%d]: %s)"):format(fname, i, te), 4)
+        stdio_bad(fname, n, ("entry [%d]: string, integer, stream or file expected, got %s")
+          :format(i, M.typename(e)))
       end
       list[i] = e
     end
   else
-    error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
-      :format(fname), 4)
+    M.typeerror(fname, n, stdio, 'string or table', "option 'stdio'")
   end
-  local n, nipc, words = #list, 0, true
-  for i = 1, n do
+  local count, nipc, words = #list, 0, true
+  for i = 1, count do
     local e = list[i]
     if e == 'ipc' then nipc = nipc + 1 end
     if type(e) ~= 'string' then words = false end
   end
   local out
-  if words and n == 3 then
+  if words and count == 3 then
     out = words3(list[1], list[2], list[3])
   else
-    out = table.move(list, 1, n, 1, {})
+    out = {}
+    for i = 1, count do out[i] = list[i] end
   end
-  for i = n, 1, -1 do list[i] = nil end
-  if nipc > 1 then
-    error(("bad argument to '%s' (stdio can hold only one 'ipc')"):format(fname), 4)
-  end
+  for i = count, 1, -1 do list[i] = nil end
+  if nipc > 1 then stdio_bad(fname, n, "only one 'ipc' entry allowed") end
   return out
 end
-
-local INT_OPTIONS = { 'uid', 'gid', 'timeout' }
 
 -- plan.spawnargs of a command without arguments, shared by its plans
 -- (no plan changes it; a child's public spawnargs is a copy of its own)
 local ONLY_COMMAND = setmetatable({}, { __mode = 'v' })
 
--- Validate everything before anything starts.  Returns the plan: `into`
--- (an empty table to reuse) when given, else a new table.  Nothing is
--- written to it before every check has passed.
-function M.spawn_plan(fname, command, args, opts, into)
-  command = M.checkstr(fname, 'command', command)
-  opts = M.checkoptions(fname, 3, opts, M.SPAWN_OPTIONS)
-  local file, spawnargs = command, nil
+-- args (an array, already told from the options by M.splitargs) ->
+-- spawnargs, {command, args...}, or nil when there are none.  Each arg is
+-- a string without NULs (numbers are converted).
+function M.checkargs(fname, command, args)
+  local spawnargs
   if args then
-    local n = 0
-    for i, a in ipairs(args) do
+    for i = 1, #args do
+      local a = args[i]
       spawnargs = spawnargs or { command }
       if type(a) == 'string' and not a:find('\0', 1, true) then
         spawnargs[i + 1] = a
       else  -- the message names the argument
-        spawnargs[i + 1] = M.checkstr(fname, ('args[%d]'):format(i), a)
+        spawnargs[i + 1] = M.checkstr(fname, 2, a, ('args[%d]'):format(i))
       end
-      n = i
-    end
-    if n ~= #args then
-      error(("bad argument #2 to '%s' (args must be an array of strings)"):format(fname), 3)
     end
   end
+  return spawnargs
+end
+
+-- Validate everything before anything starts.  Returns the plan: `into`
+-- (an empty table to reuse) when given, else a new table.  Nothing is
+-- written to it before every check has passed.  optn: the argument
+-- position the options came in (3 when not given), for the messages.
+function M.spawn_plan(fname, command, args, opts, into, optn)
+  optn = optn or 3
+  if type(command) ~= 'string' or command:find('\0', 1, true) then
+    command = M.checkstr(fname, 1, command)
+  end
+  opts = M.checkoptions(fname, optn, opts, M.SPAWN_OPTIONS)
+  local file = command
+  local spawnargs = M.checkargs(fname, command, args)
   if not spawnargs then
     spawnargs = ONLY_COMMAND[command]
     if not spawnargs then
@@ -202,40 +204,42 @@ function M.spawn_plan(fname, command, args, opts, into)
   end
   if opts.shell then
     local sh = opts.shell == true and '/bin/sh'
-      or M.checkstr(fname, "option 'shell'", opts.shell)
+      or M.checkstr(fname, optn, opts.shell, "option 'shell'")
     local line = table.concat(spawnargs, ' ')
     file, spawnargs = sh, { sh, '-c', line }
   end
   local exec_argv = spawnargs  -- the same table unless argv0 changes [1]
   if opts.argv0 ~= nil then
-    exec_argv = { table.unpack(spawnargs) }
-    exec_argv[1] = M.checkstr(fname, "option 'argv0'", opts.argv0)
+    exec_argv = { M.unpack(spawnargs) }
+    exec_argv[1] = M.checkstr(fname, optn, opts.argv0, "option 'argv0'")
   end
   local cwd = opts.cwd
-  if cwd ~= nil then cwd = M.checkstr(fname, "option 'cwd'", cwd) end
-  for _, k in ipairs(INT_OPTIONS) do
-    local v = opts[k]
-    if v ~= nil and (math.type(v) ~= 'integer' or v < 0) then
-      error(("bad argument to '%s' (option '%s' must be a non-negative integer)")
-        :format(fname, k), 3)
-    end
-  end
+  if cwd ~= nil then cwd = M.checkstr(fname, optn, cwd, "option 'cwd'") end
+  local uid, gid, timeout = opts.uid, opts.gid, opts.timeout
+  if uid ~= nil then uid = M.checkint(fname, optn, uid, "option 'uid'", 0) end
+  if gid ~= nil then gid = M.checkint(fname, optn, gid, "option 'gid'", 0) end
+  if timeout ~= nil then timeout = M.checkint(fname, optn, timeout, "option 'timeout'", 0) end
   local flags = 0
-  if opts.detached then flags = flags | 1 end
-  if opts.processGroup then flags = flags | 2 end
-  local env = env_array(fname, opts.env)
-  local stdio = stdio_list(fname, opts.stdio)
-  local ksig = M.signum(fname, opts.killSignal, 'SIGTERM')
+  if opts.detached then flags = flags + 1 end
+  if opts.processGroup then flags = flags + 2 end
+  local env = env_array(fname, optn, opts.env)
+  local stdio = stdio_list(fname, optn, opts.stdio)
+  local ksig = M.signum(fname, optn, opts.killSignal, 'SIGTERM', "option 'killSignal'")
   local pdsig = opts.parentDeathSignal
-  if pdsig ~= nil then pdsig = M.signum(fname, pdsig) end
+  if pdsig ~= nil then
+    pdsig = M.signum(fname, optn, pdsig, nil, "option 'parentDeathSignal'")
+  end
+  local tty = opts.pty and M.pty_options(fname, optn, opts)  -- lua/pty.lua
+  if tty then flags, env = 1 + 4, M.pty_env(env, tty) end  -- setsid, ctty
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }
   plan.file, plan.spawnfile, plan.spawnargs, plan.argv = file, file, spawnargs, exec_argv
   plan.flags, plan.stdio, plan.opts, plan.killSignal = flags, stdio, opts, ksig
   -- options most spawns leave out (nil: no key)
-  plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, opts.uid, opts.gid
-  plan.timeout, plan.pdeathsig = opts.timeout, pdsig
+  plan.env, plan.cwd, plan.uid, plan.gid = env, cwd, uid, gid
+  plan.timeout, plan.pdeathsig = timeout, pdsig
+  plan.pty = tty or nil
   return plan
 end
 
@@ -250,6 +254,7 @@ local function maybe_close(s, self)
   if not s.unrefed then s.unrefed = true; M.unref() end
   if s.timer then M.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
+  if s.waiters then M.wake_waiters(s) end  -- tasks in wait() (lua/task.lua)
 end
 M.child_maybe_close = maybe_close
 
@@ -259,15 +264,24 @@ M.child_maybe_close = maybe_close
 -- once somebody reads it (the getter at the top makes it).
 
 -- the child exited: release stdin, drain what it wrote
-local function stream_exited(st)
+-- (a readable lent to another child that nobody here reads is theirs to
+-- read: not drained, and no longer this child's, so its 'close' comes)
+local function stream_exited(st, s)
   if getmetatable(st) == M.Writable then
     M.writable_orphan(st)
   elseif getmetatable(st) == M.Readable then
     local rs = M.rself(st)
     if rs.flowing == nil and M.listeners(rs, 'data') == 0 then
+      if rs.lent and rs.onclosed then
+        rs.onclosed, rs.owner = nil, nil
+        local n = s.open_streams - 1
+        s.open_streams = n > 0 and n or nil
+        return
+      end
       st:resume()
     end
     if rs.flowing then M.readable_drain(st) end
+    if rs.tty then M.pty_exited(st, rs) end
   end
 end
 
@@ -275,27 +289,27 @@ end
 -- the work that may raise (out of memory) is done: a raise leaves the
 -- pidfd readable and the status there, and the next turn does it again.
 local function on_exit(s, self)
-  local code, sig, stolen
-  if s.pidfd then code, sig, stolen = core.waitid(s.pidfd, true)
-  else code, sig, stolen = core.waitpid(s.pid, true) end
-  -- (stolen: reaped by another part of the host: it ended, how is lost)
-  if code == nil and sig == nil and not stolen then return false end  -- still running
+  local code, sig
+  if s.pidfd then code, sig = core.waitid(s.pidfd, true)
+  else code, sig = core.waitpid(s.pid, true) end
+  if code == nil and sig == nil then return false end  -- still running
+  if code == false then code = nil end  -- the host reaped it: 'exit' (nil, nil)
   s.gone = true
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
   if s.timer then M.timer_stop(s.timer) end
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
-  if math.type(s[1]) == 'integer' then  -- a stdin nobody made
+  if M.isint(s[1]) then  -- a stdin nobody made
     core.close(s[1])
     s[1] = false
   end
   if s.stdio then
-    for _, st in pairs(s.stdio) do stream_exited(st) end
+    for _, st in pairs(s.stdio) do stream_exited(st, s) end
   else
     for i = 1, 3 do
       local st = s[i]
-      if st then stream_exited(st) end
+      if st then stream_exited(st, s) end
     end
   end
   if s.channel then s.channel.drain() end
@@ -325,6 +339,15 @@ end
 -- a Readable's onclosed (lua/stream.lua): owner is the child
 local function child_stream_closed(_, owner) stream_closed(cself(owner), owner) end
 
+-- st (a Readable this side feeds: lua/launcher.lua) becomes the child's
+-- stream s[i], which 'close' waits for
+function M.child_stream(s, self, i, st)
+  s[i] = st
+  local rs = M.rself(st)
+  rs.onclosed, rs.owner = child_stream_closed, self
+  s.open_streams = (s.open_streams or 0) + 1
+end
+
 -- The child's fd for a stdio entry that needs no new pipe: 'inherit',
 -- 'ignore', an integer, a childproc stream or a Lua file (-1: closed in
 -- the child).  /dev/null is opened once per spawn: t.devnull, also listed
@@ -341,9 +364,18 @@ function M.stdio_source(e, fd, t)
     end
     return t.devnull
   end
-  if math.type(e) == 'integer' then return e end
+  if M.isint(e) then return e end
   local mt = getmetatable(e)
-  if mt == M.Readable or mt == M.Writable then return e:fileno() or -1 end
+  if mt == M.Readable or mt == M.Writable then
+    -- lent, not given: the child gets its own blocking description of a
+    -- pipe (core.lend), this side keeps its own, non-blocking
+    local mine = e:fileno()
+    if not mine then return -1 end
+    local lent, new = core.lend(mine, mt == M.Readable and 'r' or 'w')
+    if not lent then return nil, new end
+    if new then t.after[#t.after + 1] = lent end
+    return lent
+  end
   return core.fileno(e) or -1
 end
 
@@ -392,7 +424,7 @@ end
 local function drop_streams(t, n)
   for i = 1, n do
     local st = t.streams[i]
-    if math.type(st) == 'integer' then core.close(st)
+    if M.isint(st) then core.close(st)
     elseif st then st:destroy() end
   end
 end
@@ -406,7 +438,7 @@ end
 
 -- Turn plan.stdio into the child's fd map (t.fdmap), this side's streams
 -- (t.streams[i] for fd i-1) and the fds to close after the spawn
--- (t.after: the child's ends).  Returns the streams given to the child
+-- (t.after: the child's ends).  Returns the readables lent to the child
 -- (false when none), or nil, err.
 local function setup_stdio(plan, s, self, t)
   local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
@@ -439,19 +471,32 @@ local function setup_stdio(plan, s, self, t)
       local src, err = M.stdio_source(e, fd, t.st)
       if not src then return stdio_fail(t, i, err, 'open') end
       fdmap[i] = src
-      local mt = getmetatable(e)
-      if mt == M.Readable or mt == M.Writable then
-        -- the child shares the file description: it expects blocking I/O
-        if src >= 0 then core.nonblock(src, false) end
+      if getmetatable(e) == M.Readable then  -- lent: see M.readable_lent
         given = given or {}
         given[#given + 1] = e
       end
     end
   end
-  if ring then  -- the fds after the stdio ones
-    for k, f in ipairs(ring) do fdmap[#list + k] = f end
+  if ring then  -- the fds after the stdio ones (or from fd ring.at - 1 on)
+    local at = (ring.at or #list + 1) - 1
+    for k, f in ipairs(ring) do fdmap[at + k] = f end
   end
   return given
+end
+
+-- A child that did not start still has the streams its stdio asked for,
+-- as in Node: without fds, they end from the loop (see M.start).
+local function dead_streams(list, s)
+  local stdio = {}
+  for i = 1, #list do
+    if list[i] == 'pipe' then
+      local st = i == 1 and M.writable_dead() or M.readable_dead()
+      stdio[i - 1] = st
+      if i <= 3 then s[i] = st end
+    end
+  end
+  s.stdio = stdio
+  return stdio
 end
 
 local abandon, attach
@@ -472,7 +517,8 @@ function M.start(plan)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
   local nstdio = #plan.stdio
   local t = scratch_get()
-  local done, given, pid, pidfd, err = pcall(setup_stdio, plan, s, self, t)
+  local done, given, pid, pidfd, err =
+    pcall(plan.pty and M.pty_setup or setup_stdio, plan, s, self, t)
   if not done then  -- raised (out of memory): close what it had opened
     pcall(stdio_fail, t, nstdio)
     error(given, 0)
@@ -491,21 +537,28 @@ function M.start(plan)
       if step == 'chdir' then syscall, path = 'chdir', plan.cwd
       elseif step and step ~= 'spawn' then syscall = step end
       err = M.syserror(pidfd, syscall, path,
-        { spawnargs = { table.unpack(plan.spawnargs, 2) } })  -- as Node: no command
+        { spawnargs = { M.unpack(plan.spawnargs, 2) } })  -- as Node: no command
       pidfd = nil
     end
   end
   if err then
     scratch_put(t, nstdio)
-    s.stdio = {}
+    local stdio = dead_streams(plan.stdio, s)
     s.spawnerror = err
     s.exited = true
     if plan.onfail then plan.onfail(s, self) end
     local report = function()
       s.closed = true
       if not s.unrefed then s.unrefed = true; M.unref() end
+      for fd = 0, nstdio - 1 do
+        local st = stdio[fd]
+        if st then
+          if fd == 0 then M.writable_end(st) else M.readable_end(st) end
+        end
+      end
       emit(s, self, 'error', err)
       emit(s, self, 'close', err.errno, nil)
+      if s.waiters then M.wake_waiters(s) end
     end
     -- the ref only once nothing can raise (out of memory) before the
     -- report is queued: a raise leaves no ref keeping the loop alive
@@ -540,10 +593,10 @@ abandon = function(s, t, nstdio, pid, pidfd)
     core.close(pidfd)
   else
     core.kill(pid, 9)
-    local code, sig, stolen = core.waitpid(pid)
-    while code == nil and sig == nil and not stolen do
+    local code, sig = core.waitpid(pid)
+    while code == nil and sig == nil do  -- (false: reaped elsewhere)
       core.poll(NOFDS, NOFDS, 5, ABANDON_OUT)
-      code, sig, stolen = core.waitpid(pid)
+      code, sig = core.waitpid(pid)
     end
   end
   if s.poller then M.timer_stop(s.poller) end
@@ -558,8 +611,7 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
   s.pid, s.pidfd = pid, pidfd
   if given then
     for _, st in ipairs(given) do
-      if getmetatable(st) == M.Readable then M.readable_giveaway(st)
-      else M.writable_giveaway(st) end
+      if getmetatable(st) == M.Readable then M.readable_lent(st) end
     end
   end
   local streams, nopen, extra = t.streams, 0, false
@@ -616,12 +668,13 @@ end
 -- spawn: taken while in use (a spawn inside, from a __gc, or one that
 -- raised, makes its own), emptied and put back after.
 local spare_plan = {}
-function M.spawn(command, args, opts)
-  local a, o = M.splitargs('spawn', args, opts)
-  if type(o) == 'function' then o = nil end
+function M.spawn(...)
+  local command, args, opts = ...
+  if command == nil then M.typeerror('spawn', 1, nil, 'string', nil, select('#', ...)) end
+  local a, o, _, optn = M.splitargs('spawn', args, opts)
   local into = spare_plan
   spare_plan = nil
-  local plan = M.spawn_plan('spawn', command, a, o, into)
+  local plan = M.spawn_plan('spawn', command, a, o, into, optn)
   local self = M.start(plan)
   for k in pairs(plan) do plan[k] = nil end
   spare_plan = plan
@@ -636,16 +689,17 @@ end
 -- kill([signal] [, {group = true}]) -> boolean
 function methods.kill(self, sig, opts)
   local s = cself(self)
-  local signum = M.signum('kill', sig, 'SIGTERM')
-  local group = type(opts) == 'table' and opts.group
+  local signum = M.signum('kill', 2, sig, 'SIGTERM')
+  local group = M.checktable('kill', 3, opts, true) and opts.group
   if s.exited or s.gone then return false end
   local ok, err
   if group then
     if core.getpgid(s.pid) ~= s.pid then
-      error("bad argument to 'kill' (the child does not lead a process group;"
-        .. " spawn it with detached or processGroup)", 2)
+      M.argerror('kill', 3, "option 'group': the child does not lead a process"
+        .. " group; spawn it with detached or processGroup")
     end
     ok, err = core.kill(-s.pid, signum)
+    if ok and s.tty then M.pty_kill_fg(s, signum) end
   elseif s.pidfd then
     ok, err = core.pidfd_kill(s.pidfd, signum)
   else
@@ -675,13 +729,6 @@ function methods.unref(self)
   if not s.unrefed then s.unrefed = true; M.unref() end
   if s.channel then s.channel.unref() end
   return self
-end
-
--- wait() -> exitCode, signalCode, after 'close'
-function methods.wait(self)
-  local s = cself(self)
-  M.run_until(function() return s.closed end)
-  return s.exitCode, s.signalCode
 end
 
 -- }======================================================

@@ -3,15 +3,19 @@
 -- listeners while an event is being emitted.
 local core, M = ...
 
-local type, error, select = type, error, select
+local type, select = type, select
 
-local function check_listener(fname, fn)
-  if type(fn) ~= 'function' then
-    local mt = getmetatable(fn)
-    if not (mt and mt.__call) then
-      error(("bad argument #2 to '%s' (function expected, got %s)")
-        :format(fname, type(fn)), 3)
-    end
+local checkfunc, typeerror = M.checkfunc, M.typeerror
+
+-- on/once/off(self, name, fn): name a string (#2), fn callable (#3)
+local function check_listener(fname, name, fn, nargs)
+  if type(name) ~= 'string' then typeerror(fname, 2, name, 'string', nil, nargs) end
+  checkfunc(fname, 3, fn, false, nargs)
+end
+
+local function check_name(fname, name, nargs, optional)
+  if type(name) ~= 'string' and not (optional and name == nil) then
+    typeerror(fname, 2, name, 'string', nil, nargs)
   end
 end
 
@@ -134,54 +138,68 @@ M.addlistener = add
 -- after a listener is added to any object of the class (one object may
 -- have its own instead: s._onlisten).
 function M.emitter_methods(methods, selfget, onlisten)
-  function methods.on(self, name, fn)
-    local s = selfget(self)
-    check_listener('on', fn)
-    return add(s, self, name, fn, onlisten)
+  local function adder(fname)
+    return function(self, ...)
+      local s = selfget(self)
+      local name, fn = ...
+      check_listener(fname, name, fn, select('#', ...) + 1)
+      return add(s, self, name, fn, onlisten)
+    end
   end
-  function methods.once(self, name, fn)
+  methods.on, methods.addListener = adder('on'), adder('addListener')
+  function methods.once(self, ...)
     local s = selfget(self)
-    check_listener('once', fn)
+    local name, fn = ...
+    check_listener('once', name, fn, select('#', ...) + 1)
     local w = function(...) return fn(...) end
     once_of[w] = fn
     return add(s, self, name, w, onlisten)
   end
-  function methods.off(self, name, fn)
-    local s = selfget(self)
-    local ev = s._ev
-    local cur = ev and ev[name]
-    if cur ~= nil then
-      if fn == nil then  -- nothing to find
-      elseif islist(cur) then
-        for i = #cur, 1, -1 do
-          local l = cur[i]
-          if l == fn or once_of[l] == fn then
-            ev[name] = drop(cur, i)
-            break
+  local function remover(fname)
+    return function(self, ...)
+      local s = selfget(self)
+      local name, fn = ...
+      check_listener(fname, name, fn, select('#', ...) + 1)
+      local ev = s._ev
+      local cur = ev and ev[name]
+      if cur ~= nil then
+        if islist(cur) then
+          for i = #cur, 1, -1 do
+            local l = cur[i]
+            if l == fn or once_of[l] == fn then
+              ev[name] = drop(cur, i)
+              break
+            end
           end
+        elseif cur == fn or once_of[cur] == fn then
+          ev[name] = nil
         end
-      elseif cur == fn or once_of[cur] == fn then
-        ev[name] = nil
+        if s._onunlisten then s._onunlisten(s, self, name) end
       end
-      if s._onunlisten then s._onunlisten(s, self, name) end
+      return self
     end
-    return self
   end
-  methods.removeListener = methods.off
-  methods.addListener = methods.on
+  methods.off, methods.removeListener = remover('off'), remover('removeListener')
   function methods.removeAllListeners(self, name)
     local s = selfget(self)
+    check_name('removeAllListeners', name, nil, true)
     if s._ev then
       if name == nil then s._ev = nil else s._ev[name] = nil end
     end
     if s._onunlisten then s._onunlisten(s, self, name) end
     return self
   end
-  function methods.listenerCount(self, name)
-    return M.listeners(selfget(self), name)
+  function methods.listenerCount(self, ...)
+    local s = selfget(self)
+    local name = ...
+    check_name('listenerCount', name, select('#', ...) + 1)
+    return M.listeners(s, name)
   end
-  function methods.emit(self, name, ...)
-    return emit(selfget(self), self, name, ...)
+  function methods.emit(self, ...)
+    local s = selfget(self)
+    local name = ...
+    check_name('emit', name, select('#', ...) + 1)
+    return emit(s, self, ...)
   end
   return methods
 end

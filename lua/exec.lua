@@ -2,7 +2,7 @@
 -- to one callback after 'close'.  Built on spawn_plan + start (child.lua).
 local core, M = ...
 
-local type, tostring, pairs, concat = type, tostring, pairs, table.concat
+local type, tostring, pairs, select, concat = type, tostring, pairs, select, table.concat
 
 local MAX_BUFFER = 1024 * 1024
 
@@ -10,7 +10,7 @@ local MAX_BUFFER = 1024 * 1024
 local EXEC_OPTIONS = {
   cwd = true, env = true, encoding = true, shell = true, timeout = true,
   maxBuffer = true, killSignal = true, uid = true, gid = true,
-  windowsHide = true, parentDeathSignal = true,
+  windowsHide = true, pty = true, parentDeathSignal = true,
 }
 local EXECFILE_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
 for k in pairs(EXEC_OPTIONS) do EXECFILE_OPTIONS[k] = true end
@@ -21,20 +21,18 @@ local ENCODINGS = { utf8 = true, ['utf-8'] = true, buffer = true }
 
 -- The checks common to exec, execFile and the Sync family.  Returns a copy
 -- of opts without the keys spawn_plan does not know, and maxBuffer.
-function M.exec_options(fname, opts, extra)
+function M.exec_options(fname, n, opts, extra)
   local enc = opts.encoding
   if enc ~= nil and not ENCODINGS[enc] then
-    error(("bad argument to '%s' (option 'encoding' must be 'utf8' or 'buffer', got '%s')")
-      :format(fname, tostring(enc)), 3)
+    if type(enc) ~= 'string' then M.typeerror(fname, n, enc, 'string', "option 'encoding'") end
+    M.argerror(fname, n, ("option 'encoding': 'utf8' or 'buffer' expected, got '%s'")
+      :format(enc))
   end
   local maxbuf = opts.maxBuffer
   if maxbuf == nil then
     maxbuf = MAX_BUFFER
-  elseif type(maxbuf) ~= 'number' or maxbuf ~= maxbuf or maxbuf < 0 then
-    error(("bad argument to '%s' (option 'maxBuffer' must be a non-negative number)")
-      :format(fname), 3)
-  else
-    maxbuf = math.floor(maxbuf)  -- math.huge stays math.huge
+  elseif maxbuf ~= math.huge then  -- no limit
+    maxbuf = M.checkint(fname, n, maxbuf, "option 'maxBuffer'", 0)
   end
   local copy = {}
   for k, v in pairs(opts) do
@@ -56,14 +54,14 @@ local NAMES = { 'stdout', 'stderr' }
 -- exec's options when the caller gives none (spawn_plan never changes them)
 local SHELL_ONLY = { shell = true }
 
-local function run(fname, file, args, opts, cb, cmd)
+local function run(fname, optn, file, args, opts, cb, cmd)
   local spawnopts, maxbuf
   if opts == SHELL_ONLY then
     spawnopts, maxbuf = opts, MAX_BUFFER
   else
-    spawnopts, maxbuf = M.exec_options(fname, opts)
+    spawnopts, maxbuf = M.exec_options(fname, optn, opts)
   end
-  local plan = M.spawn_plan(fname, file, args, spawnopts)
+  local plan = M.spawn_plan(fname, file, args, spawnopts, nil, optn)
 
   -- per stream i (1 stdout, 2 stderr): chunks[i] kept, nbytes[i] seen;
   -- past maxBuffer nbytes[i] is false and further bytes are dropped
@@ -88,23 +86,25 @@ local function run(fname, file, args, opts, cb, cmd)
     if len > maxbuf then
       local keep = maxbuf - seen
       nbytes[i] = false
-      if cb and keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
+      if keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
       if not ex then ex = maxbuffer_error(NAMES[i]) end
       kill()
     else
       nbytes[i] = len
-      if cb then chunks[i][#chunks[i] + 1] = chunk end
+      chunks[i][#chunks[i] + 1] = chunk
     end
   end
 
   local function onerror(e) if not ex then ex = e end end
 
+  -- (the output is kept without a callback too: child:wait() returns it)
   local function finish(code)
     if done then return end
     done = true
-    if not cb then return end
     local stdout, stderr = concat(chunks[1]), concat(chunks[2])
     chunks = nil
+    s.execout = { stdout, stderr }
+    if not cb then return end
     local signal = s.signalCode
     if not ex and code == 0 and signal == nil and not s.spawnerror then
       return cb(nil, stdout, stderr)
@@ -161,40 +161,31 @@ local function run(fname, file, args, opts, cb, cmd)
   return child
 end
 
-local function checkcb(fname, cb, n)
-  if cb ~= nil and type(cb) ~= 'function' then
-    local mt = getmetatable(cb)
-    if not (mt and mt.__call) then
-      error(("bad argument #%d to '%s' (function expected, got %s)")
-        :format(n, fname, type(cb)), 3)
-    end
-  end
-end
-
 -- cp.exec(command [, options] [, callback]) -> ChildProcess
-function M.exec(command, opts, cb)
-  if type(opts) == 'function' then opts, cb = nil, opts end
-  command = M.checkstr('exec', 'command', command)
+function M.exec(...)
+  local command, opts, cb = ...
+  command = M.checkstr('exec', 1, command, nil, select('#', ...))
+  if cb == nil and M.callable(opts) and type(opts) ~= 'table' then opts, cb = nil, opts end
   if opts ~= nil then opts = M.checkoptions('exec', 2, opts, EXEC_OPTIONS) end
-  checkcb('exec', cb, 3)
-  if opts == nil then return run('exec', command, nil, SHELL_ONLY, cb, command) end
+  M.checkfunc('exec', 3, cb, true)
+  if opts == nil then return run('exec', 2, command, nil, SHELL_ONLY, cb, command) end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.shell = type(opts.shell) == 'string' and opts.shell or true
-  return run('exec', command, nil, o, cb, command)
+  return run('exec', 2, command, nil, o, cb, command)
 end
 
 -- cp.execFile(file [, args] [, options] [, callback]) -> ChildProcess
-function M.execFile(file, args, opts, cb)
-  local a, o, c = M.splitargs('execFile', args, opts, cb)
-  file = M.checkstr('execFile', 'file', file)
-  o = M.checkoptions('execFile', 3, o, EXECFILE_OPTIONS)
-  checkcb('execFile', c, 4)
+function M.execFile(...)
+  local file, args, opts, cb = ...
+  file = M.checkstr('execFile', 1, file, nil, select('#', ...))
+  local a, o, c, optn = M.splitargs('execFile', args, opts, cb, true)
+  o = M.checkoptions('execFile', optn, o, EXECFILE_OPTIONS)
   local cmd = file
   if a and #a > 0 then
     local parts = { file }
     for i = 1, #a do parts[i + 1] = tostring(a[i]) end
     cmd = concat(parts, ' ')
   end
-  return run('execFile', file, a, o, c, cmd)
+  return run('execFile', optn, file, a, o, c, cmd)
 end

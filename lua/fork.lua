@@ -2,9 +2,10 @@
 -- modulePath, with a message channel (lua/ipc.lua) as its 'ipc' stdio.
 local core, M = ...
 
-local type, ipairs, pairs, error = type, ipairs, pairs, error
+local type, pairs, select = type, pairs, select
 
-local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true }
+local FORK_OPTIONS = { execPath = true, execArgv = true, silent = true,
+                       launcher = true }
 for k in pairs(M.SPAWN_OPTIONS) do FORK_OPTIONS[k] = true end
 FORK_OPTIONS.shell = nil     -- Node's fork has none either
 
@@ -12,28 +13,34 @@ FORK_OPTIONS.shell = nil     -- Node's fork has none either
 -- would run the script: load this very module (the parent's file, so
 -- both ends speak the same format even when the child's LUA_CPATH does
 -- not find it), then run the script, the loop, and exit (lua/ipc.lua's
--- M.runmain).
-local BOOT = "local p=%q local cp=package.loaded.childproc "
+-- M.runmain).  A child of another Lua (execPath = 'luajit' from 5.4)
+-- cannot load the parent's file: it takes the build beside it for its own
+-- Lua (build/lua5.4/childproc.so -> build/luajit/childproc.so) if there is
+-- one, else require finds its own through its LUA_CPATH.
+local BOOT = "local p,v=%q,%q local cp=package.loaded.childproc "
+  .. "local me=rawget(_G,'jit') and 'luajit' or 'lua'.._VERSION:match('[%%d.]+$') "
+  .. "if me~=v then local t='/'..v..'/childproc.so' p=p:sub(-#t)==t and "
+  .. "p:sub(1,-#t-1)..'/'..me..'/childproc.so' or '' local f=p~='' and io.open(p) "
+  .. "if f then f:close() else p='' end end "
   .. "if not cp and p~='' then local f=package.loadlib(p,'luaopen_childproc') "
   .. "if f then cp=f('childproc',p) package.loaded.childproc=cp end end "
   .. "cp=cp or require'childproc' cp._M.runmain()"
 
-local function strings(fname, what, t)
+local function strings(fname, n, what, t)
   if t == nil then return {} end
-  if type(t) ~= 'table' or not M.isarray(t) then
-    error(("bad argument to '%s' (option '%s' must be an array of strings)")
-      :format(fname, what), 3)
-  end
+  M.checktable(fname, n, t, false, nil, what)
+  if not M.isarray(t) then M.argerror(fname, n, what .. ': an array expected') end
   local out = {}
-  for i, v in ipairs(t) do
-    out[i] = M.checkstr(fname, ("%s[%d]"):format(what, i), v)
+  for i = 1, #t do
+    out[i] = M.checkstr(fname, n, t[i], ("%s[%d]"):format(what, i))
   end
   return out
 end
+M.fork_strings = strings
 
 -- stdio as Node's fork: a word w means {w, w, w, 'ipc'}; an array must
 -- hold an 'ipc' (stdio_list in lua/child.lua refuses two)
-local function fork_stdio(fname, stdio, silent)
+local function fork_stdio(fname, n, stdio, silent)
   if stdio == nil then
     local w = silent and 'pipe' or 'inherit'
     return { w, w, w, 'ipc' }
@@ -45,32 +52,34 @@ local function fork_stdio(fname, stdio, silent)
     for _, e in pairs(stdio) do
       if e == 'ipc' then return stdio end
     end
-    error(("bad argument to '%s' (option 'stdio' must hold an 'ipc' entry)")
-      :format(fname), 3)
+    M.argerror(fname, n, "option 'stdio': an 'ipc' entry expected")
   end
-  error(("bad argument to '%s' (option 'stdio' must be a string or an array)")
-    :format(fname), 3)
+  M.typeerror(fname, n, stdio, 'string or table', "option 'stdio'")
 end
 
-function M.fork(modulePath, args, opts)
+function M.fork(...)
   local fname = 'fork'
-  modulePath = M.checkstr(fname, 'modulePath', modulePath)
-  local a, o = M.splitargs(fname, args, opts)
-  if type(o) == 'function' then o = nil end
-  o = M.checkoptions(fname, 3, o, FORK_OPTIONS)
-  local mode = M.check_serialization(fname, o.serialization, 3)
-  M.check_maxsize(fname, o.maxMessageSize, 3)
+  local modulePath, args, opts = ...
+  modulePath = M.checkstr(fname, 1, modulePath, nil, select('#', ...))
+  local a, o, _, n = M.splitargs(fname, args, opts)
+  a = M.checkargs(fname, modulePath, a)
+  o = M.checkoptions(fname, n, o, FORK_OPTIONS)
+  local mode = M.check_serialization(fname, n, o.serialization)
+  M.check_maxsize(fname, n, o.maxMessageSize)
+  if o.launcher ~= nil then  -- lua/launcher.lua
+    return M.launcher_fork(fname, modulePath, a, o, mode, n)
+  end
   local execPath = o.execPath
   if execPath == nil then
     execPath = core.exepath()
     if not execPath then
-      error("bad argument to 'fork' (cannot find the running interpreter;"
-        .. " give option 'execPath')", 2)
+      M.argerror(fname, n, "cannot find the running interpreter;"
+        .. " give option 'execPath'")
     end
   else
-    execPath = M.checkstr(fname, "option 'execPath'", execPath)
+    execPath = M.checkstr(fname, n, execPath, "option 'execPath'")
   end
-  local argv = strings(fname, 'execArgv', o.execArgv)
+  local argv = strings(fname, n, "option 'execArgv'", o.execArgv)
   -- resolved against this process's directory, as Node's path.resolve
   if modulePath:sub(1, 1) ~= '/' then
     local cwd = core.cwd()
@@ -78,15 +87,15 @@ function M.fork(modulePath, args, opts)
   end
   if mode == 'lua' then
     argv[#argv + 1] = '-e'
-    argv[#argv + 1] = BOOT:format(core.sopath and core.sopath() or '')
+    argv[#argv + 1] = BOOT:format(core.sopath and core.sopath() or '', M.LUANAME)
   end
   argv[#argv + 1] = modulePath
-  for _, v in ipairs(a or {}) do argv[#argv + 1] = v end
+  if a then for i = 2, #a do argv[#argv + 1] = a[i] end end
   local so = {}
   for k, v in pairs(o) do
     if k ~= 'execPath' and k ~= 'execArgv' and k ~= 'silent' then so[k] = v end
   end
-  so.stdio = fork_stdio(fname, o.stdio, o.silent)
-  local plan = M.spawn_plan(fname, execPath, argv, so)
+  so.stdio = fork_stdio(fname, n, o.stdio, o.silent)
+  local plan = M.spawn_plan(fname, execPath, argv, so, nil, n)
   return (M.start(plan))
 end

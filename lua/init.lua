@@ -17,6 +17,8 @@ local cp = {
   clearTimeout = M.clearTimeout,
   clearInterval = M.clearInterval,
   clearImmediate = M.clearImmediate,
+  async = M.async,
+  sleep = M.sleep,
   watch = M.watch,
   loop = M.loop,
   process = M.process,
@@ -27,11 +29,10 @@ local cp = {
 }
 
 -- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)
-function cp.kill(pid, sig)
-  if math.type(pid) ~= 'integer' then
-    error(("bad argument #1 to 'kill' (integer expected, got %s)"):format(type(pid)), 2)
-  end
-  local ok, err = core.kill(pid, M.signum('kill', sig, 'SIGTERM'))
+function cp.kill(...)
+  local pid, sig = ...
+  pid = M.checkint('kill', 1, pid, nil, nil, false, select('#', ...))
+  local ok, err = core.kill(pid, M.signum('kill', 2, sig, 'SIGTERM'))
   if ok then return true end
   return nil, M.syserror(err, 'kill')
 end

@@ -10,6 +10,7 @@ local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
 local R, W, EDGE = 1, 2, 8
+local hasbit = M.hasbit
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
@@ -17,7 +18,7 @@ local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
-                    'CHILDPROC_CHANNEL_RING',
+                    'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
 -- the rings of a 'lua' channel (src/serialize.c): this many bytes each
 -- way, taken from memory only as messages use them
@@ -30,41 +31,39 @@ local rings = M.rings               -- the decoders of open ringed channels
 
 -- {====================================================== options
 
--- check_*(fname, value, level): `level` as error()'s, from inside check_*
+-- check_*(fname, n, value): n is the options' argument position
 
-local function check_serialization(fname, v, level)
+local function check_serialization(fname, n, v)
   if v == nil then return 'lua' end
   if v ~= 'lua' and v ~= 'json' then
-    error(("bad argument to '%s' (option 'serialization' must be 'lua' or"
-      .. " 'json', got %s)"):format(fname, tostring(v)), level)
+    if type(v) ~= 'string' then
+      M.typeerror(fname, n, v, 'string', "option 'serialization'")
+    end
+    M.argerror(fname, n, ("option 'serialization': 'lua' or 'json' expected,"
+      .. " got '%s'"):format(v))
   end
   if not encoders[v] then
-    error(("bad argument to '%s' (this build has no '%s' codec)")
-      :format(fname, v), level)
+    M.argerror(fname, n, ("option 'serialization': this build has no '%s' codec"):format(v))
   end
   return v
 end
 M.check_serialization = check_serialization
 
-local function check_maxsize(fname, v, level)
+local function check_maxsize(fname, n, v)
   if v == nil then return DEFAULT_MAX end
-  if math.type(v) ~= 'integer' or v < 1 then
-    error(("bad argument to '%s' (option 'maxMessageSize' must be a positive"
-      .. " integer)"):format(fname), level)
-  end
-  return v
+  return M.checkint(fname, n, v, "option 'maxMessageSize'", 1)
 end
 M.check_maxsize = check_maxsize
 
 -- spawn() with an 'ipc' entry validates the channel's options up front,
 -- before any fd is made (fork() checks them itself, earlier still)
 local spawn_plan = M.spawn_plan
-function M.spawn_plan(fname, command, args, opts, into)
+function M.spawn_plan(fname, command, args, opts, into, optn)
   if type(opts) == 'table' then
-    check_serialization(fname, opts.serialization, 4)
-    check_maxsize(fname, opts.maxMessageSize, 4)
+    check_serialization(fname, optn or 3, opts.serialization)
+    check_maxsize(fname, optn or 3, opts.maxMessageSize)
   end
-  return spawn_plan(fname, command, args, opts, into)
+  return spawn_plan(fname, command, args, opts, into, optn)
 end
 
 -- }======================================================
@@ -74,6 +73,10 @@ end
 
 --[[ A channel `ch`:
   fd, mode ('lua'|'json'), encode, dec (decoder), out (decoder's array)
+  wfd: the fd written to (fd itself, or a second one: a launcher's pipes,
+    lua/launcher.lua); direct: lua_send may write wfd itself (a socket);
+    wev: wfd's epoll mask when it is not fd
+  oninternal(ch, m): a launcher's own messages, true when it took m
   pq, ph, pt: messages decoded, to deliver; draining: a drain of them is
     deferred (see deliver)
   lsend: core.lua_send for a 'lua' channel (encode and write at once)
@@ -93,6 +96,9 @@ end
     owner's fields hold the decoder as _ring for the sender)
   disconnecting: no more sends and no more 'message's; close when flushed
   closed: the fd is closed
+  hq: hq[i] set when q[i] is a frame that goes on the socket with a
+    handle's fd (lua/handle.lua); blocked: a ring's marker waits for its
+    message from the socket (held: those that came first)
 ]]
 
 local once_of = M.once_of
@@ -100,7 +106,7 @@ local once_of = M.once_of
 local function update(ch)
   local pending = ch.head <= ch.tail
   local fast = ch.ring and not ch.closed and not ch.disconnecting
-    and not pending
+    and not pending and not ch.blocked
   if fast ~= ch.fast then
     ch.fast = fast
     ch.dec:fast(fast and ch.s, once_of)
@@ -110,8 +116,12 @@ local function update(ch)
     ch.counted = want
     if want then M.ref() else M.unref() end
   end
-  if not ch.closed then
-    local ev = R | (pending and not ch.ring and W or 0)
+  if not ch.closed and ch.wfd ~= ch.fd then  -- reads and writes apart
+    if ch.ev ~= R then ch.ev = R; M.setev(ch.fd, R, ch.onready) end
+    local wev = pending and W or 0
+    if wev ~= ch.wev then ch.wev = wev; M.setev(ch.wfd, wev, ch.onwrite) end
+  elseif not ch.closed then
+    local ev = R + (pending and (not ch.ring or ch.hq[ch.head]) and W or 0)
     if ev ~= ch.ev then
       ch.ev = ev
       M.setev(ch.fd, ev, ch.onready)
@@ -132,6 +142,8 @@ local function close_channel(ch, inline)
   open_channels[ch] = nil
   M.forget(ch.fd)
   core.close(ch.fd)
+  if ch.wfd ~= ch.fd then M.forget(ch.wfd); core.close(ch.wfd) end
+  if ch.onclose then ch.onclose() end
   ch.dec:unring()  -- before the peer's doorbell is closed
   if ch.ring then
     ch.ring = false
@@ -144,6 +156,7 @@ local function close_channel(ch, inline)
     core.close(ch.pbell)
   end
   local cbs, head, tail = ch.cbs, ch.head, ch.tail
+  M.handle_close(ch)   -- the fds queued or held
   ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
   update(ch)
   local s, self = ch.s, ch.self
@@ -171,9 +184,10 @@ end
 local function flush(ch, inline)
   local q, cbs = ch.q, ch.cbs
   while ch.head <= ch.tail do
-    local frame, n = q[ch.head], nil
-    if ch.ring then n = ch.dec:put(frame, ch.off)
-    else n = write(ch.fd, frame, ch.off) end
+    local frame, n, h = q[ch.head], nil, ch.hq[ch.head]
+    if h then n = M.handle_write(ch, h, frame, ch.off)
+    elseif ch.ring then n = ch.dec:put(frame, ch.off)
+    else n = write(ch.wfd, frame, ch.off) end
     if n == false then break end
     if not n then  -- EPIPE, ECONNRESET: the other side has gone
       close_channel(ch, inline)
@@ -181,8 +195,9 @@ local function flush(ch, inline)
     end
     ch.off = ch.off + n
     ch.queued = ch.queued - n
-    if ch.off < #frame then break end
+    if ch.off < (type(frame) == 'table' and frame.n or #frame) then break end
     q[ch.head] = nil
+    if h then ch.hq[ch.head] = nil; M.handle_sent(ch, h) end
     local cb = cbs[ch.head]
     cbs[ch.head] = nil
     ch.head, ch.off = ch.head + 1, 0
@@ -212,7 +227,7 @@ local function queue(ch, cb, off, ...)
     local piece = select(i, ...)
     tail = tail + 1
     q[tail], cbs[tail] = piece, false
-    bytes = bytes + #piece
+    bytes = bytes + (type(piece) == 'table' and piece.n or #piece)  -- (a ring frame: pieces)
   end
   cbs[tail] = cb or false
   ch.tail, ch.queued = tail, ch.queued + bytes
@@ -229,8 +244,9 @@ local function lua_sent(ch, cb, status, off, ...)
   local idle = ch.head > ch.tail
   queue(ch, cb, off, ...)
   if idle then ch.off = off end
-  -- a failed write (the peer gone): flush meets the error and closes
-  if status < 0 then flush(ch) else update(ch) end
+  -- a failed write (the peer gone): flush meets the error and closes;
+  -- not direct: written now by flush
+  if status < 0 or not ch.direct then flush(ch) else update(ch) end
 end
 
 local function send_frame(ch, frame, cb)
@@ -241,15 +257,10 @@ local function send_frame(ch, frame, cb)
   if ch.head == ch.tail then flush(ch) else update(ch) end
 end
 
-local function internal(ch, m)
+-- m: NODE_HANDLE's { m, fd } (CP_HANDLEMSG_MT) when an fd came with it
+local function internal(ch, m, fd)
   local s, self = ch.s, ch.self
-  if m.cmd == 'NODE_HANDLE' then
-    -- A Node peer sent a handle (socket, server) along with m.msg.  The
-    -- kernel closed the fd when we read the bytes without it; acknowledge
-    -- so the peer's send queue moves on, and deliver the message itself.
-    send_frame(ch, ch.encode({ cmd = 'NODE_HANDLE_ACK' }))
-    if m.msg ~= nil then emit(s, self, 'message', m.msg) end
-  end
+  M.handle_internal(ch, m, fd)   -- NODE_HANDLE and its (N)ACKs
   emit(s, self, 'internalMessage', m)
 end
 
@@ -276,11 +287,16 @@ local function deliver_queue_later(ch)
   deliver_queue(ch)
 end
 
+local MARK, HMSG = core.handle_mark, core.handlemsg_mt
+
 function deliver_queue(ch)
   local q, s, self = ch.pq, ch.s, ch.self
   local json = ch.mode == 'json'
   while ch.ph <= ch.pt do
     local h = ch.ph
+    -- a ring's marker: the message from the socket comes here
+    if q[h] == MARK and not ch.disconnecting
+      and not M.handle_unmark(ch, q, h) then return end
     local m = q[h]
     q[h], ch.ph = nil, h + 1
     if not ch.disconnecting then
@@ -288,14 +304,22 @@ function deliver_queue(ch)
         ch.draining = true
         defer(deliver_queue_later, ch)
       end
-      if json and is_internal(m) then internal(ch, m)
+      local fd
+      if getmetatable(m) == HMSG then m, fd = m[1], m[2] end
+      if ch.oninternal and ch.oninternal(ch, m) then  -- a launcher's
+      elseif json and is_internal(m) then internal(ch, m, fd)
+      elseif fd then M.handle_emit(ch, m, fd)
       else emit(s, self, 'message', m) end
+    elseif getmetatable(m) == HMSG then
+      core.close(m[2])
     end
   end
   ch.ph, ch.pt = 1, 0
 end
 
-local function deliver(ch, n)
+-- (sock: they came on the socket of a ringed channel)
+local function deliver(ch, n, sock)
+  if sock and ch.ring then n = M.handle_hold(ch, n) end
   local out, q, t = ch.out, ch.pq, ch.pt
   for i = 1, n do
     t = t + 1
@@ -345,10 +369,10 @@ local function on_readable(ch, drain)
       n, got, x = dec:readfd(fd, out)
     end
     if not n then
-      deliver(ch, x or 0)
+      deliver(ch, x or 0, true)
       return bad_input(ch, got)
     end
-    if n > 0 then deliver(ch, n) end
+    if n > 0 then deliver(ch, n, true) end
     if got == false then return end
     if got <= 0 then
       -- end of file (or ECONNRESET): the other side closed or exited.  A
@@ -362,20 +386,22 @@ local function on_readable(ch, drain)
   end
 end
 
-local function new_channel(fd, mode, max, side, s, self)
+local function new_channel(fd, mode, max, side, s, self, wfd, direct)
   local ch = {
-    fd = fd, mode = mode, encode = encoders[mode],
+    fd = fd, wfd = wfd or fd, direct = wfd == nil or direct or false,
+    mode = mode, encode = encoders[mode],
     lsend = mode == 'lua' and lua_send or nil,
     dec = core.decoder(mode, max), out = {}, pq = {}, ph = 1, pt = 0,
     side = side, s = s, self = self,
-    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0,
+    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0, hq = {},
     want_ref = side == 'child', counted = false, ev = 0,
     closed = false, disconnecting = false,
   }
   ch.onready = function(ev)
-    if ev & W ~= 0 and ch.head <= ch.tail then flush(ch, true) end
-    if ev & R ~= 0 then on_readable(ch) end
+    if hasbit(ev, W) and ch.head <= ch.tail then flush(ch, true) end
+    if hasbit(ev, R) then on_readable(ch) end
   end
+  ch.onwrite = function() if ch.head <= ch.tail then flush(ch, true) end end
   open_channels[ch] = true
   update(ch)
   return ch
@@ -388,7 +414,7 @@ local function use_rings(ch, ringfd, side, bell, pbell)
   if not ch.dec:ring(ringfd, side, pbell, bell) then return false end
   ch.ring, ch.bell, ch.pbell = true, bell, pbell
   ch.s._ring = ch.dec
-  M.setev(bell, R | EDGE, function() return on_ring(ch) end)
+  M.setev(bell, R + EDGE, function() return on_ring(ch) end)
   rings[#rings + 1] = ch.dec
   update(ch)
   return true
@@ -397,19 +423,24 @@ end
 -- send(message [, sendHandle [, options]] [, callback]) -> boolean, for
 -- both sides: what the ring sender (core.ring_sender, the methods below)
 -- leaves to Lua.  The methods tail-call it from the ring sender, a C
--- function: level 3 is their caller.
+-- function: level 3 is their caller (4 on 5.1: its tail call is a level).
+local TAIL = M.TAILCALL_LEVEL
 local function send(ch, message, a, b, c)
   local cb = nil
   if a or b or c then
     cb = type(a) == 'function' and a or type(b) == 'function' and b
       or type(c) == 'function' and c or nil
   end
-  if message == nil then
-    error("bad argument #1 to 'send' (a message expected, got nil)", 3)
-  end
+  if message == nil then M.typeerror('send', 2, nil, 'a message') end
   if not ch then
-    error("bad argument to 'send' (no IPC channel: the process was not"
-      .. " forked, or spawned with an 'ipc' stdio entry)", 3)
+    M.argerror('send', nil, "no IPC channel: the process was not"
+      .. " forked, or spawned with an 'ipc' stdio entry")
+  end
+  -- with a handle, or behind one waiting for its ACK: lua/handle.lua's
+  if (a ~= nil and type(a) ~= 'function') or ch.hwait then
+    if type(a) == 'function' then a, b = nil, nil end
+    return M.handle_send(ch, message, a,
+      type(b) ~= 'function' and b or nil, cb)
   end
   local lsend, ok, frame = ch.lsend, nil, nil
   if lsend then
@@ -417,12 +448,13 @@ local function send(ch, message, a, b, c)
     -- when nothing waits before it (pieces left are queued); else
     -- encoded into pieces to queue; when disconnecting, only encoded.  A
     -- value that cannot be sent raises in lsend, at our caller's line
-    local fd = not ch.disconnecting and ch.head > ch.tail and ch.fd or false
-    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3))
+    local fd = ch.direct and not ch.disconnecting and ch.head > ch.tail
+      and ch.wfd or false
+    lua_sent(ch, cb, lsend(fd, message, ch.dec, 3 + TAIL))
   else
     ok, frame = pcall(ch.encode, message)
     if not ok then
-      error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
+      M.argerror('send', 2, tostring(frame))
     end
   end
   if ch.disconnecting then
@@ -444,6 +476,11 @@ local function disconnect(ch)
           'IPC channel is already disconnected'))
       end)
     end
+    return
+  end
+  -- 'json': sends wait for a handle's ACK; the disconnect waits for them
+  if ch.hwait then
+    ch.want_disconnect, ch.s.connected = true, false
     return
   end
   ch.disconnecting = true
@@ -474,7 +511,7 @@ local function flush_all()
         core.poll({ ch.bell, ch.fd }, { R, R }, 100, res)
         if res[2] ~= 0 then break end
       else
-        core.poll({ ch.fd }, { W }, 100, res)
+        core.poll({ ch.wfd }, { W }, 100, res)
       end
     end
   end
@@ -485,6 +522,12 @@ function M.before_exit()
   flush_all()
   if before_exit then before_exit() end
 end
+
+-- for lua/handle.lua
+M.ipc = { flush = flush, update = update, send_frame = send_frame,
+  disconnect = disconnect,
+  queue = queue, bad_input = bad_input, channel_error = channel_error,
+  HIGH_WATER = HIGH_WATER }
 
 -- }======================================================
 
@@ -498,8 +541,8 @@ end
 -- doorbell and ours; .after: the one to close once the child runs.
 function M.ipc_setup(plan, s, self, fd)
   local opts = plan.opts or {}
-  local mode = check_serialization('spawn', opts.serialization, 2)
-  local max = check_maxsize('spawn', opts.maxMessageSize, 2)
+  local mode = check_serialization('spawn', 3, opts.serialization)
+  local max = check_maxsize('spawn', 3, opts.maxMessageSize)
   local mine, theirs = core.socketpair()
   if not mine then return nil, theirs end
   core.nonblock(mine, true)
@@ -525,6 +568,7 @@ function M.ipc_setup(plan, s, self, fd)
   else
     out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
     out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
+    out[#out + 1] = 'CHILDPROC_WIRE=' .. core.lua_wire
     -- rings and doorbells; without them (nil is no error) the socket
     local ringfd = core.ring_new(RING_SIZE)
     if ringfd then ringfd = core.own(ringfd) end
@@ -540,6 +584,13 @@ function M.ipc_setup(plan, s, self, fd)
   end
   table.sort(out)
   plan.env = out
+  M.ipc_attach(plan, s, self, ch)
+  return theirs, extra
+end
+
+-- ch becomes the channel of the ChildProcess (fields s, object self)
+-- that plan starts
+function M.ipc_attach(plan, s, self, ch)
   s._ch = ch
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,
@@ -555,7 +606,17 @@ function M.ipc_setup(plan, s, self, fd)
     close_channel(ch)
     if onfail then onfail(s2, self2) end
   end
-  return theirs, extra
+end
+
+-- for lua/launcher.lua: a channel, its end, and the bytes read before it
+M.ipc_new, M.ipc_close = new_channel, close_channel
+function M.ipc_feed(ch, chunk)
+  local n, err, x = ch.dec:feed(chunk, ch.out)
+  if not n then
+    deliver(ch, x or 0)
+    return bad_input(ch, err)
+  end
+  if n > 0 then deliver(ch, n) end
 end
 
 local cmethods = M.child_methods
@@ -573,11 +634,12 @@ cmethods.send = core.ring_sender(M.ChildProcess, function(self, message, a, b, c
 end, function(self, status, off, piece)
   return sent_rest(cself(self)._ch, status, off, piece)
 end, '_ring')
+M.entry_c[cmethods.send] = true
 
 function cmethods.disconnect(self)
   local s = M.cself(self)
   if not s._ch then
-    error("bad argument to 'disconnect' (the child has no IPC channel)", 2)
+    M.argerror('disconnect', nil, 'the child has no IPC channel')
   end
   disconnect(s._ch)
 end
@@ -596,11 +658,12 @@ pmethods.send = core.ring_sender(M.Process, function(self, message, a, b, c)
 end, function(_, status, off, piece)
   return sent_rest(pch, status, off, piece)
 end, '_ring')
+M.entry_c[pmethods.send] = true
 
 function pmethods.disconnect(self)
   pself(self)
   if not pch then
-    error("bad argument to 'disconnect' (this process has no IPC channel)", 2)
+    M.argerror('disconnect', nil, 'this process has no IPC channel')
   end
   disconnect(pch)
 end
@@ -649,11 +712,23 @@ local function install_hook()
   local mainf, caller = find_main()
   if not mainf then return end
   local getinfo = debug.getinfo
-  mainhook = function()
-    local info = getinfo(2, 'ft')
+  local what = pcall(getinfo, 1, 't') and 'ft' or 'f'  -- (5.1, LuaJIT: no 't')
+  -- (5.1: a main chunk that ends in a tail call is gone from the stack
+  -- when the callee returns, its 'tail return' event)
+  local function main_gone()
+    for level = 3, 200 do
+      local i = getinfo(level, 'S')
+      if not i then return true end
+      if i.what == 'main' then return false end
+    end
+    return false
+  end
+  mainhook = function(ev)
+    local info = getinfo(2, what)
     if info.func == mainf then return run_after_main() end
+    if ev == 'tail return' and main_gone() then return run_after_main() end
     -- `return f()` at the end of the script: the tail call's frame
-    if info.istailcall and caller then
+    if (info.istailcall or what == 'f') and caller then  -- (no 't': LuaJIT)
       local up = getinfo(3, 'f')
       if up and up.func == caller then return run_after_main() end
     end
@@ -688,13 +763,20 @@ function M.channel_autostart()
       os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
   end
   if not fdtext then return end
+  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
   local ringfd = mode == 'lua'
-    and math.tointeger(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
+    and M.toint(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
     or nil
   -- as Node: the processes this one starts do not see this channel
   for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
-  local fd = math.tointeger(tonumber(fdtext))
+  local fd = M.toint(tonumber(fdtext))
   if not fd or fd < 0 or not core.isopen(fd) then return end
+  if wire and wire ~= tostring(core.lua_wire) then
+    error(("childproc: the parent speaks version %s of the 'lua' wire format;"
+      .. " this module (childproc %s) speaks version %d: use the same childproc"
+      .. " release at both ends, or serialization = 'json'")
+      :format(wire, core.version, core.lua_wire), 0)
+  end
   if not encoders[mode] then
     error(("childproc: the parent asked for the '%s' serialization; this"
       .. " module speaks 'lua' and 'json' (fork with serialization: 'json')")
@@ -708,8 +790,7 @@ function M.channel_autostart()
     fd = own
   end
   core.nonblock(fd, true)
-  local ps = pself(M.process)
-  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process)
+  M.ipc_process(fd, mode)
   -- the rings and doorbells (ours, the parent's), the three fds after
   -- the stdio ones: used (close-on-exec copies of the doorbells), then
   -- closed.  The parent writes into the rings from the start: a child
@@ -727,6 +808,14 @@ function M.channel_autostart()
     end
     for i = 0, 2 do core.close(ringfd + i) end
   end
+  install_hook()
+end
+
+-- cp.process's channel: over fd (and wfd, when the writes go to another
+-- fd: a launcher's remote side, lua/launcher.lua)
+function M.ipc_process(fd, mode, wfd, direct)
+  local ps = pself(M.process)
+  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process, wfd, direct)
   ps.connected = true
   local function relisten()
     if pch.closed then return end
@@ -734,7 +823,25 @@ function M.channel_autostart()
     if want ~= pch.want_ref then pch.want_ref = want; update(pch) end
   end
   ps._onlisten, ps._onunlisten = relisten, relisten
-  install_hook()
+  return pch
+end
+
+-- lua.c's `arg` table, from /proc/self/cmdline: Lua 5.1 runs -e code
+-- before it makes it.  The bootstrap (-e's word) is found by its start.
+function M.cmdline_arg()
+  local f = io.open('/proc/self/cmdline', 'rb')
+  local all = f and f:read('*a') or ''
+  if f then f:close() end
+  local words, arg = {}, {}
+  for w in all:gmatch('([^%z]*)%z') do words[#words + 1] = w end
+  for i = 1, #words do
+    if words[i]:sub(1, 10) == 'local p,v=' then
+      for j = 1, #words do arg[j - i - 1] = words[j] end
+      break
+    end
+  end
+  _G.arg = arg
+  return arg
 end
 
 -- The bootstrap of a 'lua' fork: `lua5.4 -e BOOT script args...`.  lua.c
@@ -743,12 +850,12 @@ end
 -- before lua.c gets to run the script itself.
 function M.runmain()
   if mainhook then debug.sethook(); mainhook = nil end
-  local arg = _G.arg or {}
+  local arg = _G.arg or M.cmdline_arg()
   local progname, lo = 'lua', 0
   while arg[lo - 1] ~= nil do lo = lo - 1 end
   if lo < 0 then progname = arg[lo] end
   local function report(msg)
-    flush_all()
+    M.before_exit()  -- (flush_all, and what other chunks add)
     io.stdout:flush()
     io.stderr:write(progname, ': ', tostring(msg), '\n')
     io.stderr:flush()
@@ -768,11 +875,11 @@ function M.runmain()
   local script = arg[0]
   local chunk, err = loadfile(script ~= '-' and script or nil)
   if not chunk then report(err) end
-  local ok, e = xpcall(chunk, handler, M.unpack(arg, 1, #arg))
+  local ok, e = M.xpcall(chunk, handler, M.unpack(arg, 1, #arg))
   if not ok then report(e) end
-  ok, e = xpcall(M.run, handler)
+  ok, e = M.xpcall(M.run, handler)
   if not ok then report(e) end
-  flush_all()
+  M.before_exit()
   io.stdout:flush()
   os.exit(0, true)
 end

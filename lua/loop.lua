@@ -4,7 +4,7 @@
 local core, M = ...
 
 local now, wait = core.now, core.wait
-local xpcall, traceback, error, type, select = xpcall, debug.traceback, error, type, select
+local xpcall, traceback, error, type, select = M.xpcall, debug.traceback, error, type, select
 local getmetatable = getmetatable
 local floor, max = math.floor, math.max
 
@@ -302,9 +302,12 @@ local function dispatch_cleared(fn, i, n, ...)
   return dispatch(fn, ...)
 end
 
+-- (a callback that runs the loop itself may empty the queue, which then
+-- starts again at slot 1: qgen tells this one's `last` is stale then)
+local qgen = 0
 local function run_queue()
-  local last = qtail           -- entries added meanwhile wait a turn
-  while qhead <= last do
+  local last, gen = qtail, qgen  -- entries added meanwhile wait a turn
+  while qhead <= last and qgen == gen do
     local h = qhead
     local fn, a = queue[h], queue[h + 1]
     queue[h], queue[h + 1] = nil, nil
@@ -320,7 +323,7 @@ local function run_queue()
     end
     if not ok then return false end
   end
-  if qhead > qtail then qhead, qtail = 1, 0 end
+  if qhead > qtail then qhead, qtail, qgen = 1, 0, qgen + 1 end
   return true
 end
 
@@ -448,8 +451,10 @@ function M.run(mode)
   elseif mode == 'nowait' then
     step(false)
     raise_failure()
+  elseif type(mode) ~= 'string' then
+    M.typeerror('run', 1, mode, 'string')
   else
-    error(("bad argument #1 to 'run' (invalid mode '%s')"):format(tostring(mode)), 2)
+    M.argerror('run', 1, ("invalid option '%s'"):format(mode))
   end
   return pending(true)
 end

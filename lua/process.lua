@@ -49,11 +49,13 @@ setmetatable(methods, { __index = function(_, k)
 end })
 
 -- exit([code]): flush what this process still has to say, then leave
-function methods.exit(_, code)
+function methods.exit(this, code)
+  pself(this)
+  if code ~= nil and type(code) ~= 'boolean' then code = M.checkint('exit', 2, code) end
   if M.before_exit then M.before_exit() end
   io.stdout:flush()
   io.stderr:flush()
   os.exit(code or 0, true)
 end
 
-function methods.cwd() return core.cwd() end
+function methods.cwd(this) pself(this); return core.cwd() end

@@ -64,32 +64,46 @@ end
 -- left to read) is the end of file without a read.
 local DRAIN_READS = 16
 local HUP = 4
+local EIO = 5
+
+local function r_end(s, self)
+  -- the fd goes first: an 'end' listener that runs the loop must not
+  -- be woken again and again by the same hang-up
+  r_dropfd(s)  -- (before ended: a raise in it leaves the stream as it was)
+  s.ended = true
+  emit(s, self, 'end')
+  r_close(s, self)
+end
+
 function r_read(s, self, drain, ev)
   local reads = 0
   repeat
     reads = reads + 1
     if s.closed or s.ended or not s.flowing then return end
     local chunk, err
-    if not (ev and ev & HUP ~= 0) then chunk, err = read(s.fd) end
+    -- (a terminal's hang-up may come before the last of its output
+    -- reached the master: it is read until EIO)
+    if not (ev and M.hasbit(ev, HUP)) or s.tty then chunk, err = read(s.fd) end
     if chunk then
+      if s.tty then s.tty.got = true end  -- lua/pty.lua's end rule
       emit(s, self, 'data', chunk)
     elseif chunk == false then
       return
-    elseif err then
+    elseif err and not (err == EIO and s.tty) then
       r_close(s, self, M.syserror(err, 'read'))
       return
-    else
-      -- the fd goes first: an 'end' listener that runs the loop must not
-      -- be woken again and again by the same hang-up
-      r_dropfd(s)
-      s.ended = true
-      emit(s, self, 'end')
-      r_close(s, self)
+    else  -- end of file; a terminal's EIO: its other side is closed
+      r_end(s, self)
       return
     end
   until not drain or reads >= DRAIN_READS
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
+-- end the stream now, as at an end of file (lua/pty.lua)
+M.readable_end = function(self)
+  local s = rself(self)
+  if not s.closed and not s.ended then r_end(s, self) end
+end
 
 -- a 'data' listener starts the flow, unless the user paused explicitly
 local function r_onlisten(s, self, name)
@@ -146,7 +160,10 @@ end
 -- pipe(dest [, {['end'] = true}]) -> dest
 function rmethods.pipe(self, dest, opts)
   local s = rself(self)
-  M.checktype('pipe', 1, dest, 'userdata')
+  if type(dest) ~= 'userdata' and type(dest) ~= 'table' then
+    M.typeerror('pipe', 2, dest, 'childproc.Writable')
+  end
+  M.checktable('pipe', 3, opts, true)
   local p = { dest = dest }
   local src = self
   p.ondata = function(chunk)
@@ -188,11 +205,39 @@ function rmethods.unpipe(self, dest)
   return self
 end
 
--- Hand the fd over (to a child's stdio): this stream is done with it.
-function M.readable_giveaway(self)
+-- The stdout of a child that never started: no fd, and it ends at once
+-- (M.readable_end, from the loop), so listeners attached after spawn work.
+function M.readable_dead()
+  local self, s = M.readable(-1, { ownfd = false })
+  s.ended, s.fdgone = true, true
+  return self
+end
+
+function M.readable_end(self)
   local s = rself(self)
+  if s.closed then return end
   s.ended = true
+  emit(s, self, 'end')
   r_close(s, self)
+end
+
+-- Lent to a child (its stdio): the stream stays this process's.  Once
+-- its owner child has exited, one that nobody here reads is not drained
+-- (lua/child.lua); a guard closes its fd when Lua drops the stream unread.
+local Guard, gself   -- (gself: a local the __gc below can see)
+Guard, gself = core.class('childproc.LentGuard', {}, {
+  __gc = function(g)
+    local s = gself(g)
+    if not s.closed and not s.fdgone and not s.watched then
+      s.fdgone = true
+      M.forget(s.fd)
+      if not s.keepfd then core.close(s.fd) end
+    end
+  end,
+})
+function M.readable_lent(self)
+  local s = rself(self)
+  if not s.lent then s.lent = core.object(Guard, s) end
 end
 
 M.rself = rself
@@ -258,15 +303,14 @@ function w_flush(s, self)
     s.off = s.off + n
     s.queued = s.queued - n
     if s.off < #data then
-      if s.sync then goto continue end
-      break
+      if not s.sync then break end
+    else
+      q[s.head] = nil
+      local cb = cbs[s.head]
+      cbs[s.head] = nil
+      s.head, s.off = s.head + 1, 0
+      if cb then defer(cb) end
     end
-    q[s.head] = nil
-    local cb = cbs[s.head]
-    cbs[s.head] = nil
-    s.head, s.off = s.head + 1, 0
-    if cb then defer(cb) end
-    ::continue::
   end
   local empty = not q or s.head > s.tail
   if empty then
@@ -313,8 +357,11 @@ local function w_queued(s) return s.queued or 0 end
 -- write(data [, cb]) -> false when 64 KiB or more are queued after it
 function wmethods.write(self, data, cb)
   local s = wself(self)
-  if type(data) == 'number' then data = tostring(data) end
-  M.checktype('write', 1, data, 'string')
+  if type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror('write', 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc('write', 3, cb) end
   if s.closed or s.ending then
     local err = M.newerror({ code = s.closed and 'ERR_STREAM_DESTROYED'
                                or 'ERR_STREAM_WRITE_AFTER_END',
@@ -359,10 +406,18 @@ function wmethods.write(self, data, cb)
 end
 
 -- close([data] [, cb]): Node's end()
-function wmethods.close(self, data, cb)
+-- (also named 'end', as in Node: each name raises its own)
+local function closer(fname) return function(self, data, cb)
   local s = wself(self)
   if type(data) == 'function' then data, cb = nil, data end
+  if data ~= nil and type(data) ~= 'string' then
+    if type(data) == 'number' then data = tostring(data)
+    else M.typeerror(fname, 2, data, 'string') end
+  end
+  if cb ~= nil then M.checkfunc(fname, 3, cb) end
   if data ~= nil and not s.ending and not s.closed then self:write(data) end
+  -- a terminal's input ends with its end-of-file character (lua/pty.lua)
+  if s.eof and not (s.ending or s.closed or s.broken) then self:write(s.eof) end
   if s.ending or s.closed then
     if cb then defer(cb) end
     return self
@@ -371,8 +426,8 @@ function wmethods.close(self, data, cb)
   s.finishcb = cb
   w_flush(s, self)
   return self
-end
-wmethods['end'] = wmethods.close
+end end
+wmethods.close, wmethods['end'] = closer('close'), closer('end')
 
 function wmethods.destroy(self, err)
   local s = wself(self)
@@ -397,7 +452,16 @@ function M.writable_orphan(self)
   if s.queue and s.head <= s.tail then w_flush(s, self) end
 end
 
-function M.writable_giveaway(self)
+-- The stdin of a child that never started: no fd, writes meet EPIPE, and
+-- it closes from the loop (M.writable_end)
+function M.writable_dead()
+  local self, s = M.writable(-1, { ownfd = false })
+  s.broken = true
+  return self
+end
+
+-- close now, with nothing more to write
+function M.writable_end(self)
   local s = wself(self)
   s.ending = true
   w_close(s, self)

@@ -4,22 +4,23 @@
 -- M.setev/M.defer/M.ref, no timer, no reaping of anybody else's child.
 local core, M = ...
 
-local type, tostring, pairs, ipairs, concat = type, tostring, pairs, ipairs, table.concat
+local type, tostring, pairs, ipairs, select, concat =
+  type, tostring, pairs, ipairs, select, table.concat
 local read, write, close, now = core.read, core.write, core.close, core.now
 
-local ETIMEDOUT, ENOBUFS, EPIPE = 110, 105, 32   -- Linux errno values
+local ETIMEDOUT, ENOBUFS, EPIPE, EIO = 110, 105, 32, 5   -- Linux errno values
 local SIGKILL = 9
 
 local SPAWNSYNC_OPTIONS = {
   cwd = true, input = true, argv0 = true, stdio = true, env = true,
   uid = true, gid = true, timeout = true, killSignal = true,
   maxBuffer = true, encoding = true, shell = true, windowsHide = true,
-  windowsVerbatimArguments = true,
+  windowsVerbatimArguments = true, pty = true,
 }
 local EXECSYNC_OPTIONS = {
   cwd = true, input = true, stdio = true, env = true, shell = true,
   uid = true, gid = true, timeout = true, killSignal = true,
-  maxBuffer = true, encoding = true, windowsHide = true,
+  maxBuffer = true, encoding = true, windowsHide = true, pty = true,
 }
 local EXECFILESYNC_OPTIONS = { argv0 = true, windowsVerbatimArguments = true }
 for k in pairs(EXECSYNC_OPTIONS) do EXECFILESYNC_OPTIONS[k] = true end
@@ -27,22 +28,19 @@ for k in pairs(EXECSYNC_OPTIONS) do EXECFILESYNC_OPTIONS[k] = true end
 -- {====================================================== validation
 
 -- opts -> plan, input, maxBuffer (raises on bad arguments)
-local function prepare(fname, command, args, opts, allowed)
-  opts = M.checkoptions(fname, 3, opts, allowed)
+local function prepare(fname, n, command, args, opts, allowed)
+  opts = M.checkoptions(fname, n, opts, allowed)
   local input = opts.input
-  if input ~= nil then
+  if input ~= nil and type(input) ~= 'string' then
     if type(input) == 'number' then input = tostring(input)
-    elseif type(input) ~= 'string' then
-      error(("bad argument to '%s' (option 'input' must be a string, got %s)")
-        :format(fname, type(input)), 3)
-    end
+    else M.typeerror(fname, n, input, 'string', "option 'input'") end
   end
-  local spawnopts, maxbuf = M.exec_options(fname, opts, { input = true })
-  local plan = M.spawn_plan(fname, command, args, spawnopts)
+  local spawnopts, maxbuf = M.exec_options(fname, n, opts, { input = true })
+  local plan = M.spawn_plan(fname, command, args, spawnopts, nil, n)
   for i, e in ipairs(plan.stdio) do
     if e == 'ipc' then
-      error(("bad argument to '%s' (stdio[%d]: 'ipc' is not available in %s)")
-        :format(fname, i, fname), 3)
+      M.argerror(fname, n, ("option 'stdio': entry [%d] 'ipc' is not available in %s")
+        :format(i, fname))
     end
   end
   return plan, input, maxbuf
@@ -55,7 +53,7 @@ end
 
 -- Node's error for a spawnSync that failed: 'spawnSync ls ENOENT'
 local function spawnargs(plan)   -- as Node: without the command
-  return { table.unpack(plan.spawnargs, 2) }
+  return { M.unpack(plan.spawnargs, 2) }
 end
 
 local function sync_error(errno, plan)
@@ -68,6 +66,7 @@ end
 -- plan.stdio -> fdmap for the child, our ends, and the child's ends
 -- (closed after the spawn).  nil, errno, syscall when a pipe fails.
 local function setup(plan, input)
+  if plan.pty then return M.pty_sync_setup(plan, input) end  -- lua/pty.lua
   local fdmap, after, readers, writer = {}, {}, {}, nil
   local st = { after = after }   -- for M.stdio_source
   local function undo(errno, syscall)
@@ -112,7 +111,12 @@ local function pump(plan, st, readers, writer, maxbuf)
     if writer and not writer.closed then writer.closed = true; close(writer.fd) end
   end
   local function close_reader(r)
-    if not r.closed then r.closed = true; close(r.fd) end
+    if not r.closed then
+      r.closed = true
+      -- a terminal's master closed before its child exits would hang the
+      -- child up (SIGHUP): held until then
+      if r.tty and not st.exited then r.held = true else close(r.fd) end
+    end
   end
   -- timeout or maxBuffer: signal the child once.  Its output is still
   -- read (and dropped past maxBuffer) until it exits, so that it dies of
@@ -157,7 +161,8 @@ local function pump(plan, st, readers, writer, maxbuf)
       elseif chunk == false then
         return
       else
-        if err then st.errno = st.errno or err end
+        -- a terminal's EIO: its other side is closed, the end of output
+        if err and not (r.tty and err == EIO) then st.errno = st.errno or err end
         return close_reader(r)
       end
     end
@@ -171,7 +176,9 @@ local function pump(plan, st, readers, writer, maxbuf)
       if n == false then return end
       if not n then
         -- a child that does not read all its input is not an error
-        if err ~= EPIPE then st.errno = st.errno or err end
+        if err ~= EPIPE and not (writer.tty and err == EIO) then
+          st.errno = st.errno or err
+        end
         return close_writer()
       end
       writer.off = writer.off + n
@@ -179,12 +186,16 @@ local function pump(plan, st, readers, writer, maxbuf)
   end
 
   local function on_exit()
-    local code, sig, stolen
-    if pidfd then code, sig, stolen = core.waitid(pidfd)
-    else code, sig, stolen = core.waitpid(pid) end
-    if code == nil and sig == nil and not stolen then return end   -- not yet
+    local code, sig
+    if pidfd then code, sig = core.waitid(pidfd)
+    else code, sig = core.waitpid(pid) end
+    if code == nil and sig == nil then return end   -- not yet
+    if code == false then code = nil end  -- the host reaped it: unknown
     st.exited = true
     st.status, st.signum = code, sig
+    for _, r in ipairs(readers) do
+      if r.held then r.held = nil; close(r.fd) end
+    end
     if pidfd then close(pidfd) end
     st.pidfd = nil
     -- nobody is left to read the rest of the input
@@ -219,23 +230,31 @@ local function pump(plan, st, readers, writer, maxbuf)
       end
     end
     if n == 0 and st.exited then break end
+    -- a grandchild holding the terminal: the end after a quiet while
+    local quiet = st.exited and plan.pty and M.PTY_GRACE
+    if quiet then ms = quiet end
+    local expired = false
     if deadline then
       local left = deadline - now()
       if ms < 0 or left < ms then ms = left end
       if left <= 0 then
         deadline = nil
         kill(ETIMEDOUT)
-        goto continue
+        expired = true   -- (then round again: the kill's effects)
       end
     end
-    core.poll(fds, evs, ms, out)
-    for k = 1, n do
-      if out[k] ~= 0 then
-        local w = what[k]
-        if type(w) == 'table' then on_read(w) else w() end
+    if not expired then
+      core.poll(fds, evs, ms, out)
+      local fired = false
+      for k = 1, n do
+        if out[k] ~= 0 then
+          fired = true
+          local w = what[k]
+          if type(w) == 'table' then on_read(w) else w() end
+        end
       end
+      if quiet and not fired and ms == quiet then close_readers() end
     end
-    ::continue::
   end
 end
 
@@ -270,7 +289,7 @@ local function run(plan, input, maxbuf)
   if not ok then
     -- a Lua error (memory, an interrupt): leave nothing behind
     if writer and not writer.closed then close(writer.fd) end
-    for _, r in ipairs(readers) do if not r.closed then close(r.fd) end end
+    for _, r in ipairs(readers) do if not r.closed or r.held then close(r.fd) end end
     if st.pidfd then
       core.pidfd_kill(st.pidfd, SIGKILL)
       core.poll({ st.pidfd }, { 1 }, -1, {})
@@ -279,8 +298,8 @@ local function run(plan, input, maxbuf)
     elseif not st.exited then
       core.kill(pid, SIGKILL)
       while true do
-        local code, sig, stolen = core.waitpid(pid)
-        if code ~= nil or sig ~= nil or stolen then break end
+        local code, sig = core.waitpid(pid)
+        if code ~= nil or sig ~= nil then break end  -- (false: reaped elsewhere)
         core.poll({}, {}, 5, {})
       end
     end
@@ -289,6 +308,7 @@ local function run(plan, input, maxbuf)
 
   local output = {}
   for _, r in ipairs(readers) do output[r.slot] = concat(r.chunks) end
+  if plan.pty then output[2] = '' end  -- the terminal carries both
   return {
     pid = pid,
     output = output,
@@ -305,19 +325,12 @@ end
 
 -- {====================================================== the functions
 
--- splitargs for the Sync forms, which take no callback
-local function sync_args(fname, args, opts)
-  local a, o, c = M.splitargs(fname, args, opts)
-  if c ~= nil or type(o) == 'function' then
-    error(("bad argument #3 to '%s' (table expected, got function)"):format(fname), 3)
-  end
-  return a, o
-end
-
 -- cp.spawnSync(command [, args] [, options]) -> result
-function M.spawnSync(command, args, opts)
-  local a, o = sync_args('spawnSync', args, opts)
-  local plan, input, maxbuf = prepare('spawnSync', command, a, o, SPAWNSYNC_OPTIONS)
+function M.spawnSync(...)
+  local command, args, opts = ...
+  command = M.checkstr('spawnSync', 1, command, nil, select('#', ...))
+  local a, o, _, n = M.splitargs('spawnSync', args, opts)
+  local plan, input, maxbuf = prepare('spawnSync', n, command, a, o, SPAWNSYNC_OPTIONS)
   return run(plan, input, maxbuf)
 end
 
@@ -349,13 +362,14 @@ local function copy_stderr(inherit, ret)
 end
 
 -- cp.execSync(command [, options]) -> stdout; raises on failure
-function M.execSync(command, opts)
-  command = M.checkstr('execSync', 'command', command)
+function M.execSync(...)
+  local command, opts = ...
+  command = M.checkstr('execSync', 1, command, nil, select('#', ...))
   opts = M.checkoptions('execSync', 2, opts, EXECSYNC_OPTIONS)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.shell = type(opts.shell) == 'string' and opts.shell or true
-  local plan, input, maxbuf = prepare('execSync', command, nil, o, EXECSYNC_OPTIONS)
+  local plan, input, maxbuf = prepare('execSync', 2, command, nil, o, EXECSYNC_OPTIONS)
   local ret = run(plan, input, maxbuf)
   copy_stderr(opts.stdio == nil, ret)
   local err = check(ret, command)
@@ -364,9 +378,11 @@ function M.execSync(command, opts)
 end
 
 -- cp.execFileSync(file [, args] [, options]) -> stdout; raises on failure
-function M.execFileSync(file, args, opts)
-  local a, o = sync_args('execFileSync', args, opts)
-  local plan, input, maxbuf = prepare('execFileSync', file, a, o, EXECFILESYNC_OPTIONS)
+function M.execFileSync(...)
+  local file, args, opts = ...
+  file = M.checkstr('execFileSync', 1, file, nil, select('#', ...))
+  local a, o, _, n = M.splitargs('execFileSync', args, opts)
+  local plan, input, maxbuf = prepare('execFileSync', n, file, a, o, EXECFILESYNC_OPTIONS)
   local ret = run(plan, input, maxbuf)
   copy_stderr(o == nil or o.stdio == nil, ret)
   local parts = { (o and o.argv0) or file }

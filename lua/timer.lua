@@ -3,18 +3,15 @@ local core, M = ...
 
 local methods = {}
 local Timer, tself = core.class('childproc.Timer', methods, {
-  __close = function(self) self:close() end,
+  __close = M.CLOSE and function(self) self:close() end or nil,
 })
 
-local function new(fname, fn, ms, rep, ...)
-  if type(fn) ~= 'function' then
-    local mt = getmetatable(fn)
-    if not (mt and mt.__call) then
-      error(("bad argument #1 to '%s' (function expected, got %s)")
-        :format(fname, type(fn)), 3)
-    end
+local function new(fname, nargs, rep, fn, ms, ...)
+  M.checkfunc(fname, 1, fn, false, nargs)
+  if ms ~= nil and type(ms) ~= 'number' then  -- as luaL_optnumber
+    ms = type(ms) == 'string' and tonumber(ms) or M.typeerror(fname, 2, ms, 'number')
   end
-  ms = tonumber(ms) or 0
+  ms = ms or 0
   if ms < 1 or ms ~= ms then ms = 1 end  -- as Node: at least 1 ms
   if ms > 2147483647 then ms = 1 end
   local t = { ms = ms, fn = fn, args = M.pack(...), refed = true,
@@ -23,12 +20,12 @@ local function new(fname, fn, ms, rep, ...)
   return core.object(Timer, t)
 end
 
-function M.setTimeout(fn, ms, ...) return new('setTimeout', fn, ms, false, ...) end
-function M.setInterval(fn, ms, ...) return new('setInterval', fn, ms, true, ...) end
+function M.setTimeout(...) return new('setTimeout', select('#', ...), false, ...) end
+function M.setInterval(...) return new('setInterval', select('#', ...), true, ...) end
 
 -- setImmediate: after the current turn's I/O, before the next wait
-function M.setImmediate(fn, ...)
-  local t = new('setImmediate', fn, 0, false, ...)
+function M.setImmediate(...)
+  local t = new('setImmediate', select('#', ...), false, (...), 0, select(2, ...))
   local s = tself(t)
   M.timer_stop(s)
   s.active, s.refed = true, true
@@ -44,9 +41,7 @@ function M.setImmediate(fn, ...)
   return t
 end
 
-local function stop(t)
-  if t == nil then return end
-  local s = tself(t)
+local function stop(s)
   if s.immediate then
     if s.active then
       s.active = false
@@ -56,9 +51,18 @@ local function stop(t)
     M.timer_stop(s)
   end
 end
-M.clearTimeout, M.clearInterval, M.clearImmediate = stop, stop, stop
+-- clearTimeout(t), clearInterval(t), clearImmediate(t): nil is no timer
+local function clear(fname)
+  return function(t)
+    if t == nil then return end
+    if getmetatable(t) ~= Timer then M.typeerror(fname, 1, t, 'childproc.Timer') end
+    stop(tself(t))
+  end
+end
+M.clearTimeout, M.clearInterval = clear('clearTimeout'), clear('clearInterval')
+M.clearImmediate = clear('clearImmediate')
 
-function methods.close(self) stop(self); return self end
+function methods.close(self) stop(tself(self)); return self end
 
 function methods.ref(self)
   local s = tself(self)

@@ -3,12 +3,12 @@
 -- the convention of cqueues) for programs that already run another loop.
 local core, M = ...
 
-local type, error, tostring, pcall = type, error, tostring, pcall
-local mtype, getmetatable = math.type, getmetatable
+local type, tostring, pcall, select = type, tostring, pcall, select
+local isint, getmetatable = M.isint, getmetatable
 local R, W = 1, 2
 local EBADF, EEXIST = 9, 17
 
-local MASKS = { r = R, w = W, rw = R | W, wr = R | W }
+local MASKS = { r = R, w = W, rw = R + W, wr = R + W }
 local NAMES = { 'r', 'w', 'rw' }
 
 -- {====================================================== fd records
@@ -29,7 +29,7 @@ end
 -- number after the user closed the fd) never touches it again.
 local function update(rec, fresh)
   local mask = 0
-  for i = 1, #rec.list do mask = mask | rec.list[i].mask end
+  for i = 1, #rec.list do mask = M.bor(mask, rec.list[i].mask) end
   if mask == 0 then
     if owns(rec) then M.forget(rec.fd) end
     if recs[rec.fd] == rec then recs[rec.fd] = nil end
@@ -48,7 +48,7 @@ local function newrec(fd)
     for i = 1, #list do
       local s = list[i]
       if s.active and s.rec == rec then
-        local e = ev & s.mask
+        local e = M.band(ev, s.mask)
         if e ~= 0 then s.cb(NAMES[e], s.self) end
       end
     end
@@ -64,7 +64,7 @@ end
 local methods = {}
 local Watcher, wself   -- (wself: a local the __tostring below can see)
 Watcher, wself = core.class('childproc.Watcher', methods, {
-  __close = function(self) self:stop() end,
+  __close = M.CLOSE and function(self) self:stop() end or nil,
   __tostring = function(self)
     local s = wself(self)
     return ('childproc.Watcher (fd %d, %s%s)'):format(s.fd, s.events,
@@ -113,10 +113,13 @@ local function onpending()
   if gone then for i = 1, #gone do detach(gone[i]) end end
 end
 
+-- the fd is watch()'s argument #1; start()'s is its watcher's own
+local function fdarg(fname) return fname == 'watch' and 1 or nil end
+
 local function ebadf(fname, fd, err)
   err = err or EBADF
-  error(("bad argument #1 to '%s' (%s: %s, fd %s)"):format(fname,
-    core.errname(err), core.strerror(err), tostring(fd)), 3)
+  M.argerror(fname, fdarg(fname), ("%s: %s, fd %s"):format(core.errname(err),
+    core.strerror(err), tostring(fd)))
 end
 
 local function attach(fname, s)
@@ -136,9 +139,8 @@ local function attach(fname, s)
   if not rec then
     local h, m = M.fdhandler(fd)
     if h and m and m ~= 0 then
-      error(("bad argument #1 to '%s' (%s: fd %d is in use by childproc"
-        .. " itself, e.g. a flowing stream)"):format(fname,
-        core.errname(EEXIST), fd), 3)
+      M.argerror(fname, fdarg(fname), ("%s: fd %d is in use by childproc"
+        .. " itself, e.g. a flowing stream"):format(core.errname(EEXIST), fd))
     end
     rec = newrec(fd)
     recs[fd] = rec
@@ -162,19 +164,14 @@ local function attach(fname, s)
 end
 
 -- fd_or_object -> fd, getter (nil for an integer fd)
-local function resolve(fname, v)
+local function resolve(fname, v, nargs)
   local tv = type(v)
-  if mtype(v) == 'integer' then return v end
-  if tv == 'number' then
-    if v == v // 1 then return math.tointeger(v) end
-    error(("bad argument #1 to '%s' (number has no integer representation)")
-      :format(fname), 3)
-  end
+  if tv == 'number' then return M.checkint(fname, 1, v) end
   if io.type(v) == 'closed file' then ebadf(fname, 'of a closed file') end
   if io.type(v) == 'file' then
     local get = function() return core.fileno(v) end
     local ok, fd = pcall(get)
-    if not ok or mtype(fd) ~= 'integer' then ebadf(fname, 'of a closed file') end
+    if not ok or not isint(fd) then ebadf(fname, 'of a closed file') end
     return fd, get
   end
   if tv == 'table' or tv == 'userdata' then
@@ -187,10 +184,10 @@ local function resolve(fname, v)
     if ok and m then
       local get = function() return m(v) end
       local fd = get()
-      if mtype(fd) ~= 'integer' then
-        if type(fd) == 'number' and fd == fd // 1 then
-          fd = math.tointeger(fd)
-          get = function() local n = m(v); return math.tointeger(n) or n end
+      if not isint(fd) then
+        if M.toint(fd) then
+          fd = M.toint(fd)
+          get = function() local n = m(v); return M.toint(n) or n end
         else
           ebadf(fname, ('nil (%s() of a closed object)'):format(name))
         end
@@ -198,25 +195,21 @@ local function resolve(fname, v)
       return fd, get
     end
   end
-  error(("bad argument #1 to '%s' (fd, or object with getfd or fileno,"
-    .. " expected, got %s)"):format(fname, tv == 'nil' and 'no value' or tv), 3)
+  M.typeerror(fname, 1, v, 'fd or object with getfd or fileno', nil, nargs)
 end
 
 -- cp.watch(fd_or_object, 'r'|'w'|'rw', callback) -> Watcher
-function M.watch(v, events, cb)
-  local fd, get = resolve('watch', v)
+function M.watch(...)
+  local v, events, cb = ...
+  local nargs = select('#', ...)
+  local fd, get = resolve('watch', v, nargs)
   local mask = MASKS[events]
   if not mask then
-    error(("bad argument #2 to 'watch' (invalid events '%s': 'r', 'w' or"
-      .. " 'rw' expected)"):format(tostring(events)), 2)
+    if type(events) ~= 'string' then M.typeerror('watch', 2, events, 'string', nil, nargs) end
+    M.argerror('watch', 2, ("invalid option '%s': 'r', 'w' or 'rw' expected")
+      :format(events))
   end
-  if type(cb) ~= 'function' then
-    local mt = getmetatable(cb)
-    if not (mt and mt.__call) then
-      error(("bad argument #3 to 'watch' (function expected, got %s)")
-        :format(cb == nil and 'no value' or type(cb)), 2)
-    end
-  end
+  M.checkfunc('watch', 3, cb, false, nargs)
   local s = { fd = fd, mask = mask, events = NAMES[mask], cb = cb,
               getfd = get, refed = true, active = false }
   local self = core.object(Watcher, s)
@@ -270,13 +263,13 @@ function methods.fileno(self) return wself(self).fd end
 -- due (0: work is ready now; nil: no timer).  After a wait on them, call
 -- cp.run('nowait').
 local lmethods = {}
-local Loop = core.class('childproc.Loop', lmethods, {
+local Loop, lself = core.class('childproc.Loop', lmethods, {
   __tostring = function() return 'childproc.Loop' end,
 })
 
-function lmethods.pollfd() return core.pollfd() end
-function lmethods.events() return 'r' end
-function lmethods.timeout() return M.timeout() end
+function lmethods.pollfd(self) lself(self); return core.pollfd() end
+function lmethods.events(self) lself(self); return 'r' end
+function lmethods.timeout(self) lself(self); return M.timeout() end
 
 M.loop = core.object(Loop, {})
 

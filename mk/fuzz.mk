@@ -16,7 +16,7 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DCP_SEG_MIN=4 -DCP_RI
   -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc \
   $(shell pkg-config --cflags lua5.4)
 FUZZ_LIBS := $(shell pkg-config --libs lua5.4)
-FUZZ_SOURCES := src/serialize.c src/json.c src/object.c
+FUZZ_SOURCES := src/serialize.c src/json.c src/object.c src/handle.c
 FUZZ_DEPS := $(FUZZ_SOURCES) src/codec.h src/cp.h fuzz/fuzz_common.h mk/fuzz.mk
 FUZZ_DIR := fuzz/build
 FUZZ_BINS := $(FUZZ_DIR)/fuzz_lua $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_plan
@@ -35,9 +35,13 @@ $(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c $(FUZZ_DEPS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SOURCES) $(FUZZ_LIBS)
 
 # the options -> plan step: the whole module (every C file, the Lua layer)
-$(FUZZ_DIR)/fuzz_plan: fuzz/fuzz_plan.c $(SOURCES) src/*.h src/lua_chunks.h mk/fuzz.mk
+# (the layer's bytecode made by lua5.4 for it, whatever Lua was built last)
+$(FUZZ_DIR)/lua_chunks.h: tools/embed.lua $(LUA_SOURCES)
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(SOURCES) $(FUZZ_LIBS)
+	lua5.4 tools/embed.lua $@ $(LUA_SOURCES)
+
+$(FUZZ_DIR)/fuzz_plan: fuzz/fuzz_plan.c $(SOURCES) src/*.h $(FUZZ_DIR)/lua_chunks.h mk/fuzz.mk
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(FUZZ_DIR) -o $@ $< $(SOURCES) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for k in $(FUZZ_KINDS); do \

@@ -53,9 +53,9 @@ local function bytes(from, to)
 end
 
 describe("'lua' serialization", function()
-  it('round-trips booleans and integers, all 64 bits', function()
+  only_if(INTEGERS, 'its numbers are doubles: spec/versions_spec.lua')('round-trips booleans and integers, all 64 bits', function()
     for _, v in ipairs{true, false, 0, 1, -1, 127, 128, -128, -129,
-                       2^31 // 1 - 1, 2^31 // 1, -2^31 // 1, -2^31 // 1 - 1,
+                       math.floor(2^31) - 1, math.floor(2^31), -math.floor(2^31), -math.floor(2^31) - 1,
                        math.maxinteger, math.mininteger} do
       local r = lua_rt(v)
       assert.equal(v, r)
@@ -65,7 +65,7 @@ describe("'lua' serialization", function()
 
   it('keeps floats bit for bit, and a float stays a float', function()
     local r = lua_rt(3.0)
-    assert.equal('float', math.type(r))
+    if INTEGERS then assert.equal('float', math.type(r)) end
     assert.equal(3.0, r)
     assert.equal(-math.huge, 1 / lua_rt(-0.0))
     assert.equal(math.huge, lua_rt(math.huge))
@@ -128,7 +128,7 @@ describe("'lua' serialization", function()
     local cases = {
       {print, '^cannot send a function$'},
       {io.stdout, '^cannot send a userdata$'},
-      {coroutine.create(print), '^cannot send a thread$'},
+      {coroutine.create(function() end), '^cannot send a thread$'},
       {nil, '^cannot send a nil$'},
       {{a = {b = {print}}}, '^cannot send a function %(at msg%.a%.b%[1%]%)$'},
       {{[print] = 1}, '^cannot send a function %(at msg%[<key>%]%)$'},
@@ -239,11 +239,13 @@ describe("'json' serialization", function()
                  core.json_encode({a = {true, false, core.json_null}}))
     assert.equal('"s"\n', core.json_encode('s'))
     assert.equal('null\n', core.json_encode(core.json_null))
-    assert.equal('9223372036854775807\n', core.json_encode(math.maxinteger))
+    if INTEGERS then
+      assert.equal('9223372036854775807\n', core.json_encode(math.maxinteger))
+    end
     assert.equal('[null,null,null]\n',
                  core.json_encode({0 / 0, math.huge, -math.huge}))
-    assert.equal('[0.1,3.0,-0.0,1e+300]\n',
-                 core.json_encode({0.1, 3.0, -0.0, 1e300}))
+    assert.equal(INTEGERS and '[0.1,3.0,-0.0,1e+300]\n' or '[0.1,3,-0.0,1e+300]\n',
+                 core.json_encode({0.1, 3.0, -NEGZ, 1e300}))
   end)
 
   it('writes non-sequences as objects, number keys as text', function()
@@ -283,7 +285,7 @@ describe("'json' serialization", function()
   it('refuses functions, odd keys and excessive nesting', function()
     assert.is_false(pcall(core.json_encode, {f = print}))
     assert.is_false(pcall(core.json_encode, {[true] = 1}))
-    assert.is_false(pcall(core.json_encode, coroutine.create(print)))
+    assert.is_false(pcall(core.json_encode, coroutine.create(function() end)))
     assert.is_table(json_rt(nest(MAX_DEPTH)))
     local ok, err = pcall(core.json_encode, nest(MAX_DEPTH + 1))
     assert.is_false(ok)
@@ -293,7 +295,7 @@ describe("'json' serialization", function()
     assert.equal('excessive nesting (200)', e)
   end)
 
-  it('decodes objects, arrays, nulls and numbers', function()
+  only_if(INTEGERS, 'its numbers are doubles: spec/versions_spec.lua')('decodes objects, arrays, nulls and numbers', function()
     local got, n, err = feed_all('json',
       '{"a":[1,null,-2.5,{"x":null}],"b":{"c":"d"},"i":-9223372036854775808,'
       .. '"big":12345678901234567890,"z":-0,"e":1E2}\n')
@@ -362,7 +364,7 @@ describe("'json' serialization", function()
       " for (const l of fs.readFileSync(process.argv[1], \"utf8\")" ..
       ".split(\"\\n\")) if (l) process.stdout.write(" ..
       "JSON.stringify(JSON.parse(l)) + \"\\n\")' " .. name))
-    local line = p:read('a')
+    local line = p:read('*a')
     p:close()
     os.remove(name)
     local got, n, err = feed_all('json', line)
@@ -379,9 +381,9 @@ describe('the decoders on the fuzz corpus', function()
       local p = io.popen('ls fuzz/corpus/' .. kind .. ' 2>/dev/null')
       for name in p:lines() do
         local f = assert(io.open('fuzz/corpus/' .. kind .. '/' .. name, 'rb'))
-        local data = f:read('a'):sub(2)
+        local data = f:read('*a'):sub(2)
         f:close()
-        local dec = core.decoder(kind, 1 << 20)
+        local dec = core.decoder(kind, 1048576)
         local n, err = dec:feed(data, {})
         assert.is_true(n ~= nil or type(err) == 'string')
       end

@@ -5,7 +5,7 @@ local cp = require 'childproc'
 local socket = require 'socket'
 local lfs = require 'lfs'
 
-local function sum_to(n) return n * (n - 1) // 2 end
+local function sum_to(n) return math.floor(n * (n - 1) / 2) end
 
 local closed = setmetatable({}, { __mode = 'k' })   -- server -> {code, sig}
 
@@ -18,11 +18,11 @@ end
 -- Start an example server; returns the ChildProcess and its port.
 local function start(script, args)
   local env = cp.process.env
-  env.LUA_CPATH = ROOT .. '/?.so;;'
+  env.LUA_CPATH = CPATH
   env.LUA_CPATH_5_4 = nil
   local argv = { 'examples/' .. script }
   for _, a in ipairs(args) do argv[#argv + 1] = tostring(a) end
-  local server = cp.spawn('lua5.4', argv,
+  local server = cp.spawn(LUA, argv,
     { env = env, stdio = { 'ignore', 'pipe', 'inherit' } })
   local out = ''
   server.stdout:on('data', function(d) out = out .. d end)
@@ -191,6 +191,22 @@ describe('examples/compute_server.lua', function()
     assert.same({ { 200, 'Sum is 499500' }, { 200, 'Sum is 1999000' },
                   { 200, 'Ok' } }, answers)
     assert.same({}, children_of(server.pid))
+  end)
+
+  it('answers each /compute when its own child is done, not after later ones #timing', function()
+    -- the first request's child is shorter than the second's; the second
+    -- comes while the first runs.  Nested waits (child:wait() in a plain
+    -- callback) would answer the first only after the second.
+    local server, port = start('compute_server.lua', { 0, 2 })
+    local order = {}
+    get(port, '/compute?n=30000000', function(status, body) order[#order + 1] = { 'first', status, body } end)
+    poll_until(function() return #children_of(server.pid) == 1 end, 10000, 'the first child')
+    get(port, '/compute?n=90000000', function(status, body) order[#order + 1] = { 'second', status, body } end)
+    poll_until(function() return #order > 0 or #children_of(server.pid) == 2 end, 10000, 'the second child')
+    run_until(function() return #order == 2 end, 60000, 'both answers')
+    assert.same({ { 'first', 200, ('Sum is %d'):format(sum_to(30000000)) },
+                  { 'second', 200, ('Sum is %d'):format(sum_to(90000000)) } }, order)
+    assert.equal(0, wait_server(server, 20000))
   end)
 
   it('answers 404 to other paths', function()

@@ -3,9 +3,11 @@ local cp = require 'childproc'
 
 local function docs_text()
   local parts = {}
-  for name in io.popen('ls docs/*.md'):lines() do
+  local p = io.popen('ls docs/*.md')
+  for name in p:lines() do
     parts[#parts + 1] = readfile(name)
   end
+  p:close()  -- (reaps the shell: LuaJIT's collector may be late to)
   return table.concat(parts, '\n')
 end
 

@@ -73,7 +73,7 @@ describe('exec', function()
   it('returns the ChildProcess, whose stdin the caller may write', function()
     local res = start(cp.exec, 'cat; echo done')
     assert.equal('ChildProcess', tostring(res.child):match('^ChildProcess'))
-    assert.equal('number', math.type(res.child.pid) and 'number')
+    assert.equal('number', mtype(res.child.pid) and 'number')
     res.child.stdin:close('hello ')
     finish(res)
     assert.is_nil(res.err)
@@ -323,7 +323,7 @@ describe('exec and execFile arguments', function()
     { 'a non-function execFile callback', function() cp.execFile('true', {}, {}, 'x') end,
       'function expected' },
     { 'a command with a NUL byte', function() cp.exec('tr\0ue') end, 'NUL' },
-    { 'a non-string command', function() cp.exec({}) end, 'command' },
+    { 'a non-string command', function() cp.exec({}) end, "#1 to 'exec' (string expected, got table)" },
     { 'an arg with a NUL byte', function() cp.execFile('echo', { 'a\0b' }) end, 'NUL' },
     { 'args that are not a table', function() cp.execFile('echo', 'a') end, 'table expected' },
   }

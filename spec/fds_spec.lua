@@ -61,12 +61,12 @@ describe('fds', function()
     local out, status, err = luaproc([[
       local cp = require 'childproc'
       local function get(s, k) return s:match(k .. ':%s*(%x+)') end
-      local me = io.open('/proc/self/status'):read('a')
+      local me = io.open('/proc/self/status'):read('*a')
       local c = cp.spawn('cat', { '/proc/self/status' })
       local st = ''
       c.stdout:on('data', function(d) st = st .. d end)
       c:wait()
-      local after = io.open('/proc/self/status'):read('a')
+      local after = io.open('/proc/self/status'):read('*a')
       print(get(me, 'SigIgn'), get(st, 'SigIgn'), get(st, 'SigBlk'),
             get(after, 'SigIgn'))
     ]], { pre = "trap '' PIPE INT USR1;" })

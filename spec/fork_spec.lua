@@ -161,7 +161,7 @@ describe('fork', function()
 
   describe('bad arguments', function()
     badargs {
-      { 'a missing modulePath', function() cp.fork() end, 'modulePath' },
+      { 'a missing modulePath', function() cp.fork() end, "#1 to 'fork' (string expected, got no value)" },
       { 'stdio without ipc', function()
           cp.fork(FIX .. 'fork_echo.lua', {}, { stdio = { 'pipe', 'pipe', 'pipe' } })
         end, 'ipc' },
@@ -205,8 +205,8 @@ describe("the 'lua' serialization", function()
     assert.same(before, fds(), 'fds left open')
   end)
 
-  it('keeps booleans, strings and all 64 bits of integers', function()
-    for _, v in ipairs({ true, false, 0, 1, -1, 127, 128, -129, 2^31 // 1,
+  only_if(INTEGERS, 'its numbers are doubles: spec/versions_spec.lua')('keeps booleans, strings and all 64 bits of integers', function()
+    for _, v in ipairs({ true, false, 0, 1, -1, 127, 128, -129, math.floor(2^31),
                          math.maxinteger, math.mininteger, 0x123456789abcdef,
                          '', 'text' }) do
       local back = roundtrip(child, box, v)
@@ -219,7 +219,7 @@ describe("the 'lua' serialization", function()
     for _, v in ipairs({ 3.0, 0.0, -0.0, 1 / 0, -1 / 0, 0 / 0, -(0 / 0), 0.1,
                          2^63, 5e-324, math.pi, 1e308 }) do
       local back = roundtrip(child, box, v)
-      assert.equal('float', math.type(back))
+      if INTEGERS then assert.equal('float', math.type(back)) end
       assert.equal(bits(v), bits(back))
     end
   end)
@@ -243,7 +243,7 @@ describe("the 'lua' serialization", function()
   it('keeps nested tables with any key types, shared references and cycles', function()
     local shared = { 'shared' }
     local t = { 1, 2, 3, x = { y = { z = 'deep' } }, [1.5] = 'float key',
-                [true] = 'bool key', [math.mininteger] = 'int key',
+                [true] = 'bool key', [INTEGERS and math.mininteger or -2^53] = 'int key',
                 a = shared, b = shared }
     t.self = t
     t.x.up = t
@@ -252,7 +252,7 @@ describe("the 'lua' serialization", function()
     assert.equal('deep', back.x.y.z)
     assert.equal('float key', back[1.5])
     assert.equal('bool key', back[true])
-    assert.equal('int key', back[math.mininteger])
+    assert.equal('int key', back[INTEGERS and math.mininteger or -2^53])
     assert.equal(back, back.self)
     assert.equal(back, back.x.up)
     assert.equal(back.a, back.b)
@@ -375,7 +375,7 @@ describe("the 'lua' serialization", function()
 
   it('sends a 256 MiB message without quadratic copying #timing', function()
     local size = 256 * 1024 * 1024
-    local big = ('\0\1\2\3\4\5\6\7'):rep(size // 8)
+    local big = ('\0\1\2\3\4\5\6\7'):rep(math.floor(size / 8))
     local t0 = cp._core.now()
     child:send({ _op = 'size', big })
     big = nil

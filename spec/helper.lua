@@ -11,23 +11,117 @@
 --   no_children()                  fail (after cleaning up) if a child is left
 --   leakcheck()                    before_each/after_each: no child left behind,
 --                                  no new fd left open
---   luaproc(code, opts)            run code in a fresh lua5.4 interpreter
+--   luaproc(code, opts)            run code in a fresh $LUA interpreter
 --   badargs(cases)                 table-driven bad-argument specs
 --   thread_io(name)                a counter of /proc/thread-self/io
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 --   (and every child:wait() is bounded: 30 s, then the spec fails)
+--   LUA, INTEGERS, only_if(ok, why)  the Lua under test (see below)
+
+-- {====================================================== every Lua
+
+-- The specs run under every Lua the module builds for (make test
+-- LUA=lua5.1 ...): LUA names the interpreter (it runs luaproc's code and
+-- forked children), and the module is the one built for it.
+LUA = os.getenv('CHILDPROC_LUA') or (rawget(_G, 'jit') and 'luajit')
+  or 'lua' .. _VERSION:match('%d+%.%d+')
+package.cpath = './build/' .. LUA .. '/?.so;' .. package.cpath
+-- 5.3+: 64-bit integers beside floats; before (and LuaJIT) doubles only
+INTEGERS = math.type ~= nil
+-- math.type, or where numbers are doubles: 'integer' for an integral one
+mtype = math.type or function(v)
+  if type(v) ~= 'number' then return nil end
+  return v == math.floor(v) and 'integer' or 'float'
+end
+table.unpack = table.unpack or unpack
+table.pack = table.pack or function(...) return { n = select('#', ...), ... } end
+
+-- string.pack/unpack where there are none (5.1, 5.2, LuaJIT), for the
+-- formats the specs use: '<', 'I<n>', 'B', 's<n>', 'd' (pack only; a NaN
+-- as a quiet one, its sign as printf shows it)
+if not string.pack then
+  local char, floor = string.char, math.floor
+  local function le(n, k)
+    local t = {}
+    for i = 1, k do local b = n % 256; t[i] = char(b); n = floor(n / 256) end
+    return table.concat(t)
+  end
+  local function unle(s)
+    local n = 0
+    for i = #s, 1, -1 do n = n * 256 + s:byte(i) end
+    return n
+  end
+  local function dbl(x)
+    if x ~= x then
+      return le(0, 6) .. char(0xf8, tostring(x):sub(1, 1) == '-' and 0xff or 0x7f)
+    end
+    local sign, e, m = 0, 0, 0
+    if x < 0 or (x == 0 and 1 / x < 0) then sign, x = 1, -x end
+    if x == math.huge then e = 2047
+    elseif x ~= 0 then
+      local fr, ex = math.frexp(x)
+      e = ex + 1022
+      if e <= 0 then e, m = 0, x * 2^1022 * 2^52     -- subnormal
+      else m = (fr * 2 - 1) * 2^52 end
+    end
+    local lo = m % 2^32
+    return le(lo, 4) .. le((m - lo) / 2^32 + e * 2^20 + sign * 2^31, 4)
+  end
+  function string.pack(fmt, ...)
+    local args, out, i = { ... }, {}, 0
+    for c, d in fmt:gmatch('([IBsd])(%d*)') do
+      i = i + 1
+      local v = args[i]
+      if c == 's' then out[#out + 1] = le(#v, tonumber(d)) .. v
+      elseif c == 'I' then out[#out + 1] = le(v, tonumber(d))
+      elseif c == 'B' then out[#out + 1] = char(v)
+      else out[#out + 1] = dbl(v) end
+    end
+    return table.concat(out)
+  end
+  function string.unpack(fmt, s, pos)
+    local res = {}
+    pos = pos or 1
+    for c, d in fmt:gmatch('([IBs])(%d*)') do
+      local k = tonumber(d) or 1
+      local v = unle(s:sub(pos, pos + k - 1))
+      pos = pos + k
+      if c == 's' then v, pos = s:sub(pos, pos + v - 1), pos + v end
+      res[#res + 1] = v
+    end
+    res[#res + 1] = pos
+    return unpack(res)
+  end
+end
+
+-- 0 made at run time: 5.1 folds the constant -0.0 into 0 (-NEGZ is -0.0)
+NEGZ = 0.0
+
+-- }======================================================
 
 local lfs = require 'lfs'
 local cp = require 'childproc'
+-- children running Lua find it too (Lua's default path begins with ./?.so:
+-- ./childproc.so is the lua5.4 build)
+cp._core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
+-- 5.1's pcall cannot be yielded across (5.2's and LuaJIT's can): the
+-- specs' pcall is the module's yieldable one (lua/compat.lua)
+if _VERSION == 'Lua 5.1' and not rawget(_G, 'jit') then
+  local xpcall = cp._M.xpcall
+  local function keep(e) return e end
+  pcall = function(f, ...) return xpcall(f, keep, ...) end
+end
 local luassert = require 'luassert'
 
 ROOT = lfs.currentdir()
+SOPATH = ROOT .. '/build/' .. LUA .. '/childproc.so'   -- the module under test
+CPATH = ROOT .. '/build/' .. LUA .. '/?.so;;'          -- a LUA_CPATH finding it
 
 -- a counter of /proc/thread-self/io ('rchar', 'syscr'...): this
 -- thread's reads, not those of the children it reaped
 function thread_io(name)
   local f = assert(io.open('/proc/thread-self/io'))
-  local t = f:read('a')
+  local t = f:read('*a')
   f:close()
   return tonumber(t:match(name .. ': (%d+)'))
 end
@@ -35,7 +129,7 @@ end
 function readfile(path)
   local f = io.open(path, 'rb')
   if not f then return nil end
-  local s = f:read('a')
+  local s = f:read('*a')
   f:close()
   return s
 end
@@ -321,6 +415,7 @@ end
 -- environment, not in _G: find them through the caller's _ENV.
 local function busted_env(level)
   local f = debug.getinfo(level + 1, 'f').func
+  if rawget(_G, 'setfenv') then return getfenv(f) end  -- 5.1, LuaJIT
   for i = 1, 255 do
     local name, val = debug.getupvalue(f, i)
     if not name then break end
@@ -346,6 +441,15 @@ function no_children()
     return true
   end, 3000)
   error('child processes left behind: ' .. describe_procs(left), 2)
+end
+
+-- only_if(ok, why)('name', fn): it('name', fn) where ok, else the spec
+-- is pending and says why (a feature this Lua lacks: only_if(LUA ==
+-- 'lua5.4', '<close> needs Lua 5.4'))
+function only_if(ok, why)
+  local env = busted_env(2)
+  if ok then return env.it end
+  return function(name) env.pending(name .. ' [skipped on ' .. LUA .. ': ' .. why .. ']') end
 end
 
 -- Register checks around each spec of the enclosing describe block: no
@@ -399,32 +503,38 @@ function shell(cmdline, stdin)
   local errf = tmpname()
   local inf
   if stdin then inf = writefile(tmpname(), stdin) end
-  local p = assert(io.popen('exec 2>' .. shq(errf) .. ' <' ..
-    shq(inf or '/dev/null') .. '; ' .. cmdline, 'r'))
-  local out = p:read('a')
-  local _, how, code = p:close()
+  local statf = tmpname()
+  -- (5.1 and LuaJIT's close gives no status: the shell writes it)
+  local p = assert(io.popen('(exec 2>' .. shq(errf) .. ' <' ..
+    shq(inf or '/dev/null') .. '; ' .. cmdline .. '); echo $? >' .. shq(statf), 'r'))
+  local out = p:read('*a')
+  p:close()
+  local code = tonumber(readfile(statf))
   local err = readfile(errf) or ''
   os.remove(errf)
+  os.remove(statf)
   if inf then os.remove(inf) end
-  if how == 'signal' then code = 'SIG' .. code end
+  if code and code > 128 then code = 'SIG' .. (code - 128) end
   return out, code, err
 end
 
 -- luaproc(code [, opts]) -> stdout, status, stderr
--- Runs `code` in a fresh `lua5.4` (through `timeout`, so a hang is bounded)
+-- Runs `code` in a fresh `$LUA` (through `timeout`, so a hang is bounded)
 -- in the repository root, with LUA_CPATH finding ./childproc.so.
 -- opts: args (array), stdin (string), env (table of extra variables),
--- pre (shell text run before, e.g. "trap '' PIPE;"), timeout (seconds, 30).
+-- pre (shell text run before, e.g. "trap '' PIPE;"), timeout (seconds, 30),
+-- lua (another interpreter than LUA, with its own build).
 function luaproc(code, opts)
   opts = opts or {}
   local src = writefile(tmpname('.lua'), code)
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shq(a) end
-  local envs = { 'LUA_CPATH=' .. shq('./?.so;;'),
+  local lua = opts.lua or LUA
+  local envs = { 'LUA_CPATH=' .. shq('./build/' .. lua .. '/?.so;;'),
                  'LUA_PATH=' .. shq('./?.lua;./spec/?.lua;;') }
   for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. '=' .. shq(v) end
-  local cmd = ('cd %s && %s exec env %s timeout -k 2 %d lua5.4 %s %s'):format(
-    shq(ROOT), opts.pre or '', table.concat(envs, ' '), opts.timeout or 30,
+  local cmd = ('cd %s && %s exec env %s timeout -k 2 %d %s %s %s'):format(
+    shq(ROOT), opts.pre or '', table.concat(envs, ' '), opts.timeout or 30, lua,
     shq(src), table.concat(args, ' '))
   local out, status, err = shell(cmd, opts.stdin)
   os.remove(src)

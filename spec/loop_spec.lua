@@ -96,6 +96,21 @@ describe('cp.run', function()
     assert.same({ 1, 2, 2 }, calls)
   end)
 
+  it('a deferred callback that runs the loop itself runs the rest of the queue once each', function()
+    -- the inner loop empties the queue (which then starts again at its
+    -- first slot): the outer one must not go on with its stale end
+    local ran = {}
+    for i = 1, 4 do
+      cp.setImmediate(function()
+        ran[#ran + 1] = i
+        if i == 1 then cp.run('nowait') end
+      end)
+    end
+    local ok, err = pcall(cp.run, 'nowait')
+    assert.is_true(ok, tostring(err))
+    assert.same({ 1, 2, 3, 4 }, ran)
+  end)
+
   it('refuses an unknown mode', function()
     local ok, err = pcall(cp.run, 'sometimes')
     assert.is_false(ok)
@@ -220,7 +235,7 @@ describe('cp.run', function()
 
   describe('cp.loop', function()
     it('is pollable: pollfd(), events(), timeout()', function()
-      assert.equal('integer', math.type(cp.loop:pollfd()))
+      assert.equal('integer', mtype(cp.loop:pollfd()))
       assert.equal('r', cp.loop:events())
       assert.is_nil(cp.loop:timeout())
       local t = cp.setTimeout(function() end, 60000)

@@ -144,9 +144,9 @@ describe('spawn', function()
     end)
 
     it('reach a Lua child verbatim (fixture writes its arg table back)', function()
-      local r = collect('lua5.4', { 'spec/fixtures/args.lua', table.unpack(tricky) })
+      local r = collect(LUA, { 'spec/fixtures/args.lua', table.unpack(tricky) })
       assert.equal(0, r.code, r.stderr)
-      local got = assert(load('return ' .. r.stdout))()
+      local got = assert((loadstring or load)('return ' .. r.stdout))()
       assert.same(tricky, got)
     end)
 
@@ -326,7 +326,9 @@ describe('spawn', function()
       local garbage_per_spawn = (grown - live) * 1024 / n
       for _, c in ipairs(kids) do c.stdin:close() end
       for _, c in ipairs(kids) do assert.equal(0, (c:wait())) end
-      assert.is_true(garbage_per_spawn < 16,
+      -- (5.2 and 5.3: 19 bytes measured, a few small strings; 5.4: below 16)
+      local most = (LUA == 'lua5.2' or LUA == 'lua5.3') and 32 or 16
+      assert.is_true(garbage_per_spawn < most,
         ('%.0f bytes of garbage per spawn'):format(garbage_per_spawn))
     end)
   end)
@@ -369,7 +371,7 @@ describe('spawn', function()
   describe('fields', function()
     it('has pid, stdin/stdout/stderr, stdio by fd, killed, connected', function()
       local c = cp.spawn('cat')
-      assert.equal('integer', math.type(c.pid))
+      assert.equal('integer', mtype(c.pid))
       assert.equal(MYPID, procstat(c.pid).ppid)
       assert.equal(c.stdin, c.stdio[0])
       assert.equal(c.stdout, c.stdio[1])

@@ -66,6 +66,7 @@ describe('stdio', function()
   it("'inherit' and 'ignore' as seen by the parent's own stdout/stderr", function()
     local out, status, err = luaproc([[
       local cp = require 'childproc'
+      io.stdout:setvbuf('line')  -- (5.4's print flushes; 5.1's and LuaJIT's do not)
       local c = cp.spawn('sh', { '-c', 'echo inherited-out; echo inherited-err >&2' },
                          { stdio = 'inherit' })
       assert(c.stdout == nil)

@@ -98,7 +98,7 @@ describe('streams', function()
       local cp = require 'childproc'
       local wait_exit = ...
       local function sigign()
-        return io.open('/proc/self/status'):read('a'):match('SigIgn:%s*(%x+)')
+        return io.open('/proc/self/status'):read('*a'):match('SigIgn:%s*(%x+)')
       end
       local before = sigign()
       local c = cp.spawn('true')
@@ -132,7 +132,7 @@ describe('streams', function()
     it('fileno() is an integer', function()
       local c = cp.spawn('cat')
       for _, st in ipairs({ c.stdin, c.stdout, c.stderr }) do
-        assert.equal('integer', math.type(st:fileno()))
+        assert.equal('integer', mtype(st:fileno()))
       end
       assert.equal('childproc.Writable', getmetatable(c.stdin).__name)
       assert.equal('childproc.Readable', getmetatable(c.stdout).__name)
@@ -172,10 +172,14 @@ describe('streams', function()
       cp.spawn('true'):wait()               -- the first spawn reads a pipe
       local a = syscr()
       local cost = syscr() - a
-      local c = cp.spawn('true', {}, { stdio = { 'ignore', 'pipe', 'ignore' } })
+      -- the child waits for its stdin to close: it must not exit before
+      -- the listeners below watch its stdout (a pipe added to epoll after
+      -- the exit comes after the pidfd in the batch: the exit then drains)
+      local c = cp.spawn('sh', { '-c', 'read x' }, { stdio = { 'pipe', 'pipe', 'ignore' } })
       if not cp._M.cself(c).pidfd then
         -- no pidfds (valgrind): the exit is found by polling, and may
         -- come first; the pipe is then drained by reading to its end
+        c.stdin:close()
         c:wait()
         pending('no pidfds here: the exit may be seen before the hang-up')
         return
@@ -184,6 +188,7 @@ describe('streams', function()
       c.stdout:on('data', function() end)
       c.stdout:on('end', function() ended = true end)
       local b = syscr()
+      c.stdin:close()
       c:wait()
       local reads = syscr() - b - cost
       assert.is_true(ended)
@@ -323,8 +328,8 @@ describe('streams', function()
       -- live data (fork's 256 MiB message) Lua 5.4's generational collector
       -- can go for a long time without a collection, whatever the module
       -- does.  Measure the module, with Lua's default (incremental) mode.
-      local mode = collectgarbage('incremental')
-      finally(function() collectgarbage(mode) end)
+      local ok, mode = pcall(collectgarbage, 'incremental')   -- (5.4's)
+      finally(function() if ok and type(mode) == 'string' then collectgarbage(mode) end end)
       collectgarbage(); collectgarbage()
       local rss0 = rss_kib('VmRSS')
       local peak = rss0
@@ -356,6 +361,9 @@ describe('streams', function()
       -- one): still far below the 1 GiB that went through
       local tools = os.getenv('CHILDPROC_SANITIZE') or os.getenv('CHILDPROC_VALGRIND')
       local bound = tools and 256 * 1024 or 64 * 1024
+      -- 5.2's and 5.3's collectors let the heap of 256 KiB chunks grow
+      -- further before a cycle (75 MiB measured on 5.3)
+      if LUA == 'lua5.2' or LUA == 'lua5.3' then bound = bound + 64 * 1024 end
       assert.is_true(grew < bound,
         ('memory grew by %d KiB while 1 GiB went through'):format(grew))
     end)

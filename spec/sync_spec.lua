@@ -35,7 +35,7 @@ describe('spawnSync', function()
 
   it('returns pid, output, stdout, stderr, status, signal, error', function()
     local r = cp.spawnSync('sh', { '-c', 'echo out; echo err >&2; exit 3' })
-    assert.equal('integer', math.type(r.pid))
+    assert.equal('integer', mtype(r.pid))
     assert.is_true(r.pid > 0)
     assert.equal('out\n', r.stdout)
     assert.equal('err\n', r.stderr)
@@ -108,7 +108,7 @@ describe('spawnSync', function()
       for i = 1, 128 do io.stdout:write(s); io.stdout:flush(); io.stderr:write(e) end
     ]]
     local t0 = now()
-    local r = cp.spawnSync('lua5.4', { '-e', code },
+    local r = cp.spawnSync(LUA, { '-e', code },
                            { maxBuffer = 16 * MiB, timeout = 20000 })
     assert.is_nil(r.error)
     assert.equal(0, r.status)
@@ -340,7 +340,7 @@ describe('execSync', function()
     assert.is_nil(err.signal)
     assert.equal('out\n', err.stdout)
     assert.equal('err\n', err.stderr)
-    assert.equal('integer', math.type(err.pid))
+    assert.equal('integer', mtype(err.pid))
     assert.equal('out\n', err.output[1])
   end)
 

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -38,6 +39,9 @@ CP_API int cp_codec_open(lua_State *L);
 ** decoder dec (the peer rings our doorbell when it writes); 1 with
 ** *bell = our doorbell when the peer's ring already holds data */
 CP_API int cp_ring_arm(void *dec, int *bell);
+/* ... or first, for the loop's spin: see src/serialize.c */
+CP_API int cp_ring_poll(void *dec, int cpu, int *bell, int *active);
+CP_API int cp_ring_bell(void *dec);
 
 /* For the loop's wait: 1 with *bell = its doorbell when the decoder dec
 ** is fast (dec:fast), then cp_ring_deliver delivers its messages (see
@@ -45,6 +49,33 @@ CP_API int cp_ring_arm(void *dec, int *bell);
 CP_API int cp_ring_fast(void *dec, int *bell);
 CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh);
 
+
+/*
+** fds that came over the channel's socket (src/handle.c), each with the
+** stream position where the read that brought it ended; a frame claims
+** those noted within it
+*/
+#define CP_FDQ_MAX 16
+typedef struct cp_fdq {
+  int fd[CP_FDQ_MAX];
+  uint64_t pos[CP_FDQ_MAX];
+  int n;
+  int notsock;     /* the channel is not a socket: plain reads */
+} cp_fdq;
+
+/* One read of at most len bytes from sock into buf (recvmsg, fds
+** close-on-exec, noted at pos + bytes read); read(2)'s result */
+CP_API ssize_t cp_fdq_recv(cp_fdq *q, int sock, char *buf, size_t len,
+                           uint64_t pos);
+/* Takes the fds noted up to end: returns how many, the first in *fd
+** (the others are closed) */
+CP_API int cp_fdq_claim(cp_fdq *q, uint64_t end, int *fd);
+/* Closes every fd still noted */
+CP_API void cp_fdq_clear(cp_fdq *q);
+
+/* Registry name of the metatable of { message, fd }: a decoded message
+** that came with a handle */
+#define CP_HANDLEMSG_MT "childproc.handlemsg"
 
 /*
 ** {======================================================

@@ -39,6 +39,7 @@ typedef struct cp_Loop {
   char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
   const void *decmt;        /* the decoders' metatable (see loop.c) */
+  int nospin;               /* the last spin found nothing (see loop.c) */
 } cp_Loop;
 
 #define cp_getloop(L) ((cp_Loop *)lua_touserdata((L), lua_upvalueindex(1)))
@@ -62,7 +63,9 @@ CP_API void cp_fd_open(lua_State *L);
 CP_API void cp_spawn_open(lua_State *L);
 CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
+CP_API void cp_pty_open(lua_State *L);
 CP_API int cp_codec_open(lua_State *L);
+CP_API void cp_handle_open(lua_State *L);
 
 /* The full userdata at idx if its metatable is the one at upvalue upidx
 ** (a pointer comparison: no lookup of a name in the registry), else NULL */
@@ -84,7 +87,8 @@ static inline void *cp_checkclass(lua_State *L, int idx, int upidx,
 
 /* raises a method's "bad argument #1" for a value at 1 that is not an
 ** object of class tname; level: the method's stack level (src/object.c) */
-CP_API int cp_self_error(lua_State *L, const char *tname, int level);
+CP_API int cp_self_error(lua_State *L, const char *tname, int level,
+                         const char *mname);
 
 /* push an errno's symbolic name ('ENOENT'), or 'E<number>' */
 CP_API const char *cp_errname(int err);

@@ -1,7 +1,10 @@
 /*
 ** File descriptors as plain integers for the Lua layer.  Every fd made
 ** here is close-on-exec and recorded in the loop's ownership table; the
-** ends the loop watches are made non-blocking by the caller (nonblock).
+** ends the loop watches are made non-blocking by the caller (nonblock),
+** except the sockets of stdio pairs: they stay blocking, for the children
+** they may be lent to, and this side reads and writes them with
+** MSG_DONTWAIT.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "cp.h"
 
@@ -58,9 +62,11 @@ static int fd_pipe(lua_State *L) {
 
 /*
 ** core.stdio_pair(fd) -> mine, theirs: the pair for a 'pipe' stdio entry
-** of child fd `fd`, `mine` non-blocking. fd 1 and 2: a pipe (mine reads);
-** others: a socketpair. A fresh fd has no other status flag, so one
-** F_SETFL makes it non-blocking (core.nonblock reads the flags first).
+** of child fd `fd`. fd 1 and 2: a pipe (mine reads), `mine` non-blocking
+** (a fresh fd has no other status flag: one F_SETFL does); others: a
+** socketpair, both ends blocking (`mine` may be lent to another child,
+** which then shares its flags: core.read and core.write use MSG_DONTWAIT
+** on it).
 */
 static int fd_stdio_pair(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
@@ -68,7 +74,7 @@ static int fd_stdio_pair(lua_State *L) {
   if ((kind == CP_FD_PIPE ? pipe2(fds, O_CLOEXEC)
        : socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds)) != 0)
     return cp_fail(L, errno);
-  if (fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) {
+  if (kind == CP_FD_PIPE && fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
@@ -112,6 +118,17 @@ static int fd_dup(lua_State *L) {
   return push_owned(L, fcntl(fd, F_DUPFD_CLOEXEC, 3));
 }
 
+/* core.dup2(fd, to): fd copied onto `to` (0-2 included, not close-on-exec:
+** a launcher's remote side points its stdin and stdout elsewhere) */
+static int fd_dup2(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), to = (int)luaL_checkinteger(L, 2);
+  int r;
+  do r = dup2(fd, to); while (r < 0 && errno == EINTR);
+  if (r < 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.close(fd): 0-2 are never closed (they belong to the host) */
 static int fd_close(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
@@ -120,6 +137,45 @@ static int fd_close(lua_State *L) {
     close(fd);
   }
   return 0;
+}
+
+/*
+** core.lend(fd, 'r'|'w') -> the fd a child gets for this side's fd, and
+** true when it is a new one (to close once the child runs).  A pipe is
+** opened again through /proc/self/fd: a new open file description,
+** blocking for the child whatever this side's flags (O_NONBLOCK belongs
+** to the description, not the fd).  Anything else is shared as it is (a
+** stdio socket of ours is blocking already; a file or a terminal is the
+** user's).  nil, errno on failure.
+*/
+static int fd_lend(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int wr = luaL_checkstring(L, 2)[0] == 'w';
+  char path[32];
+  struct stat st;
+  int nfd, fl;
+  if (fstat(fd, &st) != 0) return cp_fail(L, errno);
+  if (S_ISFIFO(st.st_mode)) {
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    /* (O_NONBLOCK: never wait for the other side, as a FIFO's open may) */
+    nfd = open(path, (wr ? O_WRONLY : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
+    if (nfd >= 0) {
+      if ((fl = fcntl(nfd, F_GETFL)) < 0
+          || fcntl(nfd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(nfd);
+        return cp_fail(L, err);
+      }
+      if (push_owned(L, nfd) == 2) return 2;   /* nil, errno */
+      lua_pushboolean(L, 1);
+      return 2;
+    }
+    if (errno != ENOENT && errno != EACCES) return cp_fail(L, errno);
+    /* no /proc: the description is shared, flags and all */
+  }
+  lua_pushinteger(L, fd);
+  lua_pushboolean(L, 0);
+  return 2;
 }
 
 /* core.nonblock(fd, on) */
@@ -156,7 +212,11 @@ static int fd_read(lua_State *L) {
   ** string it returns */
   if (lp->rbuf == NULL && (lp->rbuf = malloc(CP_READ_MAX)) == NULL)
     return cp_fail(L, ENOMEM);
-  do n = read(fd, lp->rbuf, (size_t)max); while (n < 0 && errno == EINTR);
+  if (fd >= 0 && fd < lp->nowned && lp->kind[fd] == CP_FD_SOCK)
+    do n = recv(fd, lp->rbuf, (size_t)max, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+  else
+    do n = read(fd, lp->rbuf, (size_t)max); while (n < 0 && errno == EINTR);
   if (n < 0) {
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -242,10 +302,10 @@ static int fd_write(lua_State *L) {
 
 /* core.fileno(file) -> the fd of a Lua file handle, or nil */
 static int fd_fileno(lua_State *L) {
-  luaL_Stream *st = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
-  if (st == NULL || st->closef == NULL || st->f == NULL) return 0;
-  fflush(st->f);
-  lua_pushinteger(L, fileno(st->f));
+  FILE *f = cp_tofile(L, 1);
+  if (f == NULL) return 0;
+  fflush(f);
+  lua_pushinteger(L, fileno(f));
   return 1;
 }
 
@@ -264,7 +324,8 @@ static const luaL_Reg fd_funcs[] = {
   {"pipe", fd_pipe}, {"socketpair", fd_socketpair},
   {"eventfd", fd_eventfd}, {"own", fd_own},
   {"stdio_pair", fd_stdio_pair}, {"open", fd_open},
-  {"dup", fd_dup}, {"close", fd_close}, {"nonblock", fd_nonblock},
+  {"dup", fd_dup}, {"dup2", fd_dup2}, {"close", fd_close},
+  {"nonblock", fd_nonblock}, {"lend", fd_lend},
   {"isopen", fd_isopen}, {"read", fd_read},
   {"write", fd_write}, {"fileno", fd_fileno}, {"errname", fd_errname},
   {"strerror", fd_strerror}, {NULL, NULL}

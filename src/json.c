@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "compat.h"
 
 /* Its address is the identity of JSON null */
 static const char json_null_anchor = 0;
@@ -521,15 +522,11 @@ static int jdec_number(jdec *d) {
       lua_pushnumber(L, -0.0);  /* keep the sign, as JS does */
       return 0;
     }
-    if (ok && !neg && v <= (uint64_t)LUA_MAXINTEGER) {
-      lua_pushinteger(L, (lua_Integer)v);
-      return 0;
-    }
-    if (ok && neg && v <= (uint64_t)LUA_MAXINTEGER + 1) {
-      lua_pushinteger(L, v == (uint64_t)LUA_MAXINTEGER + 1
-                             ? LUA_MININTEGER : -(lua_Integer)v);
-      return 0;
-    }
+    if (ok && !neg && v <= (uint64_t)INT64_MAX)
+      return cp_pushint64(L, (int64_t)v, d->err, d->errsz);
+    if (ok && neg && v <= (uint64_t)INT64_MAX + 1)
+      return cp_pushint64(L, v == (uint64_t)INT64_MAX + 1
+                             ? INT64_MIN : -(int64_t)v, d->err, d->errsz);
   }
   if (len < 64) {
     char buf[64];

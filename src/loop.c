@@ -5,6 +5,7 @@
 */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -154,6 +155,86 @@ static int arm_rings(lua_State *L, int idx, int *bells, int max) {
   return nr;
 }
 
+/* the index of fd's event in ev[0..n), or n */
+static int find_event(const struct epoll_event *ev, int n, int fd) {
+  int j;
+  for (j = 0; j < n && ev[j].data.fd != fd; j++) {}
+  return j;
+}
+
+/* the decoders of the rings table at idx, up to max */
+static int ring_list(lua_State *L, int idx, void **dec, int max) {
+  cp_Loop *lp = cp_getloop(L);
+  int i, k = (int)lua_rawlen(L, idx), n = 0;
+  for (i = 1; i <= k && n < max; i++) {
+    lua_rawgeti(L, idx, i);
+    if ((dec[n] = to_decoder(L, lp, -1)) != NULL) n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#define SPIN_MS 0.05    /* how long a wait may spin on its rings */
+
+/*
+** Before a wait sleeps: while the peer of a ring is awake on another CPU,
+** look at the rings again for up to SPIN_MS. Going to sleep and being
+** woken costs each side microseconds (tens when its CPU went idle, as a
+** virtual CPU does), more than a busy peer takes to answer; a peer that
+** answers within the spin is read without either side sleeping or
+** ringing a doorbell. Never on one CPU (the peer cannot run while we
+** spin: both write the CPU they wait on into the ring's header), nor for
+** a peer that sleeps itself. Returns how many rings hold news, their
+** doorbells in bells (reported as the arm's are). A spin that found
+** nothing sets lp->nospin: no wait spins again until a doorbell or an
+** arm brings news (a peer awake but silent does not make every wait
+** spin).
+*/
+static int spin_rings(lua_State *L, int idx, int *bells, int max) {
+  cp_Loop *lp = cp_getloop(L);
+  void *dec[WAIT_MAX / 2];
+  int i, k, nr, active, cpu = sched_getcpu();
+  double end = -1, t;
+  if (lp->nospin || cpu < 0) return 0;
+  k = ring_list(L, idx, dec, WAIT_MAX / 2);
+  for (;;) {
+    int awake = 0;
+    for (i = nr = 0; i < k && nr < max; i++) {
+      if (cp_ring_poll(dec[i], cpu, &bells[nr], &active)) nr++;
+      else awake |= active;
+    }
+    if (nr > 0 || !awake) return nr;
+    t = now_ms();
+    if (end < 0) end = t + SPIN_MS;
+    else if (t >= end) {
+      lp->nospin = 1;
+      return 0;
+    }
+    cpu_relax();
+  }
+}
+
+/* A doorbell of one of the rings at idx among ev[0..n): news came while
+** we slept, so the next wait may spin again */
+static void heard_bells(lua_State *L, int idx, const struct epoll_event *ev,
+                        int n) {
+  void *dec[WAIT_MAX / 2];
+  int i, k = ring_list(L, idx, dec, WAIT_MAX / 2);
+  for (i = 0; i < k; i++)
+    if (find_event(ev, n, cp_ring_bell(dec[i])) < n) {
+      cp_getloop(L)->nospin = 0;
+      return;
+    }
+}
+
 /* core.arm(rings) -> boolean: arm them; true if one holds data (the
 ** loop's timeout() for a host loop, which sleeps without core.wait) */
 static int loop_arm(lua_State *L) {
@@ -161,13 +242,6 @@ static int loop_arm(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushboolean(L, arm_rings(L, 1, &bell, 1) > 0);
   return 1;
-}
-
-/* the index of fd's event in ev[0..n), or n */
-static int find_event(const struct epoll_event *ev, int n, int fd) {
-  int j;
-  for (j = 0; j < n && ev[j].data.fd != fd; j++) {}
-  return j;
 }
 
 /*
@@ -206,6 +280,25 @@ static int deliver_rings(lua_State *L, int rings, int msgh,
   return 0;
 }
 
+
+/* Writes ev[0..n) into the table at 2, children's exits (pidfds) last:
+** a child's exit and the hang-up of its output become ready together
+** (its fds close before it is a zombie), and a stream that ends on its
+** hang-up first is not read again by the drain its child's exit runs */
+static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
+                   int n) {
+  int i, k = 0, pass;
+  for (pass = 0; pass < 2; pass++)
+    for (i = 0; i < n; i++) {
+      int fd = ev[i].data.fd;
+      int exit = fd < lp->nowned && lp->kind[fd] == CP_FD_PIDFD;
+      if (exit != pass) continue;
+      lua_pushinteger(L, fd);
+      lua_rawseti(L, 2, 2 * k + 1);
+      lua_pushinteger(L, from_epoll(ev[i].events));
+      lua_rawseti(L, 2, 2 * ++k);
+    }
+}
 
 /* changed[1] of lua/loop.lua (the table at idx) */
 static lua_Integer stamp(lua_State *L, int idx) {
@@ -252,14 +345,19 @@ static int loop_wait(lua_State *L) {
   for (;;) {
     int wms = ms;
     nr = 0;
-    if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+    if (rings && wms != 0 && (nr = spin_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
       wms = 0;
+    else if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0) {
+      wms = 0;
+      lp->nospin = 0;
+    }
     n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, wms);
     if (n < 0) {
       if (errno != EINTR) return cp_fail(L, errno);
       n = 0;
       again = 0;   /* a signal: the Lua side may have work for it */
     }
+    if (lp->nospin && n > 0) heard_bells(L, 3, ev, n);
     for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
       if (find_event(ev, n, bells[i]) == n) {
         ev[n].data.fd = bells[i];
@@ -278,12 +376,7 @@ static int loop_wait(lua_State *L) {
       ms = (int)left + 1;
     }
   }
-  for (i = 0; i < n; i++) {
-    lua_pushinteger(L, ev[i].data.fd);
-    lua_rawseti(L, 2, 2 * i + 1);
-    lua_pushinteger(L, from_epoll(ev[i].events));
-    lua_rawseti(L, 2, 2 * i + 2);
-  }
+  report(L, lp, ev, n);
   lua_pushinteger(L, n);
   return 1;
 }

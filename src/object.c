@@ -5,6 +5,8 @@
 ** Each holds one table (its uservalue) with its fields; methods live in
 ** the class's own table.
 */
+#include <string.h>
+
 #include "cp.h"
 
 /* __index(u, k): the object's own fields first, then the class's methods,
@@ -41,29 +43,57 @@ static int object__newindex(lua_State *L) {
 /*
 ** Raises "bad argument #1 to 'm' (tname expected, got ...)" for the value
 ** at 1 given as the object of a method m, located at the line that called
-** m, the function at stack level 'level' (named as its caller named it):
-** 1 for self() (a method written in Lua calls it), 0 for a method in C.
+** m, the function at stack level 'level': 1 for self() (a method written
+** in Lua calls it), 0 for a method in C.  m is mname, else the name its
+** caller gave it.
 */
-CP_API int cp_self_error(lua_State *L, const char *tname, int level) {
+CP_API int cp_self_error(lua_State *L, const char *tname, int level,
+                         const char *mname) {
   lua_Debug ar;
-  const char *fname = NULL, *got;
-  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "n", &ar))
-    fname = ar.name;
+  const char *fname = mname, *got;
+  int method = 0;
+  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "n", &ar)) {
+    if (fname == NULL) fname = ar.name;
+    method = ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0;
+  }
   if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING)
     got = lua_tostring(L, -1);
+  else if (lua_type(L, 1) == LUA_TLIGHTUSERDATA)
+    got = "light userdata";
   else
     got = luaL_typename(L, 1);
   luaL_where(L, level + 1);
-  lua_pushfstring(L, "%sbad argument #1 to '%s' (%s expected, got %s)",
+  /* as luaL_argerror: obj:m() does not count self */
+  lua_pushfstring(L, method ? "%scalling '%s' on bad self (%s expected, got %s)"
+                            : "%sbad argument #1 to '%s' (%s expected, got %s)",
                   lua_tostring(L, -1), fname ? fname : "?", tname, got);
   return lua_error(L);
 }
 
+/* the key under which the methods table (upvalue 3) holds the function
+** at stack level 1, or NULL: a method is named as the API names it */
+static const char *method_name(lua_State *L) {
+  lua_Debug ar;
+  const char *name = NULL;
+  if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "f", &ar)) return NULL;
+  lua_pushnil(L);
+  while (lua_next(L, lua_upvalueindex(3))) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -3)) {
+      name = lua_tostring(L, -2);
+      lua_pop(L, 2);
+      break;
+    }
+    lua_pop(L, 1);
+  }
+  return name;   /* (a key of the methods table: it stays alive) */
+}
+
 /* self(u) -> fields table; raises cp_self_error for anything but an
-** object of the class (upvalues: the class's name and metatable) */
+** object of the class (upvalues: the class's name, metatable, methods) */
 static int object_self(lua_State *L) {
   if (cp_testclass(L, 1, 2) == NULL)
-    return cp_self_error(L, lua_tostring(L, lua_upvalueindex(1)), 1);
+    return cp_self_error(L, lua_tostring(L, lua_upvalueindex(1)), 1,
+                         method_name(L));
   cp_getuservalue(L, 1);
   return 1;
 }
@@ -95,7 +125,8 @@ static int object_class(lua_State *L) {
   lua_setfield(L, -2, "__newindex");
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -2);
-  lua_pushcclosure(L, object_self, 2);            /* mt, self */
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, object_self, 3);            /* mt, self */
   return 2;
 }
 

@@ -17,6 +17,11 @@
 **   0x0a ref      u32 n: the n-th table of this payload (1-based, in
 **                 the order their 0x09 tags appear)
 **
+** Two tags open a payload only (src/handle.c, lua/handle.lua): 0x0b, then
+** the value: a message that comes with a handle (an fd, SCM_RIGHTS, on
+** the socket); 0x0c alone, in a ring: the next message is the one on the
+** socket, so ring and socket messages keep their order.
+**
 ** Tables are numbered before their contents are written, so a table
 ** can refer to itself or to an ancestor: shared references and cycles
 ** come back as they were. There is no nil tag: nil is neither a valid
@@ -24,7 +29,14 @@
 ** against the remaining payload, tags, references, NaN keys, nesting,
 ** trailing bytes) and never allocates more than the bytes it has read
 ** justify.
+**
+** The format is the same for every Lua the module builds for (where
+** numbers are doubles, an integral one of at most 2^53 is sent as an
+** integer, and a received integer beyond that is refused: compat.h).
+** CP_WIRE is its version (core.lua_wire): fork tells it to the child
+** (CHILDPROC_WIRE), which refuses a parent speaking another one.
 */
+#define CP_WIRE 1
 
 #include <math.h>
 #include <stdarg.h>
@@ -55,8 +67,11 @@
 
 enum {
   T_FALSE = 1, T_TRUE, T_INT8, T_INT32, T_INT64, T_FLOAT,
-  T_STR8, T_STR32, T_TABLE, T_REF
+  T_STR8, T_STR32, T_TABLE, T_REF, T_HANDLE, T_MARK
 };
+
+/* the value a ring's 0x0c marker decodes to (core.handle_mark) */
+static const char handle_mark = 0;
 
 
 /*
@@ -253,8 +268,11 @@ static void push_segment(lua_State *L, int kidx) {
       return;
     }
     case LUA_TNUMBER:
-      if (lua_isinteger(L, kidx))
-        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, kidx));
+      if (lua_isinteger(L, kidx)) {
+        char num[32];
+        snprintf(num, sizeof(num), "[%lld]", (long long)lua_tointeger(L, kidx));
+        lua_pushstring(L, num);
+      }
       else
         lua_pushfstring(L, "[%f]", (LUAI_UACNUMBER)lua_tonumber(L, kidx));
       return;
@@ -593,6 +611,8 @@ static int enc_value(cp_enc *e, int idx) {
 #define H_HEAD(h) ((size_t)(64 + 8 * (h)))      /* u64: written up to */
 #define H_WDATA(s) ((size_t)(128 + 4 * (s)))    /* u32: s sleeps */
 #define H_WROOM(s) ((size_t)(192 + 4 * (s)))    /* u32: s waits for room */
+#define H_CPU(s) ((size_t)(256 + 4 * (s)))      /* u32: 1 + the CPU s last
+                                                ** waited on (see cp_ring_poll) */
 #define RING_PAD UINT32_MAX                     /* skip to the start */
 #ifndef CP_RING_MIN                   /* (the fuzz build sets it small) */
 #define CP_RING_MIN ((size_t)64 << 10)
@@ -609,6 +629,7 @@ typedef struct cp_ring {
   uint64_t head;         /* next free position of our ring */
   uint64_t rtail;        /* next position to read in the peer's ring */
   size_t needroom;       /* bytes of room our next write waits for, or 0 */
+  int marked;            /* the fast way stopped at a marker (T_MARK) */
   unsigned char *gbuf;   /* a frame longer than the ring, gathered here */
   size_t glen, gcap;     /* (apart from the socket's buffer: a peer that
                          ** also writes to the socket mixes nothing up) */
@@ -653,6 +674,8 @@ typedef struct decoder {
                    ** waits to be written: send and delivery may take the
                    ** short way (cp_ring_deliver, the ring sender) */
   cp_ring ring;    /* the channel's rings ('lua'), if mapped */
+  cp_fdq fdq;      /* fds that came on the socket, not yet claimed */
+  uint64_t spos;   /* stream position of buf[r] */
 } decoder;
 
 /* a decoder's user value is a table: */
@@ -852,7 +875,7 @@ static ssize_t ring_write(cp_ring *r, const struct iovec *iov, int k,
 ** Long strings become segments of 'segs' (see enc_segment).
 */
 static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
-                        int vidx) {
+                        int vidx, int tag) {
   cp_enc_init(e, L, FRAME_MAX + 4);
   lua_pushnil(L);
   e->anchors = lua_gettop(L);
@@ -860,7 +883,7 @@ static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
   if (enc_room(e, 4) == NULL)
     return 1;
   e->b->n = 4;
-  if (enc_value(e, vidx)) {
+  if ((tag && enc_tag(e, tag)) || enc_value(e, vidx)) {
     lua_settop(L, e->path);
     return 1;
   }
@@ -929,7 +952,25 @@ static int push_rest(lua_State *L, const cp_enc *e, size_t from,
 }
 
 /*
-** core.lua_encode(value) -> frame. Raises (with nothing allocated left
+** Pushes what a ring did not take of the frame as one value for the
+** channel's queue: a string, or a table of its pieces (n: their length)
+** that holds each long string of the value by reference, so a message
+** queued behind a full ring is not copied until the ring takes it.
+*/
+static void push_ring_rest(lua_State *L, const cp_enc *e) {
+  size_t off;
+  int i, np = push_rest(L, e, 0, &off);
+  if (np == 1) return;
+  lua_createtable(L, np, 1);
+  lua_insert(L, -np - 1);
+  for (i = np; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+  lua_pushinteger(L, (lua_Integer)(e->b->n + e->extra));
+  lua_setfield(L, -2, "n");
+}
+
+/*
+** core.lua_encode(value [, handled]) -> frame (handled: it comes with a
+** handle, T_HANDLE). Raises (with nothing allocated left
 ** behind) on a value that cannot be sent. Long strings are copied once,
 ** straight into the frame (lua_concat builds the result in place).
 */
@@ -938,9 +979,10 @@ static int l_lua_encode(lua_State *L) {
   struct cp_seg segs[SEG_MAX];
   size_t off;
   int np;
+  int tag = lua_toboolean(L, 2) ? T_HANDLE : 0;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  if (encode_frame(L, &e, segs, 1))
+  if (encode_frame(L, &e, segs, 1, tag))
     return cp_enc_raise(&e);
   luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot encode");
   np = push_rest(L, &e, 0, &off);
@@ -967,7 +1009,7 @@ static int send_error(lua_State *L, int where) {
 */
 static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
                             int vidx, int ring, int where) {
-  if (encode_frame(L, e, segs, vidx)) {
+  if (encode_frame(L, e, segs, vidx, 0)) {
     if (where <= 0) cp_enc_raise(e);          /* (these do not return) */
     else { enc_pushmsg(e); send_error(L, where); }
   }
@@ -992,8 +1034,8 @@ static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
 ** left to write, in order (none when all went), the first to be
 ** resumed at offset 'off'. For the socket they hold no copy of a long
 ** string (those are the value's own strings); for a ring they are the
-** whole frame as one string, 'off' bytes of it written (the ring takes
-** a frame's start only at the start of a piece). With 'where', a value
+** whole frame as one value (push_ring_rest), 'off' bytes of it written
+** (the ring takes a frame's start only whole). With 'where', a value
 ** that cannot be sent raises send()'s "bad argument #1" error located
 ** at that stack level (the caller of send(): no pcall needed).
 */
@@ -1040,8 +1082,7 @@ static int l_lua_send(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)off);
   }
   else if (written < e.b->n + e.extra) {
-    np = push_rest(L, &e, 0, &off);
-    if (np > 1) lua_concat(L, np);
+    push_ring_rest(L, &e);
     np = 1;
     lua_pushinteger(L, (lua_Integer)written);
   }
@@ -1164,7 +1205,8 @@ static int dec_value(ldec *d) {
       return 0;
     case T_INT64:
       NEED(d, 8);
-      lua_pushinteger(L, (lua_Integer)get_u64(d->p));
+      if (cp_pushint64(L, (int64_t)get_u64(d->p), d->err, d->errsz))
+        return 1;  /* beyond what this Lua's numbers hold exactly */
       d->p += 8;
       return 0;
     case T_FLOAT: {
@@ -1243,6 +1285,39 @@ static int lua_decode_payload(lua_State *L, const char *p, size_t n,
   lua_settop(L, d.first);
   return 0;
 }
+
+/*
+** The value on top decoded from a socket frame ending at stream position
+** end (promised: its payload began with T_HANDLE; kind: K_LUA, K_JSON)
+** takes the fds that came within it: one, promised (any, for json),
+** makes it { value, fd } (CP_HANDLEMSG_MT). 0, or 1 with the value
+** popped, the fds closed and the message in err.
+*/
+static int claim_fds(lua_State *L, cp_fdq *q, uint64_t end, int promised,
+                     int kind, char *err, size_t errsz) {
+  int fd, n = cp_fdq_claim(q, end, &fd);
+  const char *bad = NULL;
+  if (n > 1) bad = "more than one handle came with a message";
+  else if (kind == K_LUA && promised && n == 0)
+    bad = "a message promised a handle that did not come";
+  else if (kind == K_LUA && !promised && n == 1)
+    bad = "a handle came with a message that promised none";
+  if (bad != NULL) {
+    if (fd >= 0) close(fd);
+    lua_pop(L, 1);
+    snprintf(err, errsz, "%s", bad);
+    return 1;
+  }
+  if (n == 1) {
+    lua_createtable(L, 2, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, fd);
+    lua_rawseti(L, -2, 2);
+    luaL_setmetatable(L, CP_HANDLEMSG_MT);
+  }
+  return 0;
+}
 /* }====================================================== */
 
 
@@ -1312,6 +1387,7 @@ static int dec_append(decoder *d, const char *s, size_t n) {
 static void dec_kill(lua_State *L, decoder *d, int idx, const char *msg) {
   d->dead = 1;
   d->fast = 0;
+  cp_fdq_clear(&d->fdq);
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
@@ -1382,9 +1458,16 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
         { *np = n; return dec_die(L, d, err, n); }
       if (d->w - d->r - 4 < plen) break;
       dec_ballast(L, d, 1, plen);
-      if (lua_decode_payload(L, d->buf + d->r + 4, plen, err,
-                                  sizeof(err)))
-        { *np = n; return dec_die(L, d, err, n); }
+      {
+        const char *p = d->buf + d->r + 4;
+        int promised = plen > 0 && (unsigned char)p[0] == T_HANDLE;
+        if (lua_decode_payload(L, p + promised, plen - (size_t)promised,
+                               err, sizeof(err)) ||
+            claim_fds(L, &d->fdq, d->spos + 4 + plen, promised, K_LUA, err,
+                      sizeof(err)))
+          { *np = n; return dec_die(L, d, err, n); }
+      }
+      d->spos += 4 + plen;
       d->r = d->scan = d->r + 4 + plen;
     }
     else {
@@ -1411,8 +1494,20 @@ static int decode_all(lua_State *L, decoder *d, lua_Integer *np) {
       if (llen > 0 &&
           cp_json_decode(L, d->buf + d->r, llen, err, sizeof(err)))
         { *np = n; return dec_die(L, d, err, n); }
+      if (llen == 0) lua_pushboolean(L, 0);  /* (claims, then dropped) */
+      d->spos += (size_t)(nl - d->buf) + 1 - d->r;
+      if (claim_fds(L, &d->fdq, d->spos, 1, K_JSON, err, sizeof(err)))
+        { *np = n; return dec_die(L, d, err, n); }
       d->r = d->scan = (size_t)(nl - d->buf) + 1;
-      if (llen == 0) continue;  /* empty lines carry nothing */
+      if (llen == 0) {  /* empty lines carry nothing */
+        if (lua_istable(L, -1)) {   /* but an fd: dropped, closed */
+          lua_rawgeti(L, -1, 2);
+          close((int)lua_tointeger(L, -1));
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        continue;
+      }
     }
     lua_rawseti(L, 3, ++n);
   }
@@ -1479,7 +1574,7 @@ static int l_readfd(lua_State *L) {
   if (d->cap - d->w > want) want = d->cap - d->w;
   if ((p = dec_reserve(d, want)) == NULL)
     return luaL_error(L, "not enough memory");
-  do got = read(fd, p, want); while (got < 0 && errno == EINTR);
+  got = cp_fdq_recv(&d->fdq, fd, p, want, d->spos + (d->w - d->r));
   if (got < 0) {
     lua_pushinteger(L, 0);
     if (errno == EAGAIN || errno == EWOULDBLOCK) lua_pushboolean(L, 0);
@@ -1612,10 +1707,16 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
         fault = "a frame cut";
         break;
       }
-      dec_ballast(L, d, self, plen);
-      if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
-                             errsz))
-        { r->broken = 1; return 1; }
+      if (plen == 1 && ring[off + 4] == T_MARK) {
+        if (!out) { r->marked = 1; break; }  /* for the Lua side */
+        lua_pushlightuserdata(L, (void *)&handle_mark);
+      }
+      else {
+        dec_ballast(L, d, self, plen);
+        if (lua_decode_payload(L, (const char *)ring + off + 4, plen, err,
+                               errsz))
+          { r->broken = 1; return 1; }
+      }
       if (out) lua_rawseti(L, out, ++*np);
       else ++*np;
       r->rtail += 4 + plen;
@@ -1659,19 +1760,33 @@ static int l_take(lua_State *L) {
 ** dec:put(frame, off) -> n | false | nil: writes frame (from byte off)
 ** into our ring: bytes taken, false when there is no room now (the
 ** peer rings our doorbell when it has made some), nil when the peer
-** broke the rules.
+** broke the rules. frame: a string, or a table of pieces whose field n
+** is their length (push_ring_rest).
 */
 static int l_put(lua_State *L) {
   decoder *d = check_decoder(L);
-  struct iovec iov;
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
+  struct iovec iov[2 * SEG_MAX + 1];
+  size_t len = 0;
   lua_Integer off = luaL_optinteger(L, 3, 0);
   ssize_t n;
+  int k = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    int i, np = (int)lua_rawlen(L, 2);
+    luaL_argcheck(L, np >= 1 && np <= 2 * SEG_MAX + 1, 2, "too many pieces");
+    for (i = 1; i <= np; i++, k++) {
+      lua_rawgeti(L, 2, i);
+      iov[k].iov_base = (void *)luaL_checklstring(L, -1, &iov[k].iov_len);
+      len += iov[k].iov_len;
+      lua_pop(L, 1);                  /* (the table keeps it) */
+    }
+  }
+  else {
+    iov[0].iov_base = (void *)luaL_checklstring(L, 2, &iov[0].iov_len);
+    len = iov[0].iov_len;
+    k = 1;
+  }
   luaL_argcheck(L, off >= 0 && (size_t)off < len, 3, "out of range");
-  iov.iov_base = (void *)s;
-  iov.iov_len = len;
-  n = ring_write(&d->ring, &iov, 1, len, (size_t)off);
+  n = ring_write(&d->ring, iov, k, len, (size_t)off);
   if (n < 0) lua_pushnil(L);
   else if (n == 0) lua_pushboolean(L, 0);
   else lua_pushinteger(L, (lua_Integer)n);
@@ -1683,16 +1798,20 @@ static int l_put(lua_State *L) {
 ** set: at worst one ring more), or our ring has the room a write waits
 ** for. So a doorbell's edge lost (the loop stopped at an error before
 ** its handler) is found again at the next wait, for either reason. */
-static int ring_arm(decoder *d) {
-  cp_ring *r = &d->ring;
-  if (r->base == NULL || d->dead) return 0;
-  atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
+static int ring_news(const cp_ring *r) {
   if (atomic_load(ring_u64(r, H_HEAD(1 - r->side))) != r->rtail) return 1;
   if (r->needroom > 0 && !r->broken) {
     uint64_t tail = atomic_load(ring_u64(r, H_TAIL(r->side)));
     return tail <= r->head && r->half - (size_t)(r->head - tail) >= r->needroom;
   }
   return 0;
+}
+
+static int ring_arm(decoder *d) {
+  cp_ring *r = &d->ring;
+  if (r->base == NULL || d->dead) return 0;
+  atomic_store(ring_u32(r, H_WDATA(r->side)), 1);
+  return ring_news(r);
 }
 
 /* dec:arm() -> boolean: ring_arm */
@@ -1706,6 +1825,31 @@ CP_API int cp_ring_arm(void *dec, int *bell) {
   if (!ring_arm(d)) return 0;
   *bell = d->ring.mybell;
   return 1;
+}
+
+/* For the loop's spin (src/loop.c), without arming: says that we wait on
+** CPU cpu; 1 with *bell = our doorbell when the peer's ring holds data
+** or our waiting write has its room; else 0, with *active set when the
+** peer is awake (not waiting for data) on another CPU, so that an answer
+** may come within microseconds. */
+CP_API int cp_ring_poll(void *dec, int cpu, int *bell, int *active) {
+  decoder *d = (decoder *)dec;
+  cp_ring *r = &d->ring;
+  unsigned peer;
+  *active = 0;
+  if (r->base == NULL || d->dead) return 0;
+  *bell = r->mybell;
+  atomic_store(ring_u32(r, H_CPU(r->side)), (uint32_t)cpu + 1);
+  if (ring_news(r)) return 1;
+  peer = atomic_load(ring_u32(r, H_CPU(1 - r->side)));
+  *active = peer != 0 && peer != (unsigned)cpu + 1 &&
+            !atomic_load(ring_u32(r, H_WDATA(1 - r->side)));
+  return 0;
+}
+
+CP_API int cp_ring_bell(void *dec) {
+  decoder *d = (decoder *)dec;
+  return d->ring.base != NULL ? d->ring.mybell : -1;
 }
 
 /*
@@ -1780,7 +1924,11 @@ CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh) {
       dec_kill(L, d, idx, err);
       return 1;
     }
-    if (n == 0) { lua_pop(L, 1); break; }   /* a long frame's piece */
+    if (n == 0) {               /* a long frame's piece, or a marker */
+      lua_pop(L, 1);
+      if (r->marked) { r->marked = 0; return 1; }
+      break;
+    }
     if (lua_pcall(L, 1, 0, msgh) != LUA_OK) return -1;
   }
   return 0;
@@ -1796,9 +1944,9 @@ static int ring_send(lua_State *L, decoder *d) {
   cp_enc e;
   struct cp_seg segs[SEG_MAX];
   struct iovec iov[2 * SEG_MAX + 1];
-  size_t len, off;
+  size_t len;
   ssize_t w;
-  int k, np;
+  int k;
   encode_or_raise(L, &e, segs, 2, 1, 1);
   len = e.b->n + e.extra;
   k = frame_iov(&e, iov);
@@ -1813,8 +1961,7 @@ static int ring_send(lua_State *L, decoder *d) {
   lua_pushvalue(L, 1);
   lua_pushinteger(L, w >= 0 ? (lua_Integer)w : -(lua_Integer)EPROTO);
   lua_pushinteger(L, w >= 0 ? (lua_Integer)w : 0);
-  np = push_rest(L, &e, 0, &off);
-  if (np > 1) lua_concat(L, np);
+  push_ring_rest(L, &e);
   cp_wbuf_free(e.b);
   lua_call(L, 4, 1);
   return 1;
@@ -1833,8 +1980,11 @@ static int l_ring_send(lua_State *L) {
   int nargs = lua_gettop(L);
   decoder *d = NULL;
   if (cp_testclass(L, 1, 2) == NULL) {
+    const char *tname;
     lua_getfield(L, lua_upvalueindex(2), "__name");
-    return cp_self_error(L, lua_tostring(L, -1), 0);
+    tname = lua_tostring(L, -1);   /* (the metatable keeps it) */
+    lua_pop(L, 1);                 /* index 1 is the argument, or none */
+    return cp_self_error(L, tname, 0, "send");
   }
   if (nargs == 2 && !lua_isnil(L, 2) && cp_getuservalue(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(5));
@@ -1875,15 +2025,19 @@ CP_API int cp_ring_fast(void *dec, int *bell) {
   return 1;
 }
 
-/* dec:unring(): unmap the rings (the channel is closed) */
+/* dec:unring(): unmap the rings and close the fds not claimed (the
+** channel is closed) */
 static int l_unring(lua_State *L) {
-  ring_unmap(&check_decoder(L)->ring);
+  decoder *d = check_decoder(L);
+  ring_unmap(&d->ring);
+  cp_fdq_clear(&d->fdq);
   return 0;
 }
 
 static int l_decoder_gc(lua_State *L) {
   decoder *d = check_decoder(L);
   ring_unmap(&d->ring);
+  cp_fdq_clear(&d->fdq);
   free(d->buf);
   d->buf = NULL;
   d->r = d->w = d->scan = d->cap = 0;
@@ -1917,6 +2071,8 @@ static int l_decoder(lua_State *L) {
   d->dead = 0;
   d->ballast = 0;
   memset(&d->ring, 0, sizeof(d->ring));
+  memset(&d->fdq, 0, sizeof(d->fdq));
+  d->spos = 0;
   luaL_setmetatable(L, CP_DECODER_MT);
   lua_createtable(L, 6, 0);
   lua_pushliteral(L, "_ev");
@@ -1968,5 +2124,11 @@ CP_API int cp_codec_open(lua_State *L) {
   luaL_setfuncs(L, core_fns, 1);   /* pops the metatable */
   lua_pushlightuserdata(L, cp_json_nullp());
   lua_setfield(L, -2, "json_null");
+  lua_pushlightuserdata(L, (void *)&handle_mark);
+  lua_setfield(L, -2, "handle_mark");
+  luaL_newmetatable(L, CP_HANDLEMSG_MT);
+  lua_setfield(L, -2, "handlemsg_mt");
+  lua_pushinteger(L, CP_WIRE);
+  lua_setfield(L, -2, "lua_wire");
   return 0;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -45,10 +46,10 @@ extern char **environ;
 
 /* which step of the child failed, reported to the parent */
 enum { STEP_EXEC = 1, STEP_CHDIR, STEP_SETUID, STEP_SETGID, STEP_SETSID,
-       STEP_SETPGID, STEP_DUP };
+       STEP_SETPGID, STEP_DUP, STEP_CTTY };
 
 static const char *const step_names[] = {
-  "", "spawn", "chdir", "setuid", "setgid", "setsid", "setpgid", "dup2"
+  "", "spawn", "chdir", "setuid", "setgid", "setsid", "setpgid", "dup2", "ioctl"
 };
 
 /* everything the child needs, prepared by the parent */
@@ -78,6 +79,7 @@ static int vm_shared = -1;
 
 #define CP_SPAWN_SETSID  1
 #define CP_SPAWN_SETPGID 2
+#define CP_SPAWN_CTTY    4   /* fd 0 becomes the controlling tty (pty) */
 
 /* the kernel's struct sigaction for rt_sigaction */
 struct ksigaction {
@@ -150,6 +152,9 @@ static int child_main(void *arg) {
     }
     else syscall(SYS_close, i);
   }
+  /* a new session's leader takes its stdin terminal (lua/pty.lua) */
+  if ((p->flags & CP_SPAWN_CTTY) && syscall(SYS_ioctl, 0, TIOCSCTTY, 0) < 0)
+    SYSFAIL(STEP_CTTY);
   /* every other fd, even those opened without close-on-exec by the host,
   ** is closed by the exec (the error pipe stays usable until then) */
   if (syscall(SYS_close_range, p->nfd, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -268,6 +273,9 @@ static int cp_spawn(lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING) luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 5, LUA_TTABLE);
   memset(&p, 0, sizeof p);
+  /* read before tovec, which may push its vectors past the arguments */
+  p.pdeathsig = (int)luaL_optinteger(L, 9, 0);
+  p.ppid = (long)getpid();
   p.argv = tovec(L, 2, "argv", argv);
   p.envp = lua_istable(L, 3) ? tovec(L, 3, "env", envp) : environ;
   p.file = file;
@@ -284,8 +292,6 @@ static int cp_spawn(lua_State *L) {
   p.flags = (int)luaL_optinteger(L, 6, 0);
   p.uid = (long)luaL_optinteger(L, 7, -1);
   p.gid = (long)luaL_optinteger(L, 8, -1);
-  p.pdeathsig = (int)luaL_optinteger(L, 9, 0);
-  p.ppid = (long)getpid();
 
   /* move sources that sit where another child fd goes out of the way */
   for (i = 0; i < p.nfd; i++) {
@@ -356,7 +362,7 @@ static int cp_spawn(lua_State *L) {
     waitid(P_PID, (id_t)pid, &si, WEXITED);  /* our own child, by pid */
     lua_pushnil(L);
     lua_pushinteger(L, p.ferr);
-    lua_pushstring(L, step_names[p.fstep <= STEP_DUP ? p.fstep : 1]);
+    lua_pushstring(L, step_names[p.fstep <= STEP_CTTY ? p.fstep : 1]);
     return 3;
   }
   /* race-free: the child is ours and not reaped, so its pid is not reused */
@@ -385,22 +391,18 @@ fail_extra:
 }
 
 /* reap one child of ours without blocking: nothing if it still runs,
-** else code, nil (exited) or nil, signal (killed); nil, nil, true when
-** somebody else in this process reaped it first (ECHILD: its status is
-** gone with the reap, only its end is known) */
+** else code, nil (exited) or nil, signal (killed); false when somebody
+** else in this process reaped it first (ECHILD: its status went with
+** that reap, only its end is known) */
 static int reap(lua_State *L, idtype_t type, id_t id) {
   siginfo_t si;
   /* peek (a true 2nd argument): the status, leaving the child waitable */
   int peek = lua_toboolean(L, 2) ? WNOWAIT : 0;
   memset(&si, 0, sizeof si);
   if (waitid(type, id, &si, WEXITED | WNOHANG | peek) != 0) {
-    int err = errno;
-    if (err != ECHILD)  /* a closed or foreign pidfd: a bug, not an end */
-      return luaL_error(L, "waitid: %s", strerror(err));
-    lua_pushnil(L);
-    lua_pushnil(L);
-    lua_pushboolean(L, 1);
-    return 3;
+    if (errno != ECHILD) return cp_fail(L, errno);
+    lua_pushboolean(L, 0);  /* gone, reaped by the host (wait(-1)) */
+    return 1;
   }
   if (si.si_pid == 0) return 0;
   if (si.si_code == CLD_EXITED) {
@@ -414,7 +416,8 @@ static int reap(lua_State *L, idtype_t type, id_t id) {
   return 2;
 }
 
-/* core.waitid(pidfd [, peek]): reaps through the pidfd only */
+/* core.waitid(pidfd [, peek]): reaps through the pidfd only -> nil (running) |
+** code, nil | nil, signum | false (reaped by someone else: unknown) */
 static int cp_waitid(lua_State *L) {
   return reap(L, (idtype_t)P_PIDFD, (id_t)luaL_checkinteger(L, 1));
 }

@@ -71,6 +71,13 @@ static int sys_cwd(lua_State *L) {
   return 1;
 }
 
+/* core.chdir(path) -> true | nil, errno (a launcher's remote side) */
+static int sys_chdir(lua_State *L) {
+  if (chdir(luaL_checkstring(L, 1)) != 0) return cp_fail(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.setenv(name, value|nil): a forked child hides its channel's
 ** variables from the processes it starts, as Node does */
 static int sys_setenv(lua_State *L) {
@@ -96,7 +103,7 @@ static int sys_sopath(lua_State *L) {
 
 static const luaL_Reg sys_funcs[] = {
   {"getpid", sys_getpid}, {"getppid", sys_getppid}, {"environ", sys_environ},
-  {"exepath", sys_exepath}, {"cwd", sys_cwd},
+  {"exepath", sys_exepath}, {"cwd", sys_cwd}, {"chdir", sys_chdir},
   {"setenv", sys_setenv}, {"sopath", sys_sopath},
   {NULL, NULL}
 };

@@ -1,12 +1,14 @@
 -- ipc_rtt: N small-message round trips with a forked child_echo.lua; the
--- clock starts when the child says 'ready'.
+-- clock starts when the child says 'ready'.  arg 2: the child's
+-- interpreter (luajit, lua5.1: the peer childproc-<it>).
 local cp = require 'childproc'
 local B = require 'bench'
 
 local n = B.arg(1, 20000)
 local i, t0, t = 0, nil, nil
 
-local child = cp.fork(B.dir() .. 'child_echo.lua')
+local exec = arg[2]
+local child = cp.fork(B.dir() .. 'child_echo.lua', {}, { execPath = exec })
 child:on('message', function(msg)
   if msg == 'ready' then
     t0 = B.now()
@@ -27,4 +29,4 @@ child:on('close', function(code)
 end)
 cp.run()
 assert(i == n and t)
-B.out('ipc_rtt', 'childproc', n / t, 'rt/s')
+B.out('ipc_rtt', exec and 'childproc-' .. exec or 'childproc', n / t, 'rt/s')
