@@ -18,7 +18,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       collectgarbage(); collectgarbage()
       local kb0, rss0 = collectgarbage('count'), rss_kib()
       local child = cp.fork(FIX .. 'fork_midmessage.lua', {}, {
-        serialization = mode, env = childenv({ LUA_CPATH = ROOT .. '/?.so;;' }) })
+        serialization = mode, env = childenv({ LUA_CPATH = CPATH }) })
       local rec = recorder()
       rec:listen(child, { 'exit', 'disconnect', 'close', 'error' })
       local sizes = {}

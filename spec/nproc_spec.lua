@@ -34,7 +34,7 @@ describe('EAGAIN from clone (RLIMIT_NPROC)', function()
     end
     local cmd = table.remove(argv, 1)
     local p = cp.spawn(cmd, argv, {
-      env = childenv({ LUA_CPATH = ROOT .. '/?.so;;' }), stdio = { 'pipe', 'pipe', 'inherit' } })
+      env = childenv({ LUA_CPATH = CPATH }), stdio = { 'pipe', 'pipe', 'inherit' } })
     finally(function() p:kill('SIGKILL') end)
     local out = ''
     p.stdout:on('data', function(c) out = out .. c end)

@@ -4,7 +4,7 @@
 local cp = require 'childproc'
 
 local PARENT = ROOT .. '/spec/fixtures/pdeath_parent.lua'
-local ENV = childenv({ LUA_CPATH = ROOT .. '/?.so;;' })
+local ENV = childenv({ LUA_CPATH = CPATH })
 
 -- start the parent and read its first line (its pids)
 local function parent_of(how, extra)

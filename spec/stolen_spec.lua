@@ -4,7 +4,7 @@
 -- reap, so exitCode and signalCode are both nil.
 local cp = require 'childproc'
 
-local so = ROOT .. '/build/' .. (os.getenv('CHILDPROC_LUA') or 'lua5.4') .. '/reaper.so'
+local so = ROOT .. '/build/' .. LUA .. '/reaper.so'
 local reaper = assert(package.loadlib(so, 'luaopen_reaper'), 'make host builds ' .. so)()
 
 local function watch(child)
