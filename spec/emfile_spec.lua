@@ -1,5 +1,6 @@
 -- EMFILE: under a low RLIMIT_NOFILE (a child interpreter started under
--- `ulimit -n 64`), spawn, exec, fork (both serializations) and cp.watch
+-- `ulimit -n 64`), spawn, exec, fork (both serializations), spawn and
+-- exec with a pty, and cp.watch
 -- fail cleanly with every number of free fds below what they need: an
 -- 'error' event / callback error with code EMFILE, no fd left open, no
 -- child half made; they succeed once enough fds are free, and a child
@@ -9,7 +10,7 @@ describe('EMFILE', function()
 
   setup(function()
     out, status, err = luaproc(readfile('spec/fixtures/emfile.lua'),
-      { pre = 'ulimit -n 64;', args = { ROOT .. '/spec/fixtures' }, timeout = 60 })
+      { pre = 'ulimit -n 64;', args = { ROOT .. '/spec/fixtures', 'pty' }, timeout = 60 })
   end)
 
   it('runs to the end', function()
@@ -24,7 +25,7 @@ describe('EMFILE', function()
     end
   end)
 
-  for _, op in ipairs({ 'spawn', 'spawn_ignore', 'exec', 'fork', 'fork_json' }) do
+  for _, op in ipairs({ 'spawn', 'spawn_ignore', 'exec', 'fork', 'fork_json', 'pty', 'exec_pty' }) do
     it(op .. ' reports EMFILE until enough fds are free, then works', function()
       local fails, okat = 0, nil
       for free, res in out:gmatch('\n' .. op .. '\t(%d+)\t([^\n]*)') do
