@@ -1,5 +1,5 @@
 -- ENOMEM: spec/host/enomem_host (make host; ASan + UBSan, and LSan at its
--- exit) runs the core scenarios (module load, spawn, exec, fork round
+-- exit) runs the core scenarios (module load, spawn, a pty, exec, fork round
 -- trip, timers, a watcher, spawnSync) in a lua_State whose allocator
 -- fails the n-th allocation.  Every failure must be a Lua error "not
 -- enough memory" (or absorbed by Lua's emergency collection), and leave
@@ -31,6 +31,6 @@ describe('ENOMEM in the host', function()
       assert.equal('0', wrong, name)
       n = n + 1
     end
-    assert.equal(7, n, out)
+    assert.equal(8, n, out)
   end)
 end)

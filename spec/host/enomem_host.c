@@ -87,6 +87,12 @@ static const Scenario scenarios[] = {
     "c.stdout:on('data', function(d) out = out .. d end)\n"
     "local code = c:wait()\n"
     "assert(code == 3 and out == 'hi\\n', 'spawn: wrong result')", 1 },
+  { "pty",
+    "local c = cp.spawn('sh', { '-c', 'echo hi' }, { pty = true })\n"
+    "local out = ''\n"
+    "c.stdout:on('data', function(d) out = out .. d end)\n"
+    "c:wait()\n"
+    "assert(out:find('hi', 1, true), 'pty: wrong result')", 1 },
   { "exec",
     "local got\n"
     "cp.exec('echo hi', function(err, out) got = out end)\n"
