@@ -444,6 +444,7 @@ static const luaL_Reg loop_funcs[] = {
 */
 CP_API void cp_loop_open(lua_State *L) {
   cp_Loop *lp = (cp_Loop *)cp_newuserdata(L, sizeof *lp, 0);
+  memset(lp, 0, sizeof *lp);  /* every field (nospin was read unset) */
   lp->epfd = -1;
   lp->nowned = 0;
   lp->kind = NULL;
