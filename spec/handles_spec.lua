@@ -331,7 +331,7 @@ describe('bad handle frames', function()
     opts.stdio = { 'pipe', 'pipe', 'inherit', 'ipc' }
     opts.env = childenv({ LUA_CPATH = os.getenv('LUA_CPATH'),
       LUA_PATH = os.getenv('LUA_PATH') })
-    local child = cp.spawn('lua5.4', { FIX .. 'handle_raw.lua', what }, opts)
+    local child = cp.spawn(LUA, { FIX .. 'handle_raw.lua', what }, opts)
     local rec, out = recorder(), {}
     rec:listen(child, { 'error', 'message', 'disconnect' })
     child.stdout:on('data', function(d) out[#out + 1] = d end)
@@ -413,8 +413,8 @@ describe_node('handles with the real node', function()
   leakcheck()
 
   it('a Node parent passes a net.Server to a Lua child that accepts on it, and gets one back', function()
-    local out, status, err = shell(('cd %s && LUA_CPATH=%s timeout 30 node %s %s'):format(
-      shq(ROOT), shq(ROOT .. '/?.so;;'), shq(FIX .. 'node_handle_parent.js'),
+    local out, status, err = shell(('cd %s && LUA=%s LUA_CPATH=%s timeout 30 node %s %s'):format(
+      shq(ROOT), LUA, shq(CPATH), shq(FIX .. 'node_handle_parent.js'),
       shq(FIX .. 'handle_peer.lua')))
     assert.equal(0, status, err)
     local pid, line = out:match('answer lua (%d+) (.-)\n')
