@@ -313,7 +313,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       end
       local ok, err = pcall(child.send, child, { op = 'back' }, 1, 'x')
       assert.is_false(ok)
-      assert.matches("bad argument #3 to 'send' %(options must be a table%)", err)
+      assert.matches("bad argument #4 to 'send' %(options must be a table%)", err)  -- (not a method call: self is #1)
       child:send('first')
       assert.same({ op = 'plain', m = 'first' }, (next_msg()))
       stop()
