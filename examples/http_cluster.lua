@@ -112,10 +112,12 @@ end
 local N = opts.workers or ncpu()
 assert(opts.mode == 'shared' or opts.mode == 'rr', "--mode: 'shared' or 'rr'")
 
+-- (before the first line: LuaJIT's stdio keeps a line printed before
+-- it in the buffer until the process exits)
+io.stdout:setvbuf('line')
 local srv = assert(socket.bind('127.0.0.1', opts.port, 1024))
 local _, port = srv:getsockname()
 print(('listening on 127.0.0.1:%d (%s, %d workers)'):format(port, opts.mode, N))
-io.stdout:setvbuf('line')
 
 local workers = {}            -- slot -> ChildProcess
 local ready = {}              -- the workers that said so, in slot order

@@ -110,6 +110,14 @@ static const char fuzz_driver[] =
   "end\n"
   /* the writer's queue, as lua/ipc.lua keeps it: frame, bytes written */
   "local sent, back, qf, qo, qh, qt = {}, {}, {}, {}, 1, 0\n"
+  /* what the ring did not take: a string, or the frame's pieces (n) */
+  "local function flen(f) return type(f) == 'table' and f.n or #f end\n"
+  "local function join(f)\n"
+  "  if type(f) ~= 'table' then return f end\n"
+  "  local t = ''\n"
+  "  for i = 1, #f do t = t .. f[i] end\n"
+  "  return t\n"
+  "end\n"
   "local function flush()\n"
   "  while qh <= qt do\n"
   "    local n = w:put(qf[qh], qo[qh])\n"
@@ -127,14 +135,6 @@ static const char fuzz_driver[] =
   "  for i = 1, n do back[#back + 1] = o[i] end\n"
   "end\n"
   "local function queue(t, off) qt = qt + 1; qf[qt], qo[qt] = t, off end\n"
-  /* a frame holding long strings comes as their pieces (n: its length) */
-  "function flen(f) return type(f) == 'table' and f.n or #f end\n"
-  "function joined(f)\n"
-  "  if type(f) ~= 'table' then return f end\n"
-  "  local t = ''\n"
-  "  for i = 1, #f do t = t .. f[i] end\n"
-  "  return t\n"
-  "end\n"
   "local encode = kind == 'lua' and core.lua_encode or core.json_encode\n"
   "for _, v in ipairs(got) do\n"
   "  local ok, s = pcall(encode, v)\n"
@@ -156,9 +156,9 @@ static const char fuzz_driver[] =
   "      end\n"
   "      local st, off, t = cat(core.lua_send(false, v))\n"
   "      assert(st == 0 and off == 0 and t == s, 'lua_send differs')\n"
-  /* with a ring, the whole frame as one piece */
+  /* with a ring, the whole frame as one value (pieces: joined) */
   "      st, off, t = core.lua_send(false, v, w)\n"
-  "      assert(st == 0 and off == 0 and joined(t) == s, 'lua_send differs (ring)')\n"
+  "      assert(st == 0 and off == 0 and join(t) == s, 'lua_send differs (ring)')\n"
   /* into the ring: at once when nothing waits, else queued */
   "      flush()\n"
   "      sent[#sent + 1] = v\n"
@@ -168,7 +168,7 @@ static const char fuzz_driver[] =
   "        st, off, piece = core.lua_send(wfd, v, w)\n"
   "        assert(st >= 0, 'ring write failed')\n"
   "        if piece then\n"
-  "          assert(joined(piece) == s and off == st and st < #s, 'ring piece')\n"
+  "          assert(join(piece) == s and off == st and st < #s, 'ring piece')\n"
   "          queue(piece, off)\n"
   "        else assert(st == #s, 'ring status') end\n"
   "      end\n"

@@ -69,9 +69,15 @@ if _VERSION == 'Lua 5.1' and not rawget(_G, 'jit') then
     if status(co) == 'dead' then return true, ... end
     return finish(co, h, resume(co, yield(...)))
   end
+  -- each such coroutine -> the one it runs for (lua/task.lua looks
+  -- through them for the task that waits)
+  local outer = setmetatable({}, { __mode = 'k' })
+  M.outer = outer
   function M.xpcall(f, h, ...)
-    if running() then
+    local me = running()
+    if me then
       local co = create(f)
+      outer[co] = me
       return finish(co, h, resume(co, ...))
     end
     local n = select('#', ...)

@@ -150,23 +150,22 @@ end
 -- that called send (level 3: send and this are tail calls of the method).
 function M.handle_send(ch, message, handle, opts, cb)
   if opts ~= nil and type(opts) ~= 'table' then
-    error("bad argument #3 to 'send' (options must be a table)", 3)
+    M.argerror('send', 4, 'options must be a table')
   end
   local fd, obj, kind, family, connected, listening, socktype
   if handle ~= nil then
     fd, obj = resolve(handle)
     if not fd then
-      error(("bad argument #2 to 'send' (a socket, stream, file or fd"
-        .. " expected, got %s)"):format(describe(handle)), 3)
+      M.argerror('send', 3, ("a socket, stream, file or fd expected, got %s")
+        :format(describe(handle)))
     end
     kind, family, connected, listening, socktype = core.fdkind(fd)
     if not kind then
-      error(("bad argument #2 to 'send' (%s)"):format(core.strerror(family)), 3)
+      M.argerror('send', 3, core.strerror(family))
     end
     if ch.carries == nil then ch.carries = core.fdkind(ch.fd) == 'unix' end
     if not ch.carries then
-      error("bad argument #2 to 'send' (this channel cannot carry handles:"
-        .. " it is not a local socket)", 3)
+      M.argerror('send', 3, 'this channel cannot carry handles: it is not a local socket')
     end
   end
   local ok, frame
@@ -180,7 +179,7 @@ function M.handle_send(ch, message, handle, opts, cb)
     ok, frame = pcall(ch.encode, message)
   end
   if not ok then
-    error(("bad argument #1 to 'send' (%s)"):format(tostring(frame)), 3)
+    M.argerror('send', 2, tostring(frame))
   end
   if ch.disconnecting or ch.want_disconnect then return closed_error(ch, cb) end
   local item = { frame = frame, cb = cb }

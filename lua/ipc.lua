@@ -827,7 +827,8 @@ function M.ipc_process(fd, mode, wfd, direct)
 end
 
 -- lua.c's `arg` table, from /proc/self/cmdline: Lua 5.1 runs -e code
--- before it makes it.  The bootstrap (-e's word) is found by its start.
+-- before it makes it.  The bootstrap (-e's word) is found by its start
+-- (fork's, or a launcher's: keep both in step with their BOOT strings).
 function M.cmdline_arg()
   local f = io.open('/proc/self/cmdline', 'rb')
   local all = f and f:read('*a') or ''
@@ -835,7 +836,8 @@ function M.cmdline_arg()
   local words, arg = {}, {}
   for w in all:gmatch('([^%z]*)%z') do words[#words + 1] = w end
   for i = 1, #words do
-    if words[i]:sub(1, 10) == 'local p,v=' then
+    local w = words[i]   -- fork's bootstrap, or a launcher's (lua/launcher.lua)
+    if w:sub(1, 10) == 'local p,v=' or w:sub(1, 12) == 'local ok,cp=' then
       for j = 1, #words do arg[j - i - 1] = words[j] end
       break
     end

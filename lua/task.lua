@@ -16,10 +16,13 @@ local tasks = setmetatable({}, { __mode = 'k' })   -- coroutine -> true
 
 -- the task running now, or nil (the main chunk, a callback, a coroutine
 -- of the user's own)
+-- (on 5.1 a protected call inside a coroutine runs in a coroutine of
+-- its own, which passes its yields on: M.outer leads to the task)
+local outer = M.outer
 local function current()
   local co = running()
-  if co and tasks[co] then return co end
-  return nil
+  while co and not tasks[co] do co = outer and outer[co] end
+  return co
 end
 M.current_task = current
 

@@ -313,7 +313,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       end
       local ok, err = pcall(child.send, child, { op = 'back' }, 1, 'x')
       assert.is_false(ok)
-      assert.matches("bad argument #3 to 'send' %(options must be a table%)", err)
+      assert.matches("bad argument #4 to 'send' %(options must be a table%)", err)  -- (not a method call: self is #1)
       child:send('first')
       assert.same({ op = 'plain', m = 'first' }, (next_msg()))
       stop()
@@ -331,7 +331,7 @@ describe('bad handle frames', function()
     opts.stdio = { 'pipe', 'pipe', 'inherit', 'ipc' }
     opts.env = childenv({ LUA_CPATH = os.getenv('LUA_CPATH'),
       LUA_PATH = os.getenv('LUA_PATH') })
-    local child = cp.spawn('lua5.4', { FIX .. 'handle_raw.lua', what }, opts)
+    local child = cp.spawn(LUA, { FIX .. 'handle_raw.lua', what }, opts)
     local rec, out = recorder(), {}
     rec:listen(child, { 'error', 'message', 'disconnect' })
     child.stdout:on('data', function(d) out[#out + 1] = d end)
@@ -413,8 +413,8 @@ describe_node('handles with the real node', function()
   leakcheck()
 
   it('a Node parent passes a net.Server to a Lua child that accepts on it, and gets one back', function()
-    local out, status, err = shell(('cd %s && LUA_CPATH=%s timeout 30 node %s %s'):format(
-      shq(ROOT), shq(ROOT .. '/?.so;;'), shq(FIX .. 'node_handle_parent.js'),
+    local out, status, err = shell(('cd %s && LUA=%s LUA_CPATH=%s timeout 30 node %s %s'):format(
+      shq(ROOT), LUA, shq(CPATH), shq(FIX .. 'node_handle_parent.js'),
       shq(FIX .. 'handle_peer.lua')))
     assert.equal(0, status, err)
     local pid, line = out:match('answer lua (%d+) (.-)\n')

@@ -9,8 +9,8 @@ local has_wrk = os.execute('command -v wrk >/dev/null 2>&1')
 local describe_wrk = has_wrk and describe or pending
 
 local function cluster(args)
-  local child = cp.spawn('lua5.4', { ROOT .. '/examples/http_cluster.lua',
-    table.unpack(args) }, { env = childenv({ LUA_CPATH = ROOT .. '/?.so;;' }) })
+  local child = cp.spawn(LUA, { ROOT .. '/examples/http_cluster.lua',
+    table.unpack(args) }, { env = childenv({ LUA_CPATH = CPATH }) })
   local out = {}
   child.stdout:on('data', function(d) out[#out + 1] = d end)
   local function text() return table.concat(out) end

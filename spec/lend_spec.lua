@@ -68,7 +68,7 @@ describe('a stream lent to children', function()
       end
       local function myflags(fd)
         local f = assert(io.open('/proc/self/fdinfo/' .. fd))
-        local t = f:read('a')
+        local t = f:read('*a')
         f:close()
         return flags(t)
       end

@@ -350,7 +350,7 @@ describe('pty', function()
       finally(function() os.remove(src) end)
       local out, status, err = shell('cd ' .. shq(ROOT) .. ' && timeout 20 unshare -m sh -c ' ..
         shq('mount -t devpts -o newinstance,ptmxmode=0666,max=1 devpts /dev/pts && ' ..
-            'LUA_CPATH="./?.so" exec lua5.4 ' .. shq(src)))
+            'LUA_CPATH=' .. shq(CPATH) .. ' exec ' .. LUA .. ' ' .. shq(src)))
       assert.equal(0, status, err)
       assert.equal('ENOSPC\nENOSPC\tposix_openpt\t/dev/ptmx\n', out)
     end)

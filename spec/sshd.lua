@@ -17,7 +17,7 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function sh(cmd)
   local p = io.popen(cmd .. ' 2>&1')
-  local out = p:read('a')
+  local out = p:read('*a')
   local ok = p:close()
   return ok, out
 end
@@ -25,7 +25,7 @@ end
 local function readfile(path)
   local f = io.open(path, 'rb')
   if not f then return nil end
-  local s = f:read('a')
+  local s = f:read('*a')
   f:close()
   return s
 end

@@ -362,8 +362,9 @@ describe('streams', function()
       local tools = os.getenv('CHILDPROC_SANITIZE') or os.getenv('CHILDPROC_VALGRIND')
       local bound = tools and 256 * 1024 or 64 * 1024
       -- 5.2's and 5.3's collectors let the heap of 256 KiB chunks grow
-      -- further before a cycle (75 MiB measured on 5.3)
-      if LUA == 'lua5.2' or LUA == 'lua5.3' then bound = bound + 64 * 1024 end
+      -- further before a cycle (75 MiB measured on 5.3 alone, 137 MiB with
+      -- the machine busy): a quarter of what went through, at most
+      if LUA == 'lua5.2' or LUA == 'lua5.3' then bound = 256 * 1024 end
       assert.is_true(grew < bound,
         ('memory grew by %d KiB while 1 GiB went through'):format(grew))
     end)

@@ -34,7 +34,7 @@ end
 -- resident set size of this process, KiB
 function M.rss_kib()
   local f = assert(io.open('/proc/self/status'))
-  local s = f:read('a')
+  local s = f:read('*a')
   f:close()
   return tonumber(s:match('VmRSS:%s*(%d+)'))
 end
