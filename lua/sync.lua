@@ -6,6 +6,7 @@ local core, M = ...
 
 local type, tostring, pairs, ipairs, select, concat =
   type, tostring, pairs, ipairs, select, table.concat
+local pcall = pcall   -- (the plain one: a host may replace the global)
 local read, write, close, now = core.read, core.write, core.close, core.now
 
 local ETIMEDOUT, ENOBUFS, EPIPE, EIO = 110, 105, 32, 5   -- Linux errno values
