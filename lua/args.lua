@@ -119,10 +119,16 @@ function M.checkint(fname, n, v, what, min, optional, nargs)
   if v ~= floor(v) or v == huge or v == -huge then
     argerror(fname, n, (what and what .. ': ' or '') .. 'number has no integer representation')
   end
-  if min and v < min then
+  -- (an integral float past 2^63, where there are integers: refused as
+  -- luaL_checkinteger refuses it)
+  local i = toint(v)
+  if i == nil then
+    argerror(fname, n, (what and what .. ': ' or '') .. 'number has no integer representation')
+  end
+  if min and i < min then
     argerror(fname, n, (what and what .. ': ' or '') .. 'value out of range')
   end
-  return toint(v) or v
+  return i
 end
 
 -- An options table (nil: {}), refusing keys nobody knows (a typo is a
