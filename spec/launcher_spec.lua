@@ -67,12 +67,6 @@ local function ssh_with(srv, opts, port)
   return t
 end
 
-local function free_port()
-  local s = assert(socket.bind('127.0.0.1', 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
 
 describe('fork through a launcher', function()
   lazy_setup(function()
@@ -272,7 +266,7 @@ describe('fork through a launcher', function()
   describe('a launcher that fails', function()
     it("ssh's status 255 (connection refused) is an 'error' that says so, then 'close'", function()
       if not need_sshd() then return end
-      local rec, err = failed(fork(ssh_with(A, {}, free_port())))
+      local rec, err = failed(fork(ssh_with(A, {}, sshd.free_port())))
       assert.same({ 'error', 'exit', 'close' }, rec:names())
       assert.equal('ERR_LAUNCHER_FAILED', err.code)
       assert.truthy(err.message:find("launcher 'ssh' exited with status 255", 1, true), err.message)
