@@ -28,7 +28,6 @@ end
 -- goes away with its entry).
 local lists = setmetatable({}, { __mode = 'k' })
 local once_of = setmetatable({}, { __mode = 'k' })
-M.once_of = once_of  -- (for the channel's delivery in C: dec:fast)
 local unpack = table.unpack or unpack
 
 local function newlist(t)

@@ -91,8 +91,7 @@ end
   counted: it currently adds 1 to the loop's keep-alive count
   ev: the epoll mask now set
   fast: ringed, open, not disconnecting, nothing queued: what dec:fast()
-    was last told (the short way: the ring sender writes a message at
-    once, the loop's wait delivers to a lone 'message' listener; the
+    was last told (the ring sender then writes a message at once; the
     owner's fields hold the decoder as _ring for the sender)
   disconnecting: no more sends and no more 'message's; close when flushed
   closed: the fd is closed
@@ -101,15 +100,13 @@ end
     message from the socket (held: those that came first)
 ]]
 
-local once_of = M.once_of
-
 local function update(ch)
   local pending = ch.head <= ch.tail
   local fast = ch.ring and not ch.closed and not ch.disconnecting
     and not pending and not ch.blocked
   if fast ~= ch.fast then
     ch.fast = fast
-    ch.dec:fast(fast and ch.s, once_of)
+    ch.dec:fast(fast)
   end
   local want = not ch.closed and (ch.want_ref or pending)
   if want ~= ch.counted then
@@ -332,9 +329,7 @@ end
 local take = getmetatable(core.decoder('lua')).__index.take
 
 -- The ring's doorbell rang, or the loop found data before sleeping:
--- write what waited for room, deliver what came.  (A fast channel's
--- messages are delivered by the loop's wait itself, in C: this is the
--- way of the others, and of every channel in a coroutine.)
+-- write what waited for room, deliver what came.
 local function on_ring(ch)
   if ch.head <= ch.tail then flush(ch, true) end
   if ch.closed then return end

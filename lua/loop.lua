@@ -11,16 +11,8 @@ local floor, max = math.floor, math.max
 -- {====================================================== keep-alive
 
 local alive = 0          -- referenced handles (children, streams, timers...)
--- changed[1] counts the changes to what a turn of the loop looks at
--- after its wait: the queue, the timers, the keep-alive count going
--- down, an error to raise, always-ready files, forgotten fds, watchers.
--- cp.run()'s wait, once it has delivered the messages of fast channels
--- (src/loop.c), waits again by itself only while this stays the same.
-local changed = { 0 }
-M.changed = changed
-
 function M.ref() alive = alive + 1 end
-function M.unref() alive = alive - 1; changed[1] = changed[1] + 1 end
+function M.unref() alive = alive - 1 end
 function M.alive() return alive end
 
 -- }======================================================
@@ -88,7 +80,6 @@ function M.setev(fd, ev, fn)
     if not ok and err == 1 then  -- EPERM: a regular file
       always[fd] = true
       nalways = nalways + 1
-      changed[1] = changed[1] + 1
       ok = true
     end
   end
@@ -110,7 +101,6 @@ function M.forget(fd)
   M.setev(fd, 0)
   handlers[fd] = nil
   dropped[fd] = batch
-  changed[1] = changed[1] + 1
 end
 
 -- fd -> its handler and registered events (nil when nobody watches it)
@@ -129,7 +119,6 @@ local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
 
 function M.defer(fn, ...)
   local t, n = qtail, select('#', ...)
-  changed[1] = changed[1] + 1
   queue[t + 1] = fn
   if n == 1 then
     queue[t + 2] = ...
@@ -207,7 +196,6 @@ end
 
 -- Schedule timer state t (fields: ms, fn, args, repeat) from now.
 function M.timer_start(t)
-  changed[1] = changed[1] + 1
   seq = seq + 1
   local due = now() + t.ms
   -- in the heap first: a raise (out of memory) leaves t as it was
@@ -223,7 +211,7 @@ function M.timer_stop(t)
   if t.active then
     t.active = false
     t.gen = nil
-    if t.refed then alive = alive - 1; changed[1] = changed[1] + 1 end
+    if t.refed then alive = alive - 1 end
   end
 end
 
@@ -231,7 +219,6 @@ function M.timer_ref(t, on)
   if t.refed == on then return end
   t.refed = on
   if t.active then alive = alive + (on and 1 or -1) end
-  changed[1] = changed[1] + 1
 end
 
 -- drop stale entries from the top of the heap
@@ -274,7 +261,6 @@ end
 -- Keep err (the first one) for run() to raise once the turn is over.
 function M.fail(err)
   failure = failure or { err }
-  changed[1] = changed[1] + 1
 end
 local fail = M.fail
 
@@ -389,18 +375,13 @@ local function step(block)
   -- the fds: each ready one's handler, protected (a message's round trip
   -- is a turn of this: kept short).  A handler that runs the loop itself
   -- (child:wait(), cp.run) gets a buffer of its own for that loop's
-  -- events: the batch being handled here must not change under it.  The
-  -- wait delivers the messages of fast channels itself, before it writes
-  -- the batch into buf (an fd their listeners forget is dropped from it).
+  -- events: the batch being handled here must not change under it.
   local buf = evbuf
   if handling then buf = {} end
   batch = batch + 1
   local b = batch
-  -- (cp.run()'s wait, blocking, may go on waiting by itself: changed)
-  local n, failed, err = wait(ms, buf, rings, handler,
-    block == 'all' and ms ~= 0 and changed or nil)
-  if failed then return fail(err) end
-  if n and n > 0 then
+  local n = wait(ms, buf, rings)
+  if n > 0 then
     local outer = handling
     handling = true
     for i = 1, 2 * n, 2 do

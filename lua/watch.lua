@@ -159,7 +159,6 @@ local function attach(fname, s)
   end
   active[s] = true
   M.onpending = onpending
-  M.changed[1] = M.changed[1] + 1
   if s.refed then M.ref() end
 end
 

@@ -1,12 +1,7 @@
--- The fast way of a 'lua' channel's messages (docs/design.md): the
--- loop's wait delivers them to a lone 'message' listener itself, one at
--- a time, and cp.run()'s wait waits again by itself while the listeners
--- change nothing the loop looks at.  What a listener does must still
--- count: removing itself, once, disconnect(), running the loop (also on
--- the Lua way, which a 'json' channel takes), yielding
--- the coroutine that runs the loop, deferring work, starting a timer,
--- unref.  Every wait is bounded: run_until, or a guard timer that raises
--- from cp.run().
+-- What a listener of a channel's messages does must count: removing
+-- itself, once, disconnect(), running the loop, yielding the coroutine
+-- that runs the loop, deferring work, starting a timer, unref.  Every wait
+-- is bounded: run_until, or a guard timer that raises from cp.run().
 local cp = require 'childproc'
 
 local FIX = ROOT .. '/spec/fixtures/'
@@ -45,7 +40,7 @@ local function run_bounded(ms, what)
   if not ok then error(err, 2) end
 end
 
-describe("a fast channel's messages", function()
+describe("a ringed channel's messages", function()
   leakcheck()
 
   it('reach a once-listener once, the others nobody', function()

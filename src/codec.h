@@ -43,12 +43,6 @@ CP_API int cp_ring_arm(void *dec, int *bell);
 CP_API int cp_ring_poll(void *dec, int cpu, int *bell, int *active);
 CP_API int cp_ring_bell(void *dec);
 
-/* For the loop's wait: 1 with *bell = its doorbell when the decoder dec
-** is fast (dec:fast), then cp_ring_deliver delivers its messages (see
-** src/serialize.c) */
-CP_API int cp_ring_fast(void *dec, int *bell);
-CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh);
-
 
 /*
 ** fds that came over the channel's socket (src/handle.c), each with the

@@ -244,43 +244,6 @@ static int loop_arm(lua_State *L) {
   return 1;
 }
 
-/*
-** The messages of fast rings (cp_ring_deliver): delivered here, to the
-** lone 'message' listener of each, without a turn of the Lua loop per
-** message; a ring done with has its doorbell taken out of ev[0..*n), one
-** left for the Lua side has it put in (there is room: at most WAIT_MAX/2
-** rings, ev has WAIT_MAX/2 more slots than epoll may fill). Not inside a
-** coroutine, whose listeners may yield (through the Lua loop's xpcall,
-** not through this C function). 0, or -1 with a listener's error on top.
-*/
-static int deliver_rings(lua_State *L, int rings, int msgh,
-                         struct epoll_event *ev, int *n) {
-  cp_Loop *lp = cp_getloop(L);
-  int i, done = 0;
-  if (cp_isyieldable(L)) return 0;
-  for (i = 1; i <= (int)lua_rawlen(L, rings) && done < WAIT_MAX / 2; i++) {
-    int bell, r;
-    void *d;
-    lua_rawgeti(L, rings, i);
-    if ((d = to_decoder(L, lp, -1)) != NULL && cp_ring_fast(d, &bell)) {
-      done++;
-      r = cp_ring_deliver(L, lua_gettop(L), msgh);
-      if (r < 0) return -1;
-      if (r == 0) {       /* its doorbell's news are old: drop them */
-        int j = find_event(ev, *n, bell);
-        if (j < *n) ev[j] = ev[--*n];
-      }
-      else if (find_event(ev, *n, bell) == *n) {
-        ev[*n].data.fd = bell;
-        ev[(*n)++].events = EPOLLIN;
-      }
-    }
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
-
 /* Writes ev[0..n) into the table at 2, children's exits (pidfds) last:
 ** a child's exit and the hang-up of its output become ready together
 ** (its fds close before it is a zombie), and a stream that ends on its
@@ -300,82 +263,40 @@ static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
     }
 }
 
-/* changed[1] of lua/loop.lua (the table at idx) */
-static lua_Integer stamp(lua_State *L, int idx) {
-  lua_Integer v;
-  lua_rawgeti(L, idx, 1);
-  v = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 /*
-** core.wait(timeout_ms, out [, rings [, msgh [, changed]]])
-**   -> n [, true, error]
+** core.wait(timeout_ms, out [, rings]) -> n
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
 ** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
 ** whose peer wrote while we were not asleep has its doorbell reported
-** readable, and the wait does not sleep.  With msgh (the loop's message
-** handler), the messages of fast rings are delivered here (deliver_rings);
-** a listener's error stops the wait: 0, true, the error.  With changed
-** (cp.run()'s blocking wait, see lua/loop.lua), a wait that only
-** delivered messages waits again, for what is left of its timeout, as
-** long as changed[1] stays the same: the listeners did nothing the Lua
-** loop must look at.
+** readable, and the wait does not sleep.
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
   lua_Number t = luaL_checknumber(L, 1);
-  struct epoll_event ev[WAIT_MAX + WAIT_MAX / 2];
+  struct epoll_event ev[WAIT_MAX];
   int bells[WAIT_MAX / 2];
-  int i, n, ms, nr, rings = lua_type(L, 3) == LUA_TTABLE;
-  int deliver, again;
-  lua_Integer mark = 0;
-  double deadline = -1;    /* (monotonic ms) when the wait must end */
+  int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 5);
+  lua_settop(L, 3);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
-  deliver = rings && !lua_isnil(L, 4);
-  again = deliver && ms != 0 && lua_type(L, 5) == LUA_TTABLE;
-  if (again) {
-    mark = stamp(L, 5);
-    if (ms > 0) deadline = now_ms() + ms;
+  if (rings && ms != 0 && (nr = spin_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+    ms = 0;
+  else if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0) {
+    ms = 0;
+    lp->nospin = 0;
   }
-  for (;;) {
-    int wms = ms;
-    nr = 0;
-    if (rings && wms != 0 && (nr = spin_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
-      wms = 0;
-    else if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0) {
-      wms = 0;
-      lp->nospin = 0;
-    }
-    n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, wms);
-    if (n < 0) {
-      if (errno != EINTR) return cp_fail(L, errno);
-      n = 0;
-      again = 0;   /* a signal: the Lua side may have work for it */
-    }
-    if (lp->nospin && n > 0) heard_bells(L, 3, ev, n);
-    for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
-      if (find_event(ev, n, bells[i]) == n) {
-        ev[n].data.fd = bells[i];
-        ev[n++].events = EPOLLIN;
-      }
-    if (deliver && deliver_rings(L, 3, 4, ev, &n) < 0) {
-      lua_pushinteger(L, 0);
-      lua_pushboolean(L, 1);
-      lua_rotate(L, -3, 2);
-      return 3;
-    }
-    if (!again || n > 0 || stamp(L, 5) != mark) break;
-    if (deadline >= 0) {  /* (a wait of at least 1 ms: 0 would not sleep) */
-      double left = deadline - now_ms();
-      if (left <= 0) break;
-      ms = (int)left + 1;
-    }
+  n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, ms);
+  if (n < 0) {
+    if (errno != EINTR) return cp_fail(L, errno);
+    n = 0;
   }
+  if (lp->nospin && n > 0) heard_bells(L, 3, ev, n);
+  for (i = 0; i < nr; i++)  /* the armed doorbells epoll did not report */
+    if (find_event(ev, n, bells[i]) == n) {
+      ev[n].data.fd = bells[i];
+      ev[n++].events = EPOLLIN;
+    }
   report(L, lp, ev, n);
   lua_pushinteger(L, n);
   return 1;

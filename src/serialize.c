@@ -595,7 +595,6 @@ typedef struct cp_ring {
   uint64_t head;         /* next free position of our ring */
   uint64_t rtail;        /* next position to read in the peer's ring */
   size_t needroom;       /* bytes of room our next write waits for, or 0 */
-  int marked;            /* the fast way stopped at a marker (T_MARK) */
   unsigned char *gbuf;   /* a frame longer than the ring, gathered here */
   size_t glen, gcap;     /* (apart from the socket's buffer: a peer that
                          ** also writes to the socket mixes nothing up) */
@@ -637,8 +636,7 @@ typedef struct decoder {
   int dead;        /* after an error: the message is in UV_ERROR */
   int ballast;     /* UV_BALLAST holds the ballast (see dec_ballast) */
   int fast;        /* dec:fast(): the channel is ringed, open, and nothing
-                   ** waits to be written: send and delivery may take the
-                   ** short way (cp_ring_deliver, the ring sender) */
+                   ** waits to be written: the ring sender may write */
   cp_ring ring;    /* the channel's rings ('lua'), if mapped */
   cp_fdq fdq;      /* fds that came on the socket, not yet claimed */
   uint64_t spos;   /* stream position of buf[r] */
@@ -647,10 +645,6 @@ typedef struct decoder {
 /* a decoder's user value is a table: */
 #define UV_BALLAST 1   /* see dec_ballast */
 #define UV_ERROR 2     /* a dead decoder's error message */
-#define UV_OWNER 3     /* with dec->fast: the fields of the channel's owner */
-#define UV_ONCE 4      /* ... and the set of once-listener wrappers */
-#define UV_EV 5        /* "_ev" and "message": the keys lone_listener */
-#define UV_MESSAGE 6   /* looks up (no string made per message) */
 
 /* pushes slot k of the user value of the decoder at idx */
 static int dec_uv(lua_State *L, int idx, int k) {
@@ -1430,13 +1424,12 @@ static int ring_gather(cp_ring *r, const unsigned char *p, size_t n) {
 /*
 ** Decodes what the peer's ring holds (the decoder is at stack index
 ** self) into the table at stack index out, counting messages in *np,
-** taking at most max messages and about a ring's worth of bytes (the
-** rest waits for the next call: the loop has other work); with out 0
-** (and max 1) the message is left on the stack. 0, or 1 with the error
-** in err (the ring is then broken).
+** taking about a ring's worth of bytes (the rest waits for the next
+** call: the loop has other work). 0, or 1 with the error in err (the
+** ring is then broken).
 */
 static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
-                     lua_Integer max, int out, char *err, size_t errsz) {
+                     int out, char *err, size_t errsz) {
   cp_ring *r = &d->ring;
   const unsigned char *ring = ring_half(r, 1 - r->side);
   uint64_t head = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
@@ -1445,8 +1438,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
   if (r->broken) return ring_broken(err, errsz, "an earlier fault");
   if (head < r->rtail || head - r->rtail > r->half)
     fault = "a head out of bounds";
-  while (fault == NULL && r->rtail < head && r->rtail - start < r->half &&
-         *np < max) {
+  while (fault == NULL && r->rtail < head && r->rtail - start < r->half) {
     size_t off = (size_t)(r->rtail % r->half), end = r->half - off;
     size_t avail = (size_t)(head - r->rtail), plen, n;
     if (r->glen > 0) {  /* a frame longer than the ring, in pieces */
@@ -1463,8 +1455,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
       dec_ballast(L, d, self, plen);
       if (cp_lua_decode(L, (const char *)r->gbuf + 4, plen, err, errsz))
         { r->broken = 1; return 1; }
-      if (out) lua_rawseti(L, out, ++*np);
-      else ++*np;
+      lua_rawseti(L, out, ++*np);
       r->glen = 0;
       if (r->gcap > KEEP_MAX) {
         free(r->gbuf);
@@ -1489,18 +1480,15 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
         fault = "a frame cut";
         break;
       }
-      if (plen == 1 && ring[off + 4] == T_MARK) {
-        if (!out) { r->marked = 1; break; }  /* for the Lua side */
+      if (plen == 1 && ring[off + 4] == T_MARK)
         lua_pushlightuserdata(L, (void *)&handle_mark);
-      }
       else {
         dec_ballast(L, d, self, plen);
         if (cp_lua_decode(L, (const char *)ring + off + 4, plen, err,
                                errsz))
           { r->broken = 1; return 1; }
       }
-      if (out) lua_rawseti(L, out, ++*np);
-      else ++*np;
+      lua_rawseti(L, out, ++*np);
       r->rtail += 4 + plen;
     }
     else {  /* the start of a long one */
@@ -1532,7 +1520,7 @@ static int l_take(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);  /* out at index 3, as decode_all wants it */
   if (d->ring.base == NULL) { lua_pushinteger(L, 0); return 1; }
-  r = ring_take(L, d, 1, &n, LUA_MAXINTEGER, 3, err, sizeof(err));
+  r = ring_take(L, d, 1, &n, 3, err, sizeof(err));
   if (r != 0) return dec_die(L, d, err, n);
   lua_pushinteger(L, n);
   return 1;
@@ -1635,84 +1623,14 @@ CP_API int cp_ring_bell(void *dec) {
 }
 
 /*
-** dec:fast(owner, onceset) | dec:fast(false): the channel is ringed, open,
-** not disconnecting, and nothing waits to be written (lua/ipc.lua says so
-** whenever that changes): the ring sender writes its messages at once and
-** the loop's wait delivers them to owner's lone 'message' listener
-** (owner: the fields of the ChildProcess or process; onceset: the
-** emitter's once-wrappers, which are not plain listeners).
+** dec:fast(on): the channel is ringed, open, not disconnecting, and
+** nothing waits to be written (lua/ipc.lua says so whenever that
+** changes): the ring sender may then write a message into the ring at
+** once, ahead of nothing.
 */
 static int l_fast(lua_State *L) {
   decoder *d = check_decoder(L);
-  int on = lua_toboolean(L, 2);
-  if (on) luaL_checktype(L, 2, LUA_TTABLE);
-  d->fast = on && d->ring.base != NULL && !d->dead;
-  lua_settop(L, 3);
-  if (d->fast) lua_pushvalue(L, 2);
-  else lua_pushnil(L);
-  dec_setuv(L, 1, UV_OWNER);
-  if (d->fast) lua_pushvalue(L, 3);
-  else lua_pushnil(L);
-  dec_setuv(L, 1, UV_ONCE);
-  return 0;
-}
-
-/* Pushes the lone plain listener of the owner's 'message' event (the
-** decoder at idx is fast: see lua/emitter.lua for how listeners are
-** kept) and returns 1; else 0, pushing nothing */
-static int lone_listener(lua_State *L, int idx) {
-  int top = lua_gettop(L), uv = top + 1;
-  cp_getuservalue(L, idx);
-  if (lua_rawgeti(L, uv, UV_OWNER) == LUA_TTABLE &&           /* top+2 */
-      lua_rawgeti(L, uv, UV_EV) == LUA_TSTRING &&
-      lua_rawget(L, top + 2) == LUA_TTABLE &&                 /* top+3 */
-      lua_rawgeti(L, uv, UV_MESSAGE) == LUA_TSTRING &&
-      lua_rawget(L, top + 3) == LUA_TFUNCTION &&              /* top+4 */
-      lua_rawgeti(L, uv, UV_ONCE) == LUA_TTABLE) {            /* top+5 */
-    lua_pushvalue(L, top + 4);
-    if (lua_rawget(L, top + 5) == LUA_TNIL) {   /* not a once-wrapper */
-      lua_copy(L, top + 4, top + 1);
-      lua_settop(L, top + 1);
-      return 1;
-    }
-  }
-  lua_settop(L, top);
-  return 0;
-}
-
-/*
-** For the loop's wait (src/loop.c), with the fast decoder at idx and
-** the loop's message handler at msgh: delivers what its ring holds to
-** the owner's lone 'message' listener, taking each message just before
-** its call (a listener may change anything, run the loop itself, close
-** the channel), up to what the ring held when we began. Returns 0 when
-** done, 1 when the Lua side must look at the ring (it is not fast any
-** more, its listener is not lone, or the peer broke the rules: the
-** decoder is then dead with the error), -1 when a listener raised: the
-** error is on top.
-*/
-CP_API int cp_ring_deliver(lua_State *L, int idx, int msgh) {
-  decoder *d = (decoder *)lua_touserdata(L, idx);
-  cp_ring *r = &d->ring;
-  uint64_t upto;
-  char err[160];
-  if (r->base == NULL) return 0;
-  upto = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
-  while (r->base != NULL && r->rtail < upto) {
-    lua_Integer n = 0;
-    if (!d->fast || !lone_listener(L, idx)) return 1;
-    if (ring_take(L, d, idx, &n, 1, 0, err, sizeof(err))) {
-      lua_pop(L, 1);
-      dec_kill(L, d, idx, err);
-      return 1;
-    }
-    if (n == 0) {               /* a long frame's piece, or a marker */
-      lua_pop(L, 1);
-      if (r->marked) { r->marked = 0; return 1; }
-      break;
-    }
-    if (lua_pcall(L, 1, 0, msgh) != LUA_OK) return -1;
-  }
+  d->fast = lua_toboolean(L, 2) && d->ring.base != NULL && !d->dead;
   return 0;
 }
 
@@ -1800,13 +1718,6 @@ static int l_ring_sender(lua_State *L) {
   return 1;
 }
 
-CP_API int cp_ring_fast(void *dec, int *bell) {
-  decoder *d = (decoder *)dec;
-  if (!d->fast || d->ring.base == NULL) return 0;
-  *bell = d->ring.mybell;
-  return 1;
-}
-
 /* dec:unring(): unmap the rings and close the fds not claimed (the
 ** channel is closed) */
 static int l_unring(lua_State *L) {
@@ -1856,11 +1767,7 @@ static int l_decoder(lua_State *L) {
   memset(&d->fdq, 0, sizeof(d->fdq));
   d->spos = 0;
   luaL_setmetatable(L, CP_DECODER_MT);
-  lua_createtable(L, 6, 0);
-  lua_pushliteral(L, "_ev");
-  lua_rawseti(L, -2, UV_EV);
-  lua_pushliteral(L, "message");
-  lua_rawseti(L, -2, UV_MESSAGE);
+  lua_createtable(L, 2, 0);
   cp_setuservalue(L, -2);
   return 1;
 }
