@@ -1,32 +1,61 @@
 -- The scheduler: a ready queue, timers, fd handlers and the keep-alive
--- count, around the C core's epoll wait.  Every event reaches user code
--- from here, through dispatch(), never from inside the call that caused it.
+-- count, around a C loop object's epoll wait.  Every event reaches user
+-- code from here, through dispatch(), never from inside the call that
+-- caused it.
+--
+-- Loops are objects: M.newloop(core.loop_new()) makes one, its state in
+-- the locals of that call and its functions closures over them (upvalues:
+-- the hot paths, a message round trip or a spawn, call them many times).
+-- M.default is the one cp.run, the timers, cp.watch and cp.loop use, and
+-- M.ref, M.setev, M.defer... are its functions; the *Sync functions run
+-- their child on a private one (lua/sync.lua).  An object made on a loop
+-- keeps it (s.loop: children, their streams and timers) and calls it.
 local core, M = ...
 
-local now, wait = core.now, core.wait
+local now = core.now
 local xpcall, traceback, error, type, select = M.xpcall, debug.traceback, error, type, select
-local getmetatable = getmetatable
+local getmetatable, pcall = getmetatable, pcall
 local floor, max = math.floor, math.max
+local EPERM = core.errno.EPERM
+
+-- An object of class mt can stand for its fd's handler: fn(events, obj)
+-- is called.  Children's pidfds and streams need no closure per fd so.
+-- (One table for every loop: a class's handler is the same on each.)
+local classfn = {}
+function M.fdclass(mt, fn) classfn[mt] = fn end
+
+local function handler(e)
+  if type(e) == 'string' then return traceback(e, 2) end
+  return e
+end
+
+-- The queue's markers of n arguments (see defer), shared by all loops
+local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
+
+-- cl: a C loop object (core.loop_new()); the loop closes it in close()
+function M.newloop(cl)
+local lp = {}
+local C = getmetatable(cl).__index
+local cwatch, cmodify, cunwatch, cwait = C.watch, C.modify, C.unwatch, C.wait
 
 -- {====================================================== keep-alive
 
 local alive = 0          -- referenced handles (children, streams, timers...)
-function M.ref() alive = alive + 1 end
-function M.unref() alive = alive - 1 end
-function M.alive() return alive end
+function lp.ref() alive = alive + 1 end
+function lp.unref() alive = alive - 1 end
+function lp.alive() return alive end
 
 -- }======================================================
 
 
 -- {====================================================== fd handlers
 
-local handlers = {}      -- fd -> function(events), or an object (below)
-local classfn = {}       -- metatable -> function(events, obj)
+local handlers = {}      -- fd -> function(events), or an object (classfn)
 local masks = {}         -- fd -> events registered with epoll
 -- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
 -- a ring written to while we did not sleep rang no doorbell
 local rings = {}
-M.rings = rings
+lp.rings = rings
 -- what a ready fd calls: fns[fd](events, objs[fd]), set while it is
 -- watched (the class's function and the object, or the function alone)
 local fns, objs = {}, {}
@@ -34,19 +63,16 @@ local always = {}        -- fd -> true: files epoll refuses (always ready)
 local nalways = 0
 local batch, dropped = 0, {}  -- see M.forget
 
--- An object of class mt can stand for its fd's handler: fn(events, obj)
--- is called.  Children's pidfds and streams need no closure per fd so.
-function M.fdclass(mt, fn) classfn[mt] = fn end
-
+local forget
 -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing; 8: edge-
 -- triggered) with fn (a function, or an object whose class has a
 -- handler: M.fdclass).
 -- Regular files cannot be polled (EPERM): they count as always ready.
-function M.setev(fd, ev, fn)
+local function setev(fd, ev, fn)
   if fn and masks[fd] and handlers[fd] ~= fn then
     -- a new owner: the old one may have closed fd without forget() (a
     -- user's socket closed under cp.watch), and epoll then dropped it
-    M.forget(fd)
+    forget(fd)
   end
   if fn then
     handlers[fd] = fn
@@ -70,14 +96,14 @@ function M.setev(fd, ev, fn)
   end
   local ok, err
   if ev == 0 then
-    if cur then ok, err = core.unwatch(fd) end
+    if cur then ok, err = cunwatch(cl, fd) end
     masks[fd] = nil
     return true
   elseif cur then
-    ok, err = core.modify(fd, ev)
+    ok, err = cmodify(cl, fd, ev)
   else
-    ok, err = core.watch(fd, ev)
-    if not ok and err == 1 then  -- EPERM: a regular file
+    ok, err = cwatch(cl, fd, ev)
+    if not ok and err == EPERM then  -- a regular file
       always[fd] = true
       nalways = nalways + 1
       ok = true
@@ -90,6 +116,7 @@ function M.setev(fd, ev, fn)
   masks[fd] = ev
   return true
 end
+lp.setev = setev
 
 -- Events come from epoll in batches; one handler may close an fd whose
 -- number the next spawn reuses while later events of the same batch
@@ -97,14 +124,15 @@ end
 -- forgotten: that batch's events for fd (and older ones') are stale.
 
 -- Forget fd entirely (call before closing it).
-function M.forget(fd)
-  M.setev(fd, 0)
+function forget(fd)
+  setev(fd, 0)
   handlers[fd] = nil
   dropped[fd] = batch
 end
+lp.forget = forget
 
 -- fd -> its handler and registered events (nil when nobody watches it)
-function M.fdhandler(fd) return handlers[fd], masks[fd] end
+function lp.fdhandler(fd) return handlers[fd], masks[fd] end
 
 -- }======================================================
 
@@ -115,9 +143,8 @@ function M.fdhandler(fd) return handlers[fd], masks[fd] end
 -- and its one argument, or fn, NARGS[n] (a private marker) and n
 -- arguments.  Run in order, each once.
 local queue, qhead, qtail = {}, 1, 0
-local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
 
-function M.defer(fn, ...)
+local function defer(fn, ...)
   local t, n = qtail, select('#', ...)
   queue[t + 1] = fn
   if n == 1 then
@@ -134,18 +161,19 @@ function M.defer(fn, ...)
   for i = 1, n do queue[t + 2 + i] = (select(i, ...)) end
   qtail = t + 2 + n
 end
+lp.defer = defer
 
 -- Defer fn(list), list gathering the x of this call and of the calls
 -- right after it (nothing queued in between: the order stays the same).
 -- A burst of spawns so queues one entry, not one per child.
 local btail, blist = 0, nil  -- where the last batch sits, its list
-function M.defer_batch(fn, x)
+function lp.defer_batch(fn, x)
   if blist and qtail == btail and queue[qtail] == blist and queue[qtail - 1] == fn then
     blist[#blist + 1] = x
     return
   end
   blist = { x }
-  M.defer(fn, blist)
+  defer(fn, blist)
   btail = qtail
 end
 
@@ -195,7 +223,7 @@ local function heap_pop()
 end
 
 -- Schedule timer state t (fields: ms, fn, args, repeat) from now.
-function M.timer_start(t)
+local function timer_start(t)
   seq = seq + 1
   local due = now() + t.ms
   -- in the heap first: a raise (out of memory) leaves t as it was
@@ -206,16 +234,18 @@ function M.timer_start(t)
     if t.refed then alive = alive + 1 end
   end
 end
+lp.timer_start = timer_start
 
-function M.timer_stop(t)
+local function timer_stop(t)
   if t.active then
     t.active = false
     t.gen = nil
     if t.refed then alive = alive - 1 end
   end
 end
+lp.timer_stop = timer_stop
 
-function M.timer_ref(t, on)
+function lp.timer_ref(t, on)
   if t.refed == on then return end
   t.refed = on
   if t.active then alive = alive + (on and 1 or -1) end
@@ -235,7 +265,7 @@ end
 -- A host loop asks before it sleeps: the channels' rings are armed here
 -- (their peers ring the doorbells, which the pollfd sees), and one that
 -- already holds data is work ready.
-function M.timeout()
+function lp.timeout()
   if not qempty() or nalways > 0 or (rings[1] and core.arm(rings)) then
     return 0
   end
@@ -253,16 +283,11 @@ end
 local failure      -- error raised by a callback, re-raised by run()
 local ncalls = 0   -- callbacks run so far: a turn that ran one must not block
 
-local function handler(e)
-  if type(e) == 'string' then return traceback(e, 2) end
-  return e
-end
-
 -- Keep err (the first one) for run() to raise once the turn is over.
-function M.fail(err)
+local function fail(err)
   failure = failure or { err }
 end
-local fail = M.fail
+lp.fail = fail
 
 -- Call fn(...) protected; remember the first error and report it.
 local function dispatch(fn, ...)
@@ -271,11 +296,11 @@ local function dispatch(fn, ...)
   if not ok then fail(err); return false end
   return true
 end
-M.dispatch = dispatch
+lp.dispatch = dispatch
 
 -- The same for a listener: its error must not stop the caller (an event
 -- source half-way through a state change) from finishing.
-function M.protect(fn, ...)
+function lp.protect(fn, ...)
   ncalls = ncalls + 1
   local ok, err = xpcall(fn, handler, ...)
   if not ok then fail(err) end
@@ -324,9 +349,9 @@ local function run_timers()
       t.active = false   -- restart keeps the ref count right
       if t.refed then alive = alive - 1 end
       t.ms = t.rep
-      M.timer_start(t)
+      timer_start(t)
     else
-      M.timer_stop(t)
+      timer_stop(t)
     end
     if not dispatch(t.fn, M.unpack(t.args, 1, t.args.n)) then return false end
   end
@@ -367,8 +392,8 @@ local function step(block)
     end
     -- before waiting for ever: watchers whose fd was closed under them
     -- (epoll forgot it silently) let go, so they cannot hold us here
-    if ms < 0 and M.onpending then
-      M.onpending()
+    if ms < 0 and lp.onpending then
+      lp.onpending()
       if block ~= true and alive <= 0 then ms = 0 end
     end
   end
@@ -380,7 +405,7 @@ local function step(block)
   if handling then buf = {} end
   batch = batch + 1
   local b = batch
-  local n = wait(ms, buf, rings)
+  local n = cwait(cl, ms, buf, rings)
   if n > 0 then
     local outer = handling
     handling = true
@@ -412,14 +437,14 @@ local function raise_failure()
 end
 
 -- check: first let go of watchers whose fd was closed under them
--- (M.onpending, lua/watch.lua: a syscall per watcher, so not every turn)
+-- (lp.onpending, lua/watch.lua: a syscall per watcher, so not every turn)
 local function pending(check)
-  if check and M.onpending and alive > 0 then M.onpending() end
+  if check and lp.onpending and alive > 0 then lp.onpending() end
   return alive > 0 or not qempty()
 end
 
 -- cp.run([mode]) -> true if referenced work remains
-function M.run(mode)
+function lp.run(mode)
   mode = mode or 'default'
   if mode == 'default' then
     while alive > 0 or qhead <= qtail do
@@ -442,11 +467,45 @@ end
 
 -- Run the loop until done() is true, whatever the keep-alive count says
 -- (child:wait(), synchronous helpers).  Raises callback errors as run().
-function M.run_until(done)
+local function run_until(done)
   while not done() do
     step(true)
     raise_failure()
   end
 end
+lp.run_until = run_until
+
+-- A private loop's run until done(): the listeners' errors are its own
+-- meanwhile (lua/emitter.lua calls M.protect and M.fail), and are the
+-- default loop's again after, even when it raises.
+function lp.run_alone(done)
+  local protect, mfail = M.protect, M.fail
+  M.protect, M.fail = lp.protect, fail
+  local ok, e = pcall(run_until, done)
+  M.protect, M.fail = protect, mfail
+  if not ok then error(e, 0) end
+end
+
+-- the epoll fd: readable when a watched fd is ready (cp.loop's pollfd)
+function lp.pollfd() return cl:pollfd() end
+
+-- Close the loop's epoll fd: what it watched is its owners' to close
+function lp.close() cl:close() end
+
+-- }======================================================
+
+return lp
+end
+
+-- {====================================================== the default loop
+
+local default = M.newloop(assert(core.loop_new()))
+M.default = default
+M.ref, M.unref, M.alive, M.rings = default.ref, default.unref, default.alive, default.rings
+M.setev, M.forget, M.fdhandler = default.setev, default.forget, default.fdhandler
+M.defer, M.defer_batch = default.defer, default.defer_batch
+M.timer_start, M.timer_stop, M.timer_ref = default.timer_start, default.timer_stop, default.timer_ref
+M.timeout, M.fail, M.dispatch, M.protect = default.timeout, default.fail, default.dispatch, default.protect
+M.run, M.run_until = default.run, default.run_until
 
 -- }======================================================

@@ -6,7 +6,7 @@ local core, M = ...
 local type, tostring, pcall, select = type, tostring, pcall, select
 local isint, getmetatable = M.isint, getmetatable
 local R, W = 1, 2
-local EBADF, EEXIST = 9, 17
+local EBADF, EEXIST = core.errno.EBADF, core.errno.EEXIST
 
 local MASKS = { r = R, w = W, rw = R + W, wr = R + W }
 local NAMES = { 'r', 'w', 'rw' }
@@ -77,7 +77,7 @@ local function detach(s)
   if not s.active then return end
   s.active = false
   active[s] = nil
-  if next(active) == nil then M.onpending = nil end
+  if next(active) == nil then M.default.onpending = nil end
   if s.refed then M.unref() end
   local rec = s.rec
   s.rec = nil
@@ -103,7 +103,7 @@ end
 -- Called by the loop before it would wait for ever, and when cp.run()
 -- tells whether work remains: a watcher whose fd was closed under it stops
 -- by itself (epoll forgot the fd silently; the watcher must not keep
--- cp.run() waiting for ever).  M.onpending is set while watchers are
+-- cp.run() waiting for ever).  M.default.onpending is set while watchers are
 -- active: the loop has nothing to call otherwise.
 local function onpending()
   local gone
@@ -158,7 +158,7 @@ local function attach(fname, s)
     ebadf(fname, fd, err)
   end
   active[s] = true
-  M.onpending = onpending
+  M.default.onpending = onpending
   if s.refed then M.ref() end
 end
 
@@ -266,7 +266,7 @@ local Loop, lself = core.class('childproc.Loop', lmethods, {
   __tostring = function() return 'childproc.Loop' end,
 })
 
-function lmethods.pollfd(self) lself(self); return core.pollfd() end
+function lmethods.pollfd(self) lself(self); return M.default.pollfd() end
 function lmethods.events(self) lself(self); return 'r' end
 function lmethods.timeout(self) lself(self); return M.timeout() end
 

@@ -23,16 +23,16 @@
 #define CP_READ_MAX (256 * 1024)
 
 /*
-** The loop: one per Lua state, created by luaopen_childproc and kept as
-** upvalue 1 of every core function.  It owns every fd the core hands out
-** (`kind`), so that lua_close can release them even if Lua never did.
+** The state's core: one per Lua state, created by luaopen_childproc and
+** kept as upvalue 1 of every core function.  It owns every fd the core
+** hands out (`kind`), so that lua_close can release them even if Lua
+** never did.  (The event loops are objects of their own: src/loop.c.)
 */
 /* CP_FD_PIPE_GROWN: a pipe core.read has tried to grow (see fd.c) */
 enum { CP_FD_NONE = 0, CP_FD_PLAIN, CP_FD_PIPE, CP_FD_PIPE_GROWN, CP_FD_SOCK,
        CP_FD_PIDFD };
 
 typedef struct cp_Loop {
-  int epfd;
   int nowned;               /* size of `kind` */
   unsigned char *kind;      /* kind[fd]: CP_FD_* */
   void *stack;              /* the spawn child's stack, made once */
@@ -92,6 +92,9 @@ CP_API int cp_self_error(lua_State *L, const char *tname, int level,
 
 /* push an errno's symbolic name ('ENOENT'), or 'E<number>' */
 CP_API const char *cp_errname(int err);
+
+/* push core.errno: { ENOENT = 2, ... }, the names cp_errname knows */
+CP_API void cp_push_errnos(lua_State *L);
 
 /* return `nil, errno` from a binding */
 CP_API int cp_fail(lua_State *L, int err);

@@ -1,5 +1,6 @@
 /*
-** errno values by name, as Node reports them in err.code.
+** errno values by name, as Node reports them in err.code; the same table
+** gives the Lua layer its numbers (core.errno).
 */
 #include <errno.h>
 #include <stdio.h>
@@ -26,4 +27,13 @@ CP_API const char *cp_errname(int err) {
       snprintf(buf, sizeof buf, "E%d", err);
       return buf;
   }
+}
+
+/* pushes { EPERM = 1, ENOENT = 2, ... }: the names above, this system's
+** numbers */
+CP_API void cp_push_errnos(lua_State *L) {
+  lua_newtable(L);
+#define CP_ERRFIELD(e) lua_pushinteger(L, e); lua_setfield(L, -2, #e);
+  CP_ERRNOS(CP_ERRFIELD)
+#undef CP_ERRFIELD
 }

@@ -335,4 +335,6 @@ CP_API void cp_fd_open(lua_State *L) {
   cp_setfuncs(L, fd_funcs);
   lua_pushinteger(L, CP_READ_MAX);  /* the most core.read returns */
   lua_setfield(L, -3, "READ_MAX");
+  cp_push_errnos(L);                /* core.errno.EPIPE... (src/error.c) */
+  lua_setfield(L, -3, "errno");
 }

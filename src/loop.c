@@ -1,7 +1,9 @@
 /*
-** The event loop's kernel side: one epoll instance, level-triggered.
-** The scheduling (timers, ready queue, keep-alive counts) lives in
-** lua/loop.lua; this file only waits and reports which fds are ready.
+** The event loops' kernel side: each loop object (core.loop_new()) is one
+** epoll instance, level-triggered: the default loop, and the private ones
+** the *Sync functions run their child on.  The scheduling (timers, ready
+** queue, keep-alive counts) lives in lua/loop.lua; this file only waits
+** and reports which fds are ready.
 */
 #include <errno.h>
 #include <poll.h>
@@ -94,30 +96,59 @@ static int loop__gc(lua_State *L) {
   if (lp->stack != NULL) munmap(lp->stack, lp->stacksize);
   lp->stack = NULL;
   lp->nowned = 0;
-  if (lp->epfd >= 0) close(lp->epfd);
-  lp->epfd = -1;
   return 0;
 }
 
 /* }====================================================== */
 
 
+/* {====================================================== loop objects */
+
+/* A loop object: its epoll fd (-1 once closed) */
+typedef struct cp_Epoll { int epfd; } cp_Epoll;
+
+#define CP_EPOLL_MT "childproc.core.EventLoop"
+
+/* the open loop object at 1 */
+static cp_Epoll *check_loop(lua_State *L) {
+  cp_Epoll *ep = (cp_Epoll *)luaL_checkudata(L, 1, CP_EPOLL_MT);
+  if (ep->epfd < 0) luaL_argerror(L, 1, "loop is closed");
+  return ep;
+}
+
+/* lp:close(): closes its epoll fd (what it watched is not closed) */
+static int loop_close(lua_State *L) {
+  cp_Epoll *ep = (cp_Epoll *)luaL_checkudata(L, 1, CP_EPOLL_MT);
+  if (ep->epfd >= 0) close(ep->epfd);
+  ep->epfd = -1;
+  return 0;
+}
+
 static int ctl(lua_State *L, int op) {
-  cp_Loop *lp = cp_getloop(L);
-  int fd = (int)luaL_checkinteger(L, 1);
+  cp_Epoll *ep = check_loop(L);
+  int fd = (int)luaL_checkinteger(L, 2);
   struct epoll_event e;
   memset(&e, 0, sizeof e);
-  e.events = to_epoll((int)luaL_optinteger(L, 2, 0));
+  e.events = to_epoll((int)luaL_optinteger(L, 3, 0));
   e.data.fd = fd;
-  if (epoll_ctl(lp->epfd, op, fd, &e) != 0) return cp_fail(L, errno);
+  if (epoll_ctl(ep->epfd, op, fd, &e) != 0) return cp_fail(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* core.watch(fd, ev), core.modify(fd, ev), core.unwatch(fd) */
+/* lp:watch(fd, ev), lp:modify(fd, ev), lp:unwatch(fd) */
 static int loop_watch(lua_State *L) { return ctl(L, EPOLL_CTL_ADD); }
 static int loop_modify(lua_State *L) { return ctl(L, EPOLL_CTL_MOD); }
 static int loop_unwatch(lua_State *L) { return ctl(L, EPOLL_CTL_DEL); }
+
+/* lp:pollfd() -> the epoll fd, readable whenever a watched fd is ready */
+static int loop_pollfd(lua_State *L) {
+  lua_pushinteger(L, check_loop(L)->epfd);
+  return 1;
+}
+
+/* }====================================================== */
+
 
 #define WAIT_MAX 64     /* events per wait */
 
@@ -264,7 +295,7 @@ static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
 }
 
 /*
-** core.wait(timeout_ms, out [, rings]) -> n
+** lp:wait(timeout_ms, out [, rings]) -> n
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
 ** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
@@ -273,7 +304,10 @@ static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
-  lua_Number t = luaL_checknumber(L, 1);
+  int epfd = check_loop(L)->epfd;
+  lua_Number t;
+  lua_remove(L, 1);  /* the loop: the rest are read from 1 */
+  t = luaL_checknumber(L, 1);
   struct epoll_event ev[WAIT_MAX];
   int bells[WAIT_MAX / 2];
   int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
@@ -286,7 +320,7 @@ static int loop_wait(lua_State *L) {
     ms = 0;
     lp->nospin = 0;
   }
-  n = epoll_wait(lp->epfd, ev, WAIT_MAX - nr, ms);
+  n = epoll_wait(epfd, ev, WAIT_MAX - nr, ms);
   if (n < 0) {
     if (errno != EINTR) return cp_fail(L, errno);
     n = 0;
@@ -339,23 +373,35 @@ static int loop_poll(lua_State *L) {
   return 1;
 }
 
-/* core.pollfd() -> the epoll fd, readable whenever a watched fd is ready */
-static int loop_pollfd(lua_State *L) {
-  lua_pushinteger(L, cp_getloop(L)->epfd);
-  return 1;
-}
-
 /* core.now() -> monotonic milliseconds, as a float */
 static int loop_now(lua_State *L) {
   lua_pushnumber(L, (lua_Number)now_ms());
   return 1;
 }
 
-static const luaL_Reg loop_funcs[] = {
+/*
+** core.loop_new() -> a loop object with an epoll fd of its own
+** (close-on-exec), closed by lp:close() or when collected.  Its metatable
+** has __gc before the fd exists, so an error in between leaks nothing.
+*/
+static int loop_new(lua_State *L) {
+  cp_Epoll *ep = (cp_Epoll *)cp_newuserdata(L, sizeof *ep, 0);
+  ep->epfd = -1;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (ep->epfd < 0) return cp_fail(L, errno);
+  return 1;
+}
+
+static const luaL_Reg loop_methods[] = {
   {"watch", loop_watch}, {"modify", loop_modify}, {"unwatch", loop_unwatch},
-  {"wait", loop_wait}, {"arm", loop_arm}, {"poll", loop_poll},
-  {"pollfd", loop_pollfd},
-  {"now", loop_now}, {NULL, NULL}
+  {"wait", loop_wait}, {"pollfd", loop_pollfd}, {"close", loop_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_funcs[] = {
+  {"arm", loop_arm}, {"poll", loop_poll}, {"now", loop_now}, {NULL, NULL}
 };
 
 /*
@@ -366,7 +412,6 @@ static const luaL_Reg loop_funcs[] = {
 CP_API void cp_loop_open(lua_State *L) {
   cp_Loop *lp = (cp_Loop *)cp_newuserdata(L, sizeof *lp, 0);
   memset(lp, 0, sizeof *lp);  /* every field (nospin was read unset) */
-  lp->epfd = -1;
   lp->nowned = 0;
   lp->kind = NULL;
   lp->stack = NULL;
@@ -377,7 +422,17 @@ CP_API void cp_loop_open(lua_State *L) {
   lua_pushcfunction(L, loop__gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  lp->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (lp->epfd < 0) luaL_error(L, "childproc: epoll_create1: %s", strerror(errno));
   cp_setfuncs(L, loop_funcs);
+  /* core.loop_new, its upvalues the state's loop and the objects'
+  ** metatable (methods with the state's loop as upvalue, for wait) */
+  lua_pushvalue(L, -1);
+  luaL_newmetatable(L, CP_EPOLL_MT);
+  lua_pushcfunction(L, loop_close);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, loop_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcclosure(L, loop_new, 2);
+  lua_setfield(L, -3, "loop_new");
 }
