@@ -1,8 +1,11 @@
--- cp.spawn and the ChildProcess object.
+-- cp.spawn and the ChildProcess object.  A child lives on the loop it was
+-- started on (s.loop: the default one, or a *Sync function's private one).
 local core, M = ...
 
-local emit, defer = M.emit, M.defer
+local emit = M.emit
 local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
+local ESRCH = core.errno.ESRCH
+local SIGKILL = M.signals.SIGKILL
 
 local methods = {}
 -- The stdin stream is made when first read: until then s[1] holds our
@@ -13,7 +16,7 @@ local function stdin_of(s)
   local st = s[1]
   if st == nil or not M.isint(st) and st ~= false then return st end
   local ws
-  st, ws = M.writable(st or -1)
+  st, ws = M.writable(st or -1, nil, s.loop)
   if not s[1] then ws.broken = true end
   s[1] = st
   return st
@@ -55,8 +58,8 @@ M.child_methods = methods  -- lua/ipc.lua adds send and disconnect
 local function maybe_close(s, self)
   if s.closed or not s.exited or s.open_streams or s.channel_open then return end
   s.closed = true
-  if not s.unrefed then s.unrefed = true; M.unref() end
-  if s.timer then M.timer_stop(s.timer) end
+  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if s.timer then s.loop.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
   if s.waiters then M.wake_waiters(s) end  -- tasks in wait() (lua/task.lua)
 end
@@ -101,7 +104,7 @@ local function on_exit(s, self)
   s.gone = true
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
-  if s.timer then M.timer_stop(s.timer) end
+  if s.timer then s.loop.timer_stop(s.timer) end
   -- what the child wrote before it exited is delivered before 'exit';
   -- output nobody listens to is drained so that 'close' still comes
   if M.isint(s[1]) then  -- a stdin nobody made
@@ -122,12 +125,12 @@ local function on_exit(s, self)
   -- fd's slots since its setev)
   if s.pidfd then
     core.waitid(s.pidfd)
-    M.forget(s.pidfd)
+    s.loop.forget(s.pidfd)
     core.close(s.pidfd)
     s.pidfd = nil
   else
     core.waitpid(s.pid)
-    if s.poller then M.timer_stop(s.poller) end
+    if s.poller then s.loop.timer_stop(s.poller) end
   end
   emit(s, self, 'exit', s.exitCode, s.signalCode)
   maybe_close(s, self)
@@ -261,7 +264,7 @@ local function setup_stdio(plan, s, self, t)
       fdmap[i] = theirs
       after[#after + 1] = theirs
       -- stdin: the fd only, made a stream when first read (stdin_of)
-      streams[i] = fd == 0 and mine or M.readable(mine)
+      streams[i] = fd == 0 and mine or M.readable(mine, nil, s.loop)
     elseif e == 'ipc' then
       local childfd, x = M.ipc_setup(plan, s, self, fd)
       if not childfd then return stdio_fail(t, i, x, 'socketpair') end
@@ -294,7 +297,7 @@ local function dead_streams(list, s)
   local stdio = {}
   for i = 1, #list do
     if list[i] == 'pipe' then
-      local st = i == 1 and M.writable_dead() or M.readable_dead()
+      local st = i == 1 and M.writable_dead(s.loop) or M.readable_dead(s.loop)
       stdio[i - 1] = st
       if i <= 3 then s[i] = st end
     end
@@ -305,8 +308,10 @@ end
 
 local abandon, attach
 
--- Start the child described by plan; events come later, from the loop.
-function M.start(plan)
+-- Start the child described by plan on loop lp (default: M.default);
+-- events come later, from that loop.
+function M.start(plan, lp)
+  lp = lp or M.default
   -- Few keys, the nil ones sizing the table for keys set soon after: an
   -- array slot for stdin (s[1]) and pid, pidfd, _ev.  Absent means:
   -- open_streams 0 (streams that keep 'close' waiting), unrefed false
@@ -314,8 +319,8 @@ function M.start(plan)
   -- from methods), spawnargs {spawnfile} (made by the getter).
   -- The keys an exit sets (gone ... closed) size it too: setting them then
   -- allocates nothing, so a child's end cannot fail half-way out of memory.
-  local s = { nil, spawnfile = plan.spawnfile, pid = nil, pidfd = nil, _ev = nil,
-              gone = nil, exitCode = nil, signalCode = nil, exited = nil,
+  local s = { nil, spawnfile = plan.spawnfile, loop = lp, pid = nil, pidfd = nil,
+              _ev = nil, gone = nil, exitCode = nil, signalCode = nil, exited = nil,
               closed = nil, unrefed = nil }
   local self = core.object(ChildProcess, s)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
@@ -353,7 +358,7 @@ function M.start(plan)
     if plan.onfail then plan.onfail(s, self) end
     local report = function()
       s.closed = true
-      if not s.unrefed then s.unrefed = true; M.unref() end
+      if not s.unrefed then s.unrefed = true; lp.unref() end
       for fd = 0, nstdio - 1 do
         local st = stdio[fd]
         if st then
@@ -366,12 +371,12 @@ function M.start(plan)
     end
     -- the ref only once nothing can raise (out of memory) before the
     -- report is queued: a raise leaves no ref keeping the loop alive
-    M.ref()
-    local ok, e = pcall(defer, report)
-    if not ok then M.unref(); error(e, 0) end
+    lp.ref()
+    local ok, e = pcall(lp.defer, report)
+    if not ok then lp.unref(); error(e, 0) end
     return self, s
   end
-  M.ref()
+  lp.ref()
   local ok, e = pcall(attach, plan, s, self, t, given, nstdio, pid, pidfd)
   if not ok then
     abandon(s, t, nstdio, pid, pidfd)
@@ -382,32 +387,69 @@ function M.start(plan)
 end
 
 -- the tables abandon() waits with, made beforehand: it must not allocate
-local ABANDON_FDS, ABANDON_EVS, ABANDON_OUT, NOFDS = { 0 }, { 1 }, {}, {}
+local ABANDON_FDS, ABANDON_EVS, ABANDON_OUT, NOFDS = { 0 }, { 1 }, { 0 }, {}
 
--- A child just started whose setting up raised (out of memory): it must
--- not run on unwatched.  Killed, reaped, its pidfd and streams closed,
--- its ref dropped; allocating nothing where it can.
-abandon = function(s, t, nstdio, pid, pidfd)
+-- SIGKILL the child and reap it now, its pidfd closed
+local function kill_reap(s, pid, pidfd)
   if pidfd then
-    core.pidfd_kill(pidfd, 9)
+    core.pidfd_kill(pidfd, SIGKILL)
     ABANDON_FDS[1] = pidfd
     core.poll(ABANDON_FDS, ABANDON_EVS, -1, ABANDON_OUT)
     core.waitid(pidfd)
-    pcall(M.forget, pidfd)
+    pcall(s.loop.forget, pidfd)
     core.close(pidfd)
   else
-    core.kill(pid, 9)
+    core.kill(pid, SIGKILL)
     local code, sig = core.waitpid(pid)
     while code == nil and sig == nil do  -- (false: reaped elsewhere)
       core.poll(NOFDS, NOFDS, 5, ABANDON_OUT)
       code, sig = core.waitpid(pid)
     end
   end
-  if s.poller then M.timer_stop(s.poller) end
-  if s.timer then M.timer_stop(s.timer) end
+end
+
+-- A child just started whose setting up raised (out of memory): it must
+-- not run on unwatched.  Killed, reaped, its pidfd and streams closed,
+-- its ref dropped; allocating nothing where it can.
+abandon = function(s, t, nstdio, pid, pidfd)
+  kill_reap(s, pid, pidfd)
+  if s.poller then s.loop.timer_stop(s.poller) end
+  if s.timer then s.loop.timer_stop(s.timer) end
   s.pidfd, s.gone, s.exited, s.closed = nil, true, true, true
   pcall(drop_streams, t, nstdio)
-  if not s.unrefed then s.unrefed = true; M.unref() end
+  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+end
+
+-- a child's stream closed now, allocating nothing (a terminal's master,
+-- which its Readable keeps open until the child's exit, too)
+local function drop_stream(st)
+  if getmetatable(st) == M.Readable then
+    local rs = M.rself(st)
+    if rs.tty and rs.keepfd then
+      rs.keepfd = nil
+      if rs.fdgone then core.close(rs.fd) end
+    end
+  end
+  if st then pcall(st.destroy, st) end
+end
+
+-- A running child whose owner gives up on it (a *Sync function stopped
+-- by a Lua error: its private loop closes next): killed and reaped now,
+-- its streams' fds closed (a terminal's master too), whatever their state.
+function M.child_drop(s)
+  if s.pidfd then
+    kill_reap(s, s.pid, s.pidfd)
+    s.pidfd = nil
+  elseif s.pid and not s.exited then
+    kill_reap(s, s.pid, nil)
+  end
+  s.gone, s.exited = true, true
+  if M.isint(s[1]) then core.close(s[1]); s[1] = false end
+  if s.stdio then
+    for _, st in pairs(s.stdio) do drop_stream(st) end
+  else
+    for i = 1, 3 do drop_stream(s[i]) end
+  end
 end
 
 -- The rest of start(), once the child runs (run under pcall: see abandon)
@@ -438,19 +480,20 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
   end
   if nopen > 0 then s.open_streams = nopen end
   scratch_put(t, nstdio)
+  local lp = s.loop
   if pidfd then
-    M.setev(pidfd, 1, self)
+    lp.setev(pidfd, 1, self)
   else
     -- no pidfds here (old kernel, valgrind): ask by pid, backing off
     local tm = { ms = 1, refed = false, args = NOARGS }
     tm.fn = function()
       if not on_exit(s, self) then
         tm.ms = math.min(tm.ms * 2, 50)
-        M.timer_start(tm)
+        lp.timer_start(tm)
       end
     end
     s.poller = tm
-    M.timer_start(tm)
+    lp.timer_start(tm)
   end
   if plan.timeout and plan.timeout > 0 then
     local tm = { ms = plan.timeout, refed = false, args = NOARGS }
@@ -462,9 +505,9 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
       end
     end
     s.timer = tm
-    M.timer_start(tm)
+    lp.timer_start(tm)
   end
-  M.defer_batch(emit_spawn, self)
+  lp.defer_batch(emit_spawn, self)
 end
 
 -- cp.spawn(command [, args] [, options])
@@ -513,15 +556,15 @@ function methods.kill(self, sig, opts)
     if signum ~= 0 then s.killed = true end
     return true
   end
-  if err ~= 3 then  -- ESRCH: it is gone already, not an error
-    defer(emit, s, self, 'error', M.syserror(err, 'kill'))
+  if err ~= ESRCH then  -- it is gone already, not an error
+    s.loop.defer(emit, s, self, 'error', M.syserror(err, 'kill'))
   end
   return false
 end
 
 function methods.ref(self)
   local s = cself(self)
-  if s.unrefed and not s.closed then s.unrefed = nil; M.ref() end
+  if s.unrefed and not s.closed then s.unrefed = nil; s.loop.ref() end
   if s.channel then s.channel.ref() end
   return self
 end
@@ -530,7 +573,7 @@ end
 -- stdio streams still count: use stdio = "ignore" for a child left behind)
 function methods.unref(self)
   local s = cself(self)
-  if not s.unrefed then s.unrefed = true; M.unref() end
+  if not s.unrefed then s.unrefed = true; s.loop.unref() end
   if s.channel then s.channel.unref() end
   return self
 end

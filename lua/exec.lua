@@ -50,6 +50,121 @@ local function maxbuffer_error(name)
 end
 
 local NAMES = { 'stdout', 'stderr' }
+local STD_FDS = { 1, 2 }
+
+-- Start plan's child on loop lp (nil: the default one) and keep what it
+-- writes to each fd of the list fds (1 stdout, 2 stderr, 3...) that has a
+-- stream, up to maxbuf bytes each.  Past that (c.ex = overflow(fd)) or at
+-- plan's timeout (c.ex = ontimeout(), when given) the child is sent
+-- plan.killSignal; its output is still read (and dropped past maxBuffer)
+-- until it exits, so that it dies of that signal and not of a SIGPIPE,
+-- and then its pipes are closed, so a grandchild holding them cannot
+-- delay the end.  c (a table of the caller's: it holds the child as soon
+-- as it runs) gets child, s, ex (the first error: a stream's, the child's,
+-- or the two above), killed; after 'close', c.out[fd] (the bytes) and
+-- c.code (the exit code, nil after a failed start), then done(c).
+function M.exec_collect(c, plan, maxbuf, lp, fds, overflow, ontimeout, done)
+  local chunks, nbytes, streams = {}, {}, {}
+  local ksig = plan.killSignal
+  local child, s
+
+  local function kill()
+    if c.killed then return end
+    c.killed = true
+    child:kill(ksig)
+  end
+
+  local function collect(i, chunk)
+    local seen = nbytes[i]
+    if not seen then return end
+    local len = seen + #chunk
+    if len > maxbuf then
+      local keep = maxbuf - seen
+      nbytes[i] = false
+      if keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
+      if not c.ex then c.ex = overflow(i) end
+      kill()
+    else
+      nbytes[i] = len
+      chunks[i][#chunks[i] + 1] = chunk
+    end
+  end
+
+  local function onerror(e) if not c.ex then c.ex = e end end
+
+  c.killed = false
+  child, s = M.start(plan, lp)
+  c.child, c.s = child, s
+  if plan.timeout and plan.timeout > 0 then
+    -- the child's own timer sends killSignal right after this
+    s.ontimeout = function()
+      c.killed = true
+      if ontimeout and not c.ex then c.ex = ontimeout() end
+    end
+  end
+
+  -- the child's own listeners go in without the methods' lookups
+  local add = M.addlistener
+  for k = 1, #fds do
+    local i = fds[k]
+    local st = i < 3 and s[i + 1] or child.stdio[i]  -- (lua/child.lua)
+    if st then
+      chunks[i], nbytes[i] = {}, 0
+      streams[#streams + 1] = st
+      st:on('data', function(chunk) collect(i, chunk) end)
+      st:on('error', onerror)
+    end
+  end
+
+  add(s, child, 'error', onerror)
+  add(s, child, 'exit', function()
+    -- what it wrote before exiting has been read (child.lua drains the
+    -- pipes before 'exit'); after a kill, stop waiting for the pipes
+    if c.killed then
+      s.loop.defer(function()
+        for k = 1, #streams do streams[k]:destroy() end
+      end)
+    end
+  end)
+  add(s, child, 'close', function(code)
+    if c.out then return end
+    local out = {}
+    for i in pairs(chunks) do out[i] = concat(chunks[i]) end
+    chunks = nil
+    c.out, c.code = out, not s.spawnerror and code or nil
+    done(c)
+  end)
+  return child
+end
+
+-- the end of an exec: the child's output kept for child:wait(), then
+-- cb(err, stdout, stderr) (the output is kept without a callback too)
+local function exec_done(c, cb, cmd)
+  local s = c.s
+  local stdout, stderr = c.out[1] or '', c.out[2] or ''
+  s.execout = { stdout, stderr }
+  if not cb then return end
+  local signal, code, ex = s.signalCode, c.code, c.ex
+  if not ex and code == 0 and signal == nil and not s.spawnerror then
+    return cb(nil, stdout, stderr)
+  end
+  if not ex then
+    ex = M.newerror({
+      message = 'Command failed: ' .. cmd .. '\n' .. stderr,
+      code = code,
+      killed = s.killed or c.killed,
+      signal = signal,
+    })
+  else
+    if ex.killed == nil then ex.killed = s.killed or c.killed end
+    if ex.signal == nil then ex.signal = signal end
+  end
+  ex.cmd = cmd
+  ex.stdout, ex.stderr = stdout, stderr
+  return cb(ex, stdout, stderr)
+end
+
+local function overflow(i) return maxbuffer_error(NAMES[i]) end
 
 -- exec's options when the caller gives none (spawn_plan never changes them)
 local SHELL_ONLY = { shell = true }
@@ -62,103 +177,8 @@ local function run(fname, optn, file, args, opts, cb, cmd)
     spawnopts, maxbuf = M.exec_options(fname, optn, opts)
   end
   local plan = M.spawn_plan(fname, file, args, spawnopts, nil, optn)
-
-  -- per stream i (1 stdout, 2 stderr): chunks[i] kept, nbytes[i] seen;
-  -- past maxBuffer nbytes[i] is false and further bytes are dropped
-  local chunks, nbytes = { {}, {} }, { 0, 0 }
-  local ex, killed, done = nil, false, false
-  local child, s
-
-  -- Signal the child (timeout, maxBuffer).  Its output is still read (and
-  -- dropped past maxBuffer) until it exits, so that it dies of the signal
-  -- sent, not of a SIGPIPE; once it has exited, the pipes are closed, so a
-  -- grandchild that holds them open cannot delay the callback.
-  local function kill()
-    if killed then return end
-    killed = true
-    child:kill(plan.killSignal)
-  end
-
-  local function collect(i, chunk)
-    local seen = nbytes[i]
-    if not seen then return end
-    local len = seen + #chunk
-    if len > maxbuf then
-      local keep = maxbuf - seen
-      nbytes[i] = false
-      if keep > 0 then chunks[i][#chunks[i] + 1] = chunk:sub(1, keep) end
-      if not ex then ex = maxbuffer_error(NAMES[i]) end
-      kill()
-    else
-      nbytes[i] = len
-      chunks[i][#chunks[i] + 1] = chunk
-    end
-  end
-
-  local function onerror(e) if not ex then ex = e end end
-
-  -- (the output is kept without a callback too: child:wait() returns it)
-  local function finish(code)
-    if done then return end
-    done = true
-    local stdout, stderr = concat(chunks[1]), concat(chunks[2])
-    chunks = nil
-    s.execout = { stdout, stderr }
-    if not cb then return end
-    local signal = s.signalCode
-    if not ex and code == 0 and signal == nil and not s.spawnerror then
-      return cb(nil, stdout, stderr)
-    end
-    if not ex then
-      ex = M.newerror({
-        message = 'Command failed: ' .. cmd .. '\n' .. stderr,
-        code = code,
-        killed = s.killed or killed,
-        signal = signal,
-      })
-    else
-      if ex.killed == nil then ex.killed = s.killed or killed end
-      if ex.signal == nil then ex.signal = signal end
-    end
-    ex.cmd = cmd
-    ex.stdout, ex.stderr = stdout, stderr
-    return cb(ex, stdout, stderr)
-  end
-
-  child, s = M.start(plan)
-  if plan.timeout and plan.timeout > 0 then
-    -- the child's own timer sends killSignal right after this
-    s.ontimeout = function() killed = true end
-  end
-
-  -- the child's own listeners go in without the methods' lookups
-  local add = M.addlistener
-  local out, err = s[2], s[3]  -- stdout, stderr (lua/child.lua)
-  if out then
-    out:on('data', function(chunk) collect(1, chunk) end)
-    out:on('error', onerror)
-  end
-  if err then
-    err:on('data', function(chunk) collect(2, chunk) end)
-    err:on('error', onerror)
-  end
-
-  add(s, child, 'error', onerror)
-  add(s, child, 'exit', function()
-    -- what it wrote before exiting has been read (child.lua drains the
-    -- pipes before 'exit'); after a kill, stop waiting for the pipes
-    if killed then
-      M.defer(function()
-        if s[2] then s[2]:destroy() end
-        if s[3] then s[3]:destroy() end
-      end)
-    end
-  end)
-  add(s, child, 'close', function(code)
-    if s.spawnerror then code = nil end
-    finish(code)
-  end)
-  return child
+  return M.exec_collect({}, plan, maxbuf, nil, STD_FDS, overflow, nil,
+                        function(c) return exec_done(c, cb, cmd) end)
 end
 
 -- cp.exec(command [, options] [, callback]) -> ChildProcess

@@ -14,7 +14,6 @@ local core, M = ...
 local type, tostring, pairs = type, tostring, pairs
 
 local PTY_GRACE = 100
-M.PTY_GRACE = PTY_GRACE
 local VEOF = '\4'   -- ^D, the terminal's end-of-file character by default
 local DEFAULTS = { cols = 80, rows = 24, term = 'xterm-256color' }
 local KEYS = { cols = true, rows = true, term = true }
@@ -94,12 +93,12 @@ function M.pty_setup(plan, s, _, t)
   end
   t.fdmap[1], t.fdmap[2], t.fdmap[3] = sl, sl, sl
   t.after[#t.after + 1] = sl
-  local stdin, ws = M.writable(w)
+  local stdin, ws = M.writable(w, nil, s.loop)
   ws.eof = VEOF
   -- the master stays open until the child has exited, even when the
   -- stream ended first (EIO once the child closed its fds): a terminal
   -- whose master closes hangs up, and the child would die of SIGHUP
-  local stdout, rs = M.readable(m, KEEPFD)
+  local stdout, rs = M.readable(m, KEEPFD, s.loop)
   rs.tty = { got = false }
   t.streams[1], t.streams[2] = stdin, stdout
   s.tty = true
@@ -129,9 +128,9 @@ function M.pty_exited(st, rs)
       if not rs.tty.got then return M.readable_end(st) end
     end
     rs.tty.got = false
-    M.timer_start(tm)
+    rs.loop.timer_start(tm)
   end
-  M.timer_start(tm)
+  rs.loop.timer_start(tm)
 end
 
 -- the master's fd while a stream of the child still holds it
@@ -162,7 +161,7 @@ function M.child_methods.resize(self, cols, rows)
   if not fd then return false end
   local ok, err = core.pty_resize(fd, cols, rows)
   if not ok then
-    M.defer(M.emit, s, self, 'error', M.syserror(err, 'ioctl'))
+    s.loop.defer(M.emit, s, self, 'error', M.syserror(err, 'ioctl'))
     return false
   end
   return true
@@ -173,17 +172,12 @@ end
 
 -- {====================================================== Sync forms
 
--- In place of sync.lua's setup: fdmap, after, readers, writer, with
--- `input` and then the end-of-file character written to the terminal
--- (twice after a partial line: the first ends the line).
-function M.pty_sync_setup(plan, input)
-  local m, w, sl = open_pair(plan.pty)
-  if not m then return nil, w, sl end
-  input = input or ''
-  if input ~= '' and input:sub(-1) ~= '\n' then input = input .. VEOF end
-  return { sl, sl, sl }, { sl },
-    { { fd = m, slot = 1, chunks = {}, n = 0, tty = true } },
-    { fd = w, data = input .. VEOF, off = 0, tty = true }
+-- spawnSync's input for a terminal: what to write before the stream's
+-- close writes the end-of-file character; a partial line gets one more
+-- (the first ends the line)
+function M.pty_input(input)
+  if input ~= '' and input:sub(-1) ~= '\n' then return input .. VEOF end
+  return input
 end
 
 -- }======================================================

@@ -1,12 +1,13 @@
 -- Readable and Writable streams over non-blocking fds, with Node's
 -- flowing mode, pipe() with backpressure, and a 64 KiB high-water mark.
+-- A stream works on the loop it was made on (s.loop, lua/loop.lua).
 local core, M = ...
 
 local read, write = core.read, core.write
-local emit, defer = M.emit, M.defer
+local emit = M.emit
 local R, W = 1, 2
 local HIGH_WATER = 64 * 1024
-local EPIPE = 32
+local EPIPE, EIO = core.errno.EPIPE, core.errno.EIO
 
 -- {====================================================== Readable
 
@@ -22,9 +23,9 @@ local function r_dropfd(s)
   if s.fdgone then return end
   -- forget first: a raise (out of memory) there changes nothing, and the
   -- fd's end of file comes again next turn
-  M.forget(s.fd)
+  s.loop.forget(s.fd)
   s.fdgone = true
-  if s.watched then s.watched = false; M.unref() end
+  if s.watched then s.watched = false; s.loop.unref() end
   if not s.keepfd then core.close(s.fd) end
 end
 
@@ -48,12 +49,12 @@ local function r_update(s, self)
   local want = s.flowing and not s.closed and not s.ended
   if want and not s.watched then
     s.watched = true
-    M.ref()
-    M.setev(s.fd, R, self)
+    s.loop.ref()
+    s.loop.setev(s.fd, R, self)
   elseif not want and s.watched then
     s.watched = false
-    M.unref()
-    M.setev(s.fd, 0)
+    s.loop.unref()
+    s.loop.setev(s.fd, 0)
   end
 end
 
@@ -64,7 +65,6 @@ end
 -- left to read) is the end of file without a read.
 local DRAIN_READS = 16
 local HUP = 4
-local EIO = 5
 
 local function r_end(s, self)
   -- the fd goes first: an 'end' listener that runs the loop must not
@@ -114,12 +114,13 @@ local function r_onlisten(s, self, name)
 end
 M.emitter_methods(rmethods, rself, r_onlisten)
 
--- A Readable over fd.  opts.ownfd: close fd when done (default true).
+-- A Readable over fd, on loop lp (default: M.default).  opts.ownfd:
+-- close fd when done (default true).
 -- s.keepfd: the fd is not ours to close.  s.onclosed(self, s.owner), if
 -- set, runs after 'close' (the child counts its open streams so).  The
 -- table is sized for the keys a flowing stream gets.
-function M.readable(fd, opts)
-  local s = { fd = fd, keepfd = opts and opts.ownfd == false or nil,
+function M.readable(fd, opts, lp)
+  local s = { fd = fd, loop = lp or M.default, keepfd = opts and opts.ownfd == false or nil,
               flowing = nil, watched = nil, _ev = nil, onclosed = nil,
               owner = nil, ended = nil, fdgone = nil,
               closed = nil }
@@ -207,8 +208,8 @@ end
 
 -- The stdout of a child that never started: no fd, and it ends at once
 -- (M.readable_end, from the loop), so listeners attached after spawn work.
-function M.readable_dead()
-  local self, s = M.readable(-1, { ownfd = false })
+function M.readable_dead(lp)
+  local self, s = M.readable(-1, { ownfd = false }, lp)
   s.ended, s.fdgone = true, true
   return self
 end
@@ -230,7 +231,7 @@ Guard, gself = core.class('childproc.LentGuard', {}, {
     local s = gself(g)
     if not s.closed and not s.fdgone and not s.watched then
       s.fdgone = true
-      M.forget(s.fd)
+      s.loop.forget(s.fd)
       if not s.keepfd then core.close(s.fd) end
     end
   end,
@@ -256,16 +257,16 @@ M.wself = wself
 local function w_close(s, self, err)
   if s.closed then return end
   s.closed = true
-  if s.holding then s.holding = false; M.unref() end
+  if s.holding then s.holding = false; s.loop.unref() end
   if not s.broken then
-    M.forget(s.fd)
+    s.loop.forget(s.fd)
     if not s.keepfd then core.close(s.fd) end
   end
   local cbs, head, tail = s.cbs, s.head, s.tail
   if cbs then
     s.queue, s.cbs, s.head, s.tail, s.off, s.queued = nil, nil, nil, nil, nil, nil
     for i = head, tail do
-      if cbs[i] then M.dispatch(cbs[i], err) end
+      if cbs[i] then s.loop.dispatch(cbs[i], err) end
     end
   end
   if err then emit(s, self, 'error', err) end
@@ -278,13 +279,13 @@ local w_flush
 local function w_arm(s, self)
   if s.holding then return end
   s.holding = true
-  M.ref()
+  s.loop.ref()
   local fn = s.onready
   if not fn then  -- the fd handler, made the first time the fd is full
     fn = function() w_flush(s, self) end
     s.onready = fn
   end
-  M.setev(s.fd, W, fn)
+  s.loop.setev(s.fd, W, fn)
 end
 
 -- Write out as much of the queue as the fd takes now.
@@ -309,22 +310,22 @@ function w_flush(s, self)
       local cb = cbs[s.head]
       cbs[s.head] = nil
       s.head, s.off = s.head + 1, 0
-      if cb then defer(cb) end
+      if cb then s.loop.defer(cb) end
     end
   end
   local empty = not q or s.head > s.tail
   if empty then
     if q then s.head, s.tail = 1, 0 end
-    if s.holding then s.holding = false; M.unref() end
-    M.setev(s.fd, 0)
+    if s.holding then s.holding = false; s.loop.unref() end
+    s.loop.setev(s.fd, 0)
     if s.needdrain then
       s.needdrain = false
-      defer(emit, s, self, 'drain')
+      s.loop.defer(emit, s, self, 'drain')
     end
     if s.ending and not s.finished then
       s.finished = true
       local fin = s.finishcb
-      defer(function()
+      s.loop.defer(function()
         if fin then fin() end
         emit(s, self, 'finish')
         w_close(s, self)
@@ -335,19 +336,21 @@ function w_flush(s, self)
   end
 end
 
--- A Writable over fd.  opts.sync: blocking writes (this process's own
--- stdout/stderr, shared with whoever started us).  opts.ownfd: close fd
--- when done (default true; s.keepfd when not).
+-- A Writable over fd, on loop lp (default: M.default).  opts.sync:
+-- blocking writes (this process's own stdout/stderr, shared with whoever
+-- started us).  opts.ownfd: close fd when done (default true; s.keepfd
+-- when not).
 -- The queue (s.queue, s.cbs: data and callbacks at s.head..s.tail; s.off
 -- written of the first, s.queued bytes in all) is made by the first write
 -- the fd does not take at once: until then these keys are all nil.
--- A child's stdin that is never written to holds one key: fd.
-function M.writable(fd, opts)
+-- A child's stdin that is never written to holds two keys: fd, loop.
+function M.writable(fd, opts, lp)
   local s
   if opts then
-    s = { fd = fd, keepfd = opts.ownfd == false or nil, sync = opts.sync or nil }
+    s = { fd = fd, loop = lp or M.default, keepfd = opts.ownfd == false or nil,
+          sync = opts.sync or nil }
   else
-    s = { fd = fd }
+    s = { fd = fd, loop = lp or M.default }
   end
   return core.object(Writable, s), s
 end
@@ -366,12 +369,12 @@ function wmethods.write(self, data, cb)
     local err = M.newerror({ code = s.closed and 'ERR_STREAM_DESTROYED'
                                or 'ERR_STREAM_WRITE_AFTER_END',
                              message = 'write after end' })
-    if cb then defer(cb, err) end
-    if not s.closed then defer(emit, s, self, 'error', err) end
+    if cb then s.loop.defer(cb, err) end
+    if not s.closed then s.loop.defer(emit, s, self, 'error', err) end
     return false
   end
   if #data == 0 then
-    if cb then defer(cb) end
+    if cb then s.loop.defer(cb) end
     return w_queued(s) < HIGH_WATER
   end
   local q = s.queue
@@ -380,7 +383,7 @@ function wmethods.write(self, data, cb)
     -- nothing queued: write it now, and queue only what the fd leaves
     local n = write(s.fd, data, 0)
     if n == #data then
-      if cb then defer(cb) end
+      if cb then s.loop.defer(cb) end
       return w_queued(s) < HIGH_WATER
     end
     -- partial or full: wait for the fd (a sync stream retries at once);
@@ -419,7 +422,7 @@ local function closer(fname) return function(self, data, cb)
   -- a terminal's input ends with its end-of-file character (lua/pty.lua)
   if s.eof and not (s.ending or s.closed or s.broken) then self:write(s.eof) end
   if s.ending or s.closed then
-    if cb then defer(cb) end
+    if cb then s.loop.defer(cb) end
     return self
   end
   s.ending = true
@@ -446,7 +449,7 @@ end
 function M.writable_orphan(self)
   local s = wself(self)
   if s.closed or s.broken then return end
-  M.forget(s.fd)
+  s.loop.forget(s.fd)
   if not s.keepfd then core.close(s.fd) end
   s.broken = true
   if s.queue and s.head <= s.tail then w_flush(s, self) end
@@ -454,8 +457,8 @@ end
 
 -- The stdin of a child that never started: no fd, writes meet EPIPE, and
 -- it closes from the loop (M.writable_end)
-function M.writable_dead()
-  local self, s = M.writable(-1, { ownfd = false })
+function M.writable_dead(lp)
+  local self, s = M.writable(-1, { ownfd = false }, lp)
   s.broken = true
   return self
 end

@@ -1,16 +1,17 @@
 -- cp.spawnSync, cp.execSync, cp.execFileSync: block until the child is
--- done.  They never run the async loop nor touch its state: their own
--- pipes, a private poll(2) (core.poll) and the child's pidfd; no
--- M.setev/M.defer/M.ref, no timer, no reaping of anybody else's child.
+-- done.  The child is an ordinary one (lua/child.lua's start, the streams
+-- of lua/stream.lua, lua/exec.lua's collection of its output) started on
+-- a private loop (lua/loop.lua) that runs until the child's 'close' and
+-- is closed before they return: the default loop's timers, children and
+-- fds wait, untouched, for the next cp.run().
 local core, M = ...
 
 local type, tostring, pairs, ipairs, select, concat =
   type, tostring, pairs, ipairs, select, table.concat
-local pcall = pcall   -- (the plain one: a host may replace the global)
-local read, write, close, now = core.read, core.write, core.close, core.now
+local pcall, error = pcall, error   -- (the plain one: a host may replace the global)
 
-local ETIMEDOUT, ENOBUFS, EPIPE, EIO = 110, 105, 32, 5   -- Linux errno values
-local SIGKILL = 9
+local E = core.errno
+local ETIMEDOUT, ENOBUFS, EPIPE, EIO = E.ETIMEDOUT, E.ENOBUFS, E.EPIPE, E.EIO
 
 local SPAWNSYNC_OPTIONS = {
   cwd = true, input = true, argv0 = true, stdio = true, env = true,
@@ -64,261 +65,87 @@ local function sync_error(errno, plan)
   return e
 end
 
--- plan.stdio -> fdmap for the child, our ends, and the child's ends
--- (closed after the spawn).  nil, errno, syscall when a pipe fails.
-local function setup(plan, input)
-  if plan.pty then return M.pty_sync_setup(plan, input) end  -- lua/pty.lua
-  local fdmap, after, readers, writer = {}, {}, {}, nil
-  local st = { after = after }   -- for M.stdio_source
-  local function undo(errno, syscall)
-    for _, fd in ipairs(after) do close(fd) end
-    for _, r in ipairs(readers) do close(r.fd) end
-    if writer then close(writer.fd) end
-    return nil, errno, syscall
-  end
-  for i, e in ipairs(plan.stdio) do
-    local fd = i - 1
-    if e == 'pipe' then
-      local r, w = core.pipe()
-      if not r then return undo(w, 'pipe') end
-      if fd == 0 then
-        fdmap[i] = r
-        after[#after + 1] = r
-        core.nonblock(w, true)
-        writer = { fd = w, data = input or '', off = 0 }
-      else
-        fdmap[i] = w
-        after[#after + 1] = w
-        core.nonblock(r, true)
-        readers[#readers + 1] = { fd = r, slot = fd, chunks = {}, n = 0 }
-      end
-    else
-      local src, err = M.stdio_source(e, fd, st)
-      if not src then return undo(err, 'open') end
-      fdmap[i] = src
-    end
-  end
-  return fdmap, after, readers, writer
+-- the error of a child that did not start (s.spawnerror, lua/child.lua's):
+-- the spawn itself fails as 'spawnSync ls ENOENT', a step before it (a
+-- pipe, chdir) under its own name
+local function start_error(e, plan)
+  if e.syscall == 'spawn ' .. plan.spawnfile then return sync_error(-e.errno, plan) end
+  if e.syscall ~= 'chdir' then e.path = nil end
+  return e
 end
 
--- The blocking part: feed stdin, read every pipe, watch the pidfd, until
--- the child has exited and every pipe is closed.  Fills st.
-local function pump(plan, st, readers, writer, maxbuf)
-  local pidfd, pid = st.pidfd, st.pid
-  local backoff = 1   -- ms between waitpid checks when there is no pidfd
-  local deadline = plan.timeout and plan.timeout > 0 and now() + plan.timeout or nil
-
-  local function close_writer()
-    if writer and not writer.closed then writer.closed = true; close(writer.fd) end
-  end
-  local function close_reader(r)
-    if not r.closed then
-      r.closed = true
-      -- a terminal's master closed before its child exits would hang the
-      -- child up (SIGHUP): held until then
-      if r.tty and not st.exited then r.held = true else close(r.fd) end
-    end
-  end
-  -- timeout or maxBuffer: signal the child once.  Its output is still
-  -- read (and dropped past maxBuffer) until it exits, so that it dies of
-  -- that signal and not of a SIGPIPE; once it has exited the pipes are
-  -- closed, so a grandchild holding them open cannot keep us waiting.
-  local function close_readers()
-    for _, r in ipairs(readers) do close_reader(r) end
-  end
-  local function kill(errno)
-    st.errno = st.errno or errno
-    st.killed = true
-    close_writer()
-    if st.exited then
-      close_readers()
-    elseif not st.signalled then
-      st.signalled = true
-      if pidfd then core.pidfd_kill(pidfd, plan.killSignal)
-      else core.kill(pid, plan.killSignal) end  -- not reaped yet: still ours
-    end
-  end
-
-  if writer and #writer.data == 0 then close_writer() end
-
-  local function on_read(r)
-    -- a bounded number of reads per wake-up: the pidfd gets its turn
-    for _ = 1, 64 do
-      if r.closed then return end
-      local chunk, err = read(r.fd)
-      if chunk then
-        if not r.full then
-          local n = r.n + #chunk
-          if n > maxbuf then
-            local keep = maxbuf - r.n
-            if keep > 0 then r.chunks[#r.chunks + 1] = chunk:sub(1, keep) end
-            r.n, r.full = maxbuf, true
-            kill(ENOBUFS)
-          else
-            r.n = n
-            r.chunks[#r.chunks + 1] = chunk
-          end
-        end
-      elseif chunk == false then
-        return
-      else
-        -- a terminal's EIO: its other side is closed, the end of output
-        if err and not (r.tty and err == EIO) then st.errno = st.errno or err end
-        return close_reader(r)
-      end
-    end
-  end
-
-  local function on_write()
-    while not writer.closed do
-      local data = writer.data
-      if writer.off >= #data then return close_writer() end
-      local n, err = write(writer.fd, data, writer.off)
-      if n == false then return end
-      if not n then
-        -- a child that does not read all its input is not an error
-        if err ~= EPIPE and not (writer.tty and err == EIO) then
-          st.errno = st.errno or err
-        end
-        return close_writer()
-      end
-      writer.off = writer.off + n
-    end
-  end
-
-  local function on_exit()
-    local code, sig
-    if pidfd then code, sig = core.waitid(pidfd)
-    else code, sig = core.waitpid(pid) end
-    if code == nil and sig == nil then return end   -- not yet
-    if code == false then code = nil end  -- the host reaped it: unknown
-    st.exited = true
-    st.status, st.signum = code, sig
-    for _, r in ipairs(readers) do
-      if r.held then r.held = nil; close(r.fd) end
-    end
-    if pidfd then close(pidfd) end
-    st.pidfd = nil
-    -- nobody is left to read the rest of the input
-    close_writer()
-    -- killed: what it wrote is in the pipes; take it and stop there
-    if st.killed then
-      for _, r in ipairs(readers) do on_read(r) end
-      close_readers()
-    end
-  end
-
-  local out = {}
-  while true do
-    -- no pidfds here (old kernel, valgrind): ask by pid, backing off
-    if not pidfd and not st.exited then on_exit() end
-    local fds, evs, what, n = {}, {}, {}, 0
-    if writer and not writer.closed then
-      n = n + 1; fds[n], evs[n], what[n] = writer.fd, 2, on_write
-    end
-    for _, r in ipairs(readers) do
-      if not r.closed then
-        n = n + 1; fds[n], evs[n], what[n] = r.fd, 1, r
-      end
-    end
-    local ms = -1
-    if not st.exited then
-      if pidfd then
-        n = n + 1; fds[n], evs[n], what[n] = pidfd, 1, on_exit
-      else
-        ms = backoff
-        backoff = math.min(backoff * 2, 50)
-      end
-    end
-    if n == 0 and st.exited then break end
-    -- a grandchild holding the terminal: the end after a quiet while
-    local quiet = st.exited and plan.pty and M.PTY_GRACE
-    if quiet then ms = quiet end
-    local expired = false
-    if deadline then
-      local left = deadline - now()
-      if ms < 0 or left < ms then ms = left end
-      if left <= 0 then
-        deadline = nil
-        kill(ETIMEDOUT)
-        expired = true   -- (then round again: the kill's effects)
-      end
-    end
-    if not expired then
-      core.poll(fds, evs, ms, out)
-      local fired = false
-      for k = 1, n do
-        if out[k] ~= 0 then
-          fired = true
-          local w = what[k]
-          if type(w) == 'table' then on_read(w) else w() end
-        end
-      end
-      if quiet and not fired and ms == quiet then close_readers() end
-    end
-  end
+-- Feed the child's stdin (a pipe: the input option, then its end; a
+-- terminal: the input and its end-of-file character, twice after a
+-- partial line: the first ends the line).  A child that does not read all
+-- its input is no error.
+local function feed(c, plan, input)
+  local stdin = c.child.stdin
+  local tty = plan.pty
+  stdin:on('error', function(e)
+    local errno = -e.errno
+    if errno ~= EPIPE and not (tty and errno == EIO) and not c.ex then c.ex = e end
+  end)
+  input = input or ''
+  if tty then input = M.pty_input(input) end
+  if input ~= '' then stdin:write(input) end
+  stdin:close()   -- (a terminal's close writes its end of file: lua/pty.lua)
 end
 
--- plan -> the result table of spawnSync
-local function run(plan, input, maxbuf)
-  local fdmap, after, readers, writer = setup(plan, input)
-  if not fdmap then
-    return { pid = 0, error = M.syserror(after, readers) }
+-- plan -> the result table of spawnSync, the child run on loop lp
+local function run_on(lp, plan, input, maxbuf)
+  local fds = {}   -- this side's pipes: output[fd]
+  for i = 2, #plan.stdio do
+    if plan.stdio[i] == 'pipe' then fds[#fds + 1] = i - 1 end
   end
-  -- made before the child: nothing may raise (out of memory) between its
-  -- start and the pcall that cleans up after it
-  local st = { pid = false, pidfd = false }
-  local pid, pidfd, step = core.spawn(plan.file, plan.argv, plan.env, plan.cwd,
-                                      fdmap, plan.flags, plan.uid, plan.gid)
-  for _, fd in ipairs(after) do close(fd) end
-  if not pid then
-    for _, r in ipairs(readers) do close(r.fd) end
-    if writer then close(writer.fd) end
-    local err
-    if step == 'chdir' then
-      err = M.syserror(pidfd, 'chdir', plan.cwd, { spawnargs = spawnargs(plan) })
-    elseif step and step ~= 'spawn' then
-      err = M.syserror(pidfd, step, nil, { spawnargs = spawnargs(plan) })
-    else
-      err = sync_error(pidfd, plan)
-    end
-    return { pid = 0, error = err }
+  -- (its keys exist before the child does: setting them cannot fail
+  -- for want of memory once it runs, and c.s is there for child_drop)
+  local c, closed = { child = nil, s = nil, ex = nil, killed = nil, out = nil,
+                      code = nil }, false
+  local function isclosed() return closed end
+  local ok, e = pcall(M.exec_collect, c, plan, maxbuf, lp, fds,
+    function() return sync_error(ENOBUFS, plan) end,
+    function() return sync_error(ETIMEDOUT, plan) end,
+    function() closed = true end)
+  local s = c.s
+  if ok and s.spawnerror then
+    return { pid = 0, error = start_error(s.spawnerror, plan) }
   end
-
-  st.pid, st.pidfd = pid, pidfd
-  local ok, e = pcall(pump, plan, st, readers, writer, maxbuf)
+  if ok then
+    if plan.stdio[1] == 'pipe' then ok, e = pcall(feed, c, plan, input) end
+    if ok then ok, e = pcall(lp.run_alone, isclosed) end
+  end
   if not ok then
     -- a Lua error (memory, an interrupt): leave nothing behind
-    if writer and not writer.closed then close(writer.fd) end
-    for _, r in ipairs(readers) do if not r.closed or r.held then close(r.fd) end end
-    if st.pidfd then
-      core.pidfd_kill(st.pidfd, SIGKILL)
-      core.poll({ st.pidfd }, { 1 }, -1, {})
-      core.waitid(st.pidfd)
-      close(st.pidfd)
-    elseif not st.exited then
-      core.kill(pid, SIGKILL)
-      while true do
-        local code, sig = core.waitpid(pid)
-        if code ~= nil or sig ~= nil then break end  -- (false: reaped elsewhere)
-        core.poll({}, {}, 5, {})
-      end
-    end
+    if s then M.child_drop(s) end
     error(e, 0)
   end
-
-  local output = {}
-  for _, r in ipairs(readers) do output[r.slot] = concat(r.chunks) end
-  if plan.pty then output[2] = '' end  -- the terminal carries both
+  local out, ex = c.out, c.ex
+  if plan.pty then out[2] = '' end  -- the terminal carries both
+  if ex and ex.syscall ~= 'spawnSync ' .. plan.spawnfile then
+    ex = sync_error(-ex.errno, plan)   -- a read or write that failed
+  end
   return {
-    pid = pid,
-    output = output,
-    stdout = output[1],
-    stderr = output[2],
-    status = st.status,
-    signal = st.signum and M.signals[st.signum] or nil,
-    error = st.errno and sync_error(st.errno, plan) or nil,
+    pid = s.pid,
+    output = out,
+    stdout = out[1],
+    stderr = out[2],
+    status = s.exitCode,
+    signal = s.signalCode,
+    error = ex,
   }
+end
+
+-- plan -> the result table of spawnSync, on a private loop closed after
+local function run(plan, input, maxbuf)
+  local cl, err = core.loop_new()
+  if not cl then return { pid = 0, error = M.syserror(err, 'epoll_create1') } end
+  local ok, lp = pcall(M.newloop, cl)
+  if not ok then cl:close(); error(lp, 0) end
+  local r
+  ok, r = pcall(run_on, lp, plan, input, maxbuf)
+  lp.close()
+  if not ok then error(r, 0) end
+  return r
 end
 
 -- }======================================================
