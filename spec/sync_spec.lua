@@ -319,6 +319,78 @@ describe('spawnSync', function()
       assert.equal('async\n', rec:text('data'))
       assert.equal(0, rec:get('exit')[2])
     end)
+
+    it("called from a timer's callback, runs no other timer nor child of the loop", function()
+      local order, r = {}, nil
+      local function note(what) return function() order[#order + 1] = what end end
+      cp.setTimeout(function()
+        order[#order + 1] = 'first'
+        local child = cp.spawn('sh', { '-c', 'echo async' })
+        for _, e in ipairs({ 'spawn', 'exit', 'close' }) do child:on(e, note(e)) end
+        child.stdout:on('data', note('data'))
+        -- the async child exits and the second timer falls due meanwhile
+        r = cp.spawnSync('sleep', { '0.1' })
+        order[#order + 1] = 'synced'
+      end, 1)
+      cp.setTimeout(note('second'), 2)
+      run_until(function() return #order >= 7 end, 5000, 'the timers and the child')
+      assert.equal(0, r.status)
+      assert.same({ 'first', 'synced' }, { order[1], order[2] })
+      -- after it, each in its own order
+      local child_order, rest = {}, {}
+      for i = 3, #order do
+        if order[i] ~= 'second' then child_order[#child_order + 1] = order[i] end
+        rest[#rest + 1] = order[i]
+      end
+      assert.same({ 'spawn', 'data', 'exit', 'close' }, child_order)
+      table.sort(rest)
+      assert.same({ 'close', 'data', 'exit', 'second', 'spawn' }, rest)
+    end)
+
+    it('runs the child on a private loop whose epoll fd is closed before it returns', function()
+      local function epolls(listing)
+        local n = 0
+        for _ in listing:gmatch('anon_inode:%[eventpoll%]') do n = n + 1 end
+        return n
+      end
+      local before = fds()
+      local mine = 0
+      for _, fd in ipairs(before) do
+        if lfs.symlinkattributes('/proc/self/fd/' .. fd, 'target') == 'anon_inode:[eventpoll]' then
+          mine = mine + 1
+        end
+      end
+      -- the child lists this process's fds while spawnSync runs it
+      local r = cp.spawnSync('sh', { '-c', 'ls -l /proc/$PPID/fd' })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal(mine + 1, epolls(r.stdout))
+      local r2 = cp.spawnSync('sh', { '-c', 'echo x; exit 3' }, { timeout = 5000 })
+      assert.equal(3, r2.status)
+      assert.same(before, fds(), fds_desc())
+      -- execSync, an error and a timeout leave none either
+      assert.has_error(function() cp.execSync('exit 1', { stdio = 'ignore' }) end)
+      assert.equal('ETIMEDOUT', cp.spawnSync('sleep', { '5' }, { timeout = 50 }).error.code)
+      assert.equal('ENOENT', cp.spawnSync('/nonexistent/cmd').error.code)
+      assert.same(before, fds(), fds_desc())
+    end)
+
+    it('with a pty: timeout and killSignal, maxBuffer as without one', function()
+      local t0 = now()
+      local r = cp.spawnSync('sh', { '-c', 'echo up; exec sleep 10' },
+                             { pty = true, timeout = 200, killSignal = 'SIGKILL' })
+      assert.is_true(now() - t0 < 3000)
+      assert.equal('ETIMEDOUT', r.error.code)
+      assert.equal('spawnSync sh ETIMEDOUT', r.error.message)
+      assert.equal('SIGKILL', r.signal)
+      assert.is_nil(r.status)
+      assert.equal('up\r\n', r.stdout)
+      assert.equal('', r.stderr)
+      r = cp.spawnSync('sh', { '-c', 'head -c 100000 /dev/zero | tr "\\0" x; sleep 10' },
+                       { pty = true, maxBuffer = 1000 })
+      assert.equal('ENOBUFS', r.error.code)
+      assert.equal('SIGTERM', r.signal)
+      assert.equal(('x'):rep(1000), r.stdout)
+    end)
   end)
 end)
 
