@@ -387,7 +387,7 @@ function M.start(plan, lp)
 end
 
 -- the tables abandon() waits with, made beforehand: it must not allocate
-local ABANDON_FDS, ABANDON_EVS, ABANDON_OUT, NOFDS = { 0 }, { 1 }, { 0 }, {}
+local ABANDON_FDS, ABANDON_EVS, ABANDON_OUT, NOFDS = { 0 }, { core.events.R }, { 0 }, {}
 
 -- SIGKILL the child and reap it now, its pidfd closed
 local function kill_reap(s, pid, pidfd)
@@ -482,7 +482,7 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
   scratch_put(t, nstdio)
   local lp = s.loop
   if pidfd then
-    lp.setev(pidfd, 1, self)
+    lp.setev(pidfd, core.events.R, self)
   else
     -- no pidfds here (old kernel, valgrind): ask by pid, backing off
     local tm = { ms = 1, refed = false, args = NOARGS }

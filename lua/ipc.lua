@@ -9,7 +9,7 @@ local emit, defer = M.emit, M.defer
 local read, write, lua_send = core.read, core.write, core.lua_send
 local type, pairs, tostring, error, pcall, select =
   type, pairs, tostring, error, pcall, select
-local R, W, EDGE = 1, 2, 8
+local R, W, EDGE = core.events.R, core.events.W, core.events.EDGE
 local hasbit = M.hasbit
 local HIGH_WATER = 64 * 1024        -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)

@@ -20,7 +20,7 @@ local STDOUT = 'NODE_CHILDPROC_STDOUT'
 local DEFAULT_TIMEOUT = 30000       -- ms until the announcement
 local HELLO_MAX = 64 * 1024         -- bytes read looking for it
 local TAIL = 2048                   -- of the launcher's stderr, for errors
-local R = 1
+local R = core.events.R
 
 -- Run by `lua -e` on the remote side, before lua.c would run the script.
 -- Written for any Lua from 5.1 on.  Without a childproc that has
@@ -375,7 +375,7 @@ local function write_all(fd, data)
   while off < #data do
     local n = core.write(fd, data, off)
     if not n then return false end
-    if n == false then core.poll({ fd }, { 2 }, 100, {}) else off = off + n end
+    if n == false then core.poll({ fd }, { core.events.W }, 100, {}) else off = off + n end
   end
   return true
 end

@@ -4,6 +4,8 @@
 local core, M = ...
 
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+local SPAWN_FLAGS = core.spawn_flags   -- (src/spawn.c's)
+local SETSID, SETPGID, CTTY = SPAWN_FLAGS.setsid, SPAWN_FLAGS.setpgid, SPAWN_FLAGS.ctty
 
 -- options each function accepts
 M.SPAWN_OPTIONS = {
@@ -175,8 +177,8 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
   if gid ~= nil then gid = M.checkint(fname, optn, gid, "option 'gid'", 0) end
   if timeout ~= nil then timeout = M.checkint(fname, optn, timeout, "option 'timeout'", 0) end
   local flags = 0
-  if opts.detached then flags = flags + 1 end
-  if opts.processGroup then flags = flags + 2 end
+  if opts.detached then flags = flags + SETSID end
+  if opts.processGroup then flags = flags + SETPGID end
   local env = env_array(fname, optn, opts.env)
   local stdio = stdio_list(fname, optn, opts.stdio)
   local ksig = M.signum(fname, optn, opts.killSignal, 'SIGTERM', "option 'killSignal'")
@@ -185,7 +187,7 @@ function M.spawn_plan(fname, command, args, opts, into, optn)
     pdsig = M.signum(fname, optn, pdsig, nil, "option 'parentDeathSignal'")
   end
   local tty = opts.pty and M.pty_options(fname, optn, opts)  -- lua/pty.lua
-  if tty then flags, env = 1 + 4, M.pty_env(env, tty) end  -- setsid, ctty
+  if tty then flags, env = SETSID + CTTY, M.pty_env(env, tty) end
   -- sized for the keys most spawns set (a constructor of nils sizes it)
   local plan = into or { file = nil, spawnfile = nil, spawnargs = nil,
     argv = nil, flags = nil, stdio = nil, opts = nil, killSignal = nil }

@@ -5,7 +5,7 @@ local core, M = ...
 
 local read, write = core.read, core.write
 local emit = M.emit
-local R, W = 1, 2
+local R, W, HUP = core.events.R, core.events.W, core.events.HUP
 local HIGH_WATER = 64 * 1024
 local EPIPE, EIO = core.errno.EPIPE, core.errno.EIO
 
@@ -64,7 +64,6 @@ end
 -- ev: the loop's event bits; HUP (the writers are gone and nothing is
 -- left to read) is the end of file without a read.
 local DRAIN_READS = 16
-local HUP = 4
 
 local function r_end(s, self)
   -- the fd goes first: an 'end' listener that runs the loop must not

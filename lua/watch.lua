@@ -5,7 +5,7 @@ local core, M = ...
 
 local type, tostring, pcall, select = type, tostring, pcall, select
 local isint, getmetatable = M.isint, getmetatable
-local R, W = 1, 2
+local R, W = core.events.R, core.events.W
 local EBADF, EEXIST = core.errno.EBADF, core.errno.EEXIST
 
 local MASKS = { r = R, w = W, rw = R + W, wr = R + W }

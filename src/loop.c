@@ -435,4 +435,15 @@ CP_API void cp_loop_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcclosure(L, loop_new, 2);
   lua_setfield(L, -3, "loop_new");
+  /* core.events: the event bits above, by name */
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, EV_R);
+  lua_setfield(L, -2, "R");
+  lua_pushinteger(L, EV_W);
+  lua_setfield(L, -2, "W");
+  lua_pushinteger(L, EV_HUP);
+  lua_setfield(L, -2, "HUP");
+  lua_pushinteger(L, EV_EDGE);
+  lua_setfield(L, -2, "EDGE");
+  lua_setfield(L, -3, "events");
 }

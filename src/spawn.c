@@ -461,4 +461,13 @@ static const luaL_Reg spawn_funcs[] = {
 
 CP_API void cp_spawn_open(lua_State *L) {
   cp_setfuncs(L, spawn_funcs);
+  /* core.spawn_flags: { setsid = 1, setpgid = 2, ctty = 4 } (core.spawn's) */
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, CP_SPAWN_SETSID);
+  lua_setfield(L, -2, "setsid");
+  lua_pushinteger(L, CP_SPAWN_SETPGID);
+  lua_setfield(L, -2, "setpgid");
+  lua_pushinteger(L, CP_SPAWN_CTTY);
+  lua_setfield(L, -2, "ctty");
+  lua_setfield(L, -3, "spawn_flags");
 }
