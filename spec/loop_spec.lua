@@ -249,3 +249,41 @@ describe('cp.run', function()
     end)
   end)
 end)
+
+describe('loop objects (core.loop_new)', function()
+  leakcheck()
+  local core = cp._core
+
+  local function target(fd) return lfs.symlinkattributes('/proc/self/fd/' .. fd, 'target') end
+  local function cloexec(fd)
+    local f = assert(io.open('/proc/self/fdinfo/' .. fd))
+    local flags = f:read('*a'):match('flags:%s*(%d+)')
+    f:close()
+    return math.floor(tonumber(flags, 8) / 2 ^ 19) % 2 == 1   -- O_CLOEXEC: 02000000
+  end
+
+  it('each has an epoll fd of its own, close-on-exec, that close() closes', function()
+    local before = fds()
+    local a, b = assert(core.loop_new()), assert(core.loop_new())
+    local fa, fb = a:pollfd(), b:pollfd()
+    assert.are_not.equal(fa, fb)
+    assert.are_not.equal(fa, cp.loop:pollfd())
+    assert.equal('anon_inode:[eventpoll]', target(fa))
+    assert.is_true(cloexec(fa))
+    -- an fd ready on one is reported by that one only
+    local r, w = core.pipe()
+    assert.is_true(a:watch(r, 1))
+    core.write(w, 'x')
+    local out = {}
+    assert.equal(1, a:wait(1000, out))
+    assert.same({ r, 1 }, out)
+    assert.equal(0, b:wait(0, {}))
+    a:close(); a:close()   -- (twice: nothing more)
+    assert.is_nil(target(fa))
+    assert.has_error(function() a:wait(0, {}) end)
+    core.close(r); core.close(w)
+    b = nil
+    collectgarbage(); collectgarbage()   -- a collected loop's fd is closed
+    assert.same(before, fds(), fds_desc())
+  end)
+end)

@@ -377,7 +377,7 @@ describe('spawnSync', function()
     it('with a pty: timeout and killSignal, maxBuffer as without one', function()
       local t0 = now()
       local r = cp.spawnSync('sh', { '-c', 'echo up; exec sleep 10' },
-                             { pty = true, timeout = 200, killSignal = 'SIGKILL' })
+                             { pty = true, timeout = 500, killSignal = 'SIGKILL' })
       assert.is_true(now() - t0 < 3000)
       assert.equal('ETIMEDOUT', r.error.code)
       assert.equal('spawnSync sh ETIMEDOUT', r.error.message)
