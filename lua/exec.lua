@@ -177,7 +177,9 @@ local function run(fname, optn, file, args, opts, cb, cmd)
     spawnopts, maxbuf = M.exec_options(fname, optn, opts)
   end
   local plan = M.spawn_plan(fname, file, args, spawnopts, nil, optn)
-  return M.exec_collect({}, plan, maxbuf, nil, STD_FDS, overflow, nil,
+  -- (a constructor of nils sizes c for the keys exec_collect sets)
+  local c = { child = nil, s = nil, ex = nil, killed = nil, out = nil, code = nil }
+  return M.exec_collect(c, plan, maxbuf, nil, STD_FDS, overflow, nil,
                         function(c) return exec_done(c, cb, cmd) end)
 end
 

@@ -121,7 +121,7 @@ local function run_on(lp, plan, input, maxbuf)
   end
   local out, ex = c.out, c.ex
   if plan.pty then out[2] = '' end  -- the terminal carries both
-  if ex and ex.syscall ~= 'spawnSync ' .. plan.spawnfile then
+  if ex and ex.errno and ex.syscall ~= 'spawnSync ' .. plan.spawnfile then
     ex = sync_error(-ex.errno, plan)   -- a read or write that failed
   end
   return {
