@@ -109,11 +109,18 @@ typedef struct cp_Epoll { int epfd; } cp_Epoll;
 
 #define CP_EPOLL_MT "childproc.core.EventLoop"
 
-/* the open loop object at 1 */
+/* the open loop object at 1 (a method's: its metatable is upvalue 2) */
 static cp_Epoll *check_loop(lua_State *L) {
-  cp_Epoll *ep = (cp_Epoll *)luaL_checkudata(L, 1, CP_EPOLL_MT);
+  cp_Epoll *ep = (cp_Epoll *)cp_checkclass(L, 1, 2, CP_EPOLL_MT);
   if (ep->epfd < 0) luaL_argerror(L, 1, "loop is closed");
   return ep;
+}
+
+/* the epoll fd of the open loop object at 1, removed from the stack */
+static int take_loop(lua_State *L) {
+  int epfd = check_loop(L)->epfd;
+  lua_remove(L, 1);
+  return epfd;
 }
 
 /* lp:close(): closes its epoll fd (what it watched is not closed) */
@@ -304,10 +311,8 @@ static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
-  int epfd = check_loop(L)->epfd;
-  lua_Number t;
-  lua_remove(L, 1);  /* the loop: the rest are read from 1 */
-  t = luaL_checknumber(L, 1);
+  int epfd = take_loop(L);   /* ms, out, rings are then at 1, 2, 3 */
+  lua_Number t = luaL_checknumber(L, 1);
   struct epoll_event ev[WAIT_MAX];
   int bells[WAIT_MAX / 2];
   int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
@@ -423,17 +428,19 @@ CP_API void cp_loop_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   cp_setfuncs(L, loop_funcs);
-  /* core.loop_new, its upvalues the state's loop and the objects'
-  ** metatable (methods with the state's loop as upvalue, for wait) */
-  lua_pushvalue(L, -1);
-  luaL_newmetatable(L, CP_EPOLL_MT);
+  /* the loop objects' metatable: __gc, and the methods, whose upvalues
+  ** are the state's loop and this metatable (check_loop) */
+  luaL_newmetatable(L, CP_EPOLL_MT);         /* core loop mt */
   lua_pushcfunction(L, loop_close);
   lua_setfield(L, -2, "__gc");
-  lua_newtable(L);
+  lua_newtable(L);                           /* core loop mt methods */
   lua_pushvalue(L, -3);
-  luaL_setfuncs(L, loop_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcclosure(L, loop_new, 2);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, loop_methods, 2);
+  lua_setfield(L, -2, "__index");            /* core loop mt */
+  lua_pushvalue(L, -2);
+  lua_insert(L, -2);                         /* core loop loop mt */
+  lua_pushcclosure(L, loop_new, 2);          /* core.loop_new: the same upvalues */
   lua_setfield(L, -3, "loop_new");
   /* core.events: the event bits above, by name */
   lua_createtable(L, 0, 4);
