@@ -32,7 +32,11 @@ end
 -- The queue's markers of n arguments (see defer), shared by all loops
 local NARGS, nargs_of = {}, {}   -- n -> marker, marker -> n
 
--- cl: a C loop object (core.loop_new()); the loop closes it in close()
+-- cl: a C loop object (core.loop_new()), closed by the loop's close().
+-- Returns the loop: a table of its functions (ref unref alive setev forget
+-- fdhandler defer defer_batch timer_start timer_stop timer_ref timeout
+-- fail dispatch protect run run_until run_alone pollfd close), rings and
+-- (set by lua/watch.lua) onpending.
 function M.newloop(cl)
   local lp = {}
   local C = getmetatable(cl).__index
