@@ -110,8 +110,8 @@ local function update(ch)
   end
   local want = not ch.closed and (ch.want_ref or pending)
   if want ~= ch.counted then
-    ch.counted = want
     if want then M.ref() else M.unref() end
+    ch.counted = want  -- (after: the call may fail, out of memory)
   end
   if not ch.closed and ch.wfd ~= ch.fd then  -- reads and writes apart
     if ch.ev ~= R then ch.ev = R; M.setev(ch.fd, R, ch.onready) end
@@ -133,13 +133,25 @@ end
 -- Tear the channel down now.  'disconnect' (and the child's 'close', which
 -- must come after it) are emitted now when `inline` (the loop called us),
 -- else from the loop: never from inside a call of the user's.
+-- the end of a channel's close, from the loop (or inline): 'disconnect'
+local function finish_close(ch)
+  local s = ch.s
+  if ch.side == 'child' then s.channel_open = false end
+  emit(s, ch.self, 'disconnect')
+  if ch.side == 'child' then M.child_maybe_close(s, ch.self) end
+end
+
+-- The steps up to the ref's release and the fds' close allocate nothing
+-- (a raise out of memory there would leave the loop referenced).
 local function close_channel(ch, inline)
   if ch.closed then return end
   ch.closed, ch.disconnecting = true, true
   open_channels[ch] = nil
+  update(ch)           -- (closed: drops the ref, watches nothing)
   M.forget(ch.fd)
   core.close(ch.fd)
   if ch.wfd ~= ch.fd then M.forget(ch.wfd); core.close(ch.wfd) end
+  if ch.theirs then core.close(ch.theirs); ch.theirs = nil end  -- see ipc_setup
   if ch.onclose then ch.onclose() end
   ch.dec:unring()  -- before the peer's doorbell is closed
   if ch.ring then
@@ -152,15 +164,16 @@ local function close_channel(ch, inline)
     core.close(ch.bell)
     core.close(ch.pbell)
   end
-  local cbs, head, tail = ch.cbs, ch.head, ch.tail
-  M.handle_close(ch)   -- the fds queued or held
-  ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
-  update(ch)
-  local s, self = ch.s, ch.self
+  local q, cbs, head, tail = ch.q, ch.cbs, ch.head, ch.tail
+  ch.head, ch.tail, ch.off, ch.queued = 1, 0, 0, 0
+  for i = head, tail do q[i] = nil end
+  local s = ch.s
   s.connected = false
+  M.handle_close(ch)   -- the fds queued or held
   for i = head, tail do
     local cb = cbs[i]
     if cb then
+      cbs[i] = nil
       defer(cb, channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed'))
     end
   end
@@ -168,12 +181,8 @@ local function close_channel(ch, inline)
     s.channel_open = false
     return
   end
-  local function finish()
-    if ch.side == 'child' then s.channel_open = false end
-    emit(s, self, 'disconnect')
-    if ch.side == 'child' then M.child_maybe_close(s, self) end
-  end
-  if inline then finish() else defer(finish) end
+  -- (out of memory for the queue: now, rather than never)
+  if inline or not pcall(defer, finish_close, ch) then finish_close(ch) end
 end
 
 -- Write what the socket (or the ring) takes now.  Returns false when
@@ -398,7 +407,13 @@ local function new_channel(fd, mode, max, side, s, self, wfd, direct)
   end
   ch.onwrite = function() if ch.head <= ch.tail then flush(ch, true) end end
   open_channels[ch] = true
-  update(ch)
+  local ok, err = pcall(update, ch)
+  if not ok then  -- (out of memory) nothing of it stays registered
+    open_channels[ch] = nil
+    if ch.counted then M.unref() end
+    M.forget(fd)
+    error(err, 0)
+  end
   return ch
 end
 
@@ -542,6 +557,13 @@ function M.ipc_setup(plan, s, self, fd)
   local mine, theirs = core.socketpair()
   if not mine then return nil, theirs end
   core.nonblock(mine, true)
+  -- the channel first, and attached: a raise (out of memory) from here
+  -- on closes it with both ends (plan.onfail; ch.theirs until returned)
+  local ok, ch = pcall(new_channel, mine, mode, max, 'child', s, self)
+  if not ok then core.close(mine); core.close(theirs); error(ch, 0) end
+  ch.theirs = theirs
+  local ok2, err = pcall(M.ipc_attach, plan, s, self, ch)
+  if not ok2 then ch.silent = true; close_channel(ch); error(err, 0) end
   -- the child's environment: ours (or opts.env) without any other
   -- channel's variables, plus this channel's
   local env = {}
@@ -556,7 +578,6 @@ function M.ipc_setup(plan, s, self, fd)
   for _, kv in ipairs(env) do
     if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
   end
-  local ch = new_channel(mine, mode, max, 'child', s, self)
   local extra
   if mode == 'json' then  -- exactly what Node's fork sets
     out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
@@ -580,7 +601,7 @@ function M.ipc_setup(plan, s, self, fd)
   end
   table.sort(out)
   plan.env = out
-  M.ipc_attach(plan, s, self, ch)
+  ch.theirs = nil
   return theirs, extra
 end
 
