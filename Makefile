@@ -32,7 +32,7 @@ BUSTED     ?= busted --lua=$(LUA)
 export CHILDPROC_LUA := $(LUA_NAME)
 DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
               luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config \
-              openssh-server openssh-client wrk
+              openssh-server openssh-client wrk strace
 
 .PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help
 
