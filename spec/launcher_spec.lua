@@ -122,7 +122,7 @@ describe('fork through a launcher', function()
       if not need_sshd() then return end
       local child = fork(A.launcher(), {}, { serialization = 'json' })
       local box = inbox(child)
-      local null = cp._core.json_null
+      local null = cp.json_null
       local v = { s = 'text "quoted" \\ / \n\t é', i = 42, neg = -7, f = 0.5,
                   yes = true, no = false, arr = { 1, null, 'two', { x = 'y' } } }
       local back = roundtrip(child, box, v)
@@ -304,14 +304,14 @@ describe('fork through a launcher', function()
 
     it("no announcement within 'timeout' is an 'error', never a hang", function()
       if not need_sshd() then return end
-      local t0 = cp._core.now()
+      local t0 = core().now()
       local rec, err = failed(fork(A.launcher(), {},
         { execPath = FIX .. 'launcher_mute.sh', timeout = 300 }))
       assert.same({ 'error', 'exit', 'close' }, rec:names())
       assert.equal('ERR_LAUNCHER_TIMEOUT', err.code)
       assert.truthy(err.message:find('no announcement from the remote side within 300 ms', 1, true),
         err.message)
-      assert.is_true(cp._core.now() - t0 < 5000)
+      assert.is_true(core().now() - t0 < 5000)
     end)
 
     it("a launcher that is not there is a spawn 'error' (ENOENT), then 'close'", function()

@@ -1,0 +1,46 @@
+-- The internals are require 'childproc.internal' (lua_childproc.c), the
+-- same M as the module's.
+local cp = require 'childproc'
+
+describe("require 'childproc.internal'", function()
+  it("is the loaded module's namespace, not a second copy", function()
+    local M = require 'childproc.internal'
+    assert.equal(internal(), M)
+    assert.equal(cp.spawn, M.spawn)
+    assert.equal(cp.process, M.process)
+    assert.equal(cp.version, M.core.version)
+    assert.is_function(M.runmain)
+    assert.is_function(M.launcher_main)
+  end)
+
+  it('loads the module when it is required first, once', function()
+    local out, status, err = luaproc([[
+      local M = require 'childproc.internal'
+      local cp = package.loaded.childproc
+      assert(type(cp) == 'table', 'package.loaded.childproc not set')
+      assert(require 'childproc' == cp)
+      assert(cp.spawn == M.spawn and cp.process == M.process, 'a second copy')
+      assert(require 'childproc.internal' == M)
+      print('ok', M.core.version == cp.version)
+    ]])
+    assert.equal(0, status, err)
+    assert.equal('ok\ttrue\n', out)
+  end)
+
+  it("is found in an installed tree's childproc.so (LuaRocks' layout)", function()
+    -- luarocks installs the one file as <tree>/lib/lua/<version>/childproc.so
+    local tree = tmpname('-tree')
+    local v = LUA == 'luajit' and '5.1' or LUA:match('%d+%.%d+$')
+    local dir = tree .. '/lib/lua/' .. v
+    local _, made = shell(('mkdir -p %s && cp %s %s/childproc.so'):format(dir, SOPATH, dir))
+    assert.equal(0, made)
+    local out, status, err = luaproc([[
+      local cp = require 'childproc'
+      local M = require 'childproc.internal'
+      print(cp.spawn == M.spawn, M.core.sopath())
+    ]], { env = { LUA_CPATH = dir .. '/?.so' } })
+    shell('rm -rf ' .. tree)
+    assert.equal(0, status, err)
+    assert.equal('true\t' .. dir .. '/childproc.so\n', out)
+  end)
+end)
