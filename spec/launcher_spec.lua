@@ -370,6 +370,15 @@ describe('fork through a launcher', function()
       assert.is_true(table.concat(out) == text)
     end)
 
+    it("a remote childproc without 'childproc.internal' (older) is an 'error' that says so", function()
+      local rec, err = failed(fork({ 'env', 'LUA_PATH=' .. FIX .. 'old_childproc/?.lua',
+                                     'LUA_CPATH=/nonexistent/?.so' }, {}, { env = env }))
+      assert.same({ 'error', 'exit', 'close' }, rec:names())
+      assert.equal('ERR_LAUNCHER_VERSION', err.code)
+      assert.truthy(err.message:find("the remote childproc 0.0.9 cannot be a launcher's worker", 1, true),
+        err.message)
+    end)
+
     it("disconnect() before the start-up line: 'disconnect', no error later", function()
       local child = fork({ 'env', ENV_CPATH }, {}, { env = env, timeout = 200 })
       local rec = recorder()

@@ -43,4 +43,39 @@ describe("require 'childproc.internal'", function()
     assert.equal(0, status, err)
     assert.equal('true\t' .. dir .. '/childproc.so\n', out)
   end)
+  -- fork's bootstrap loads the parent's file through its
+  -- luaopen_childproc_internal (every fork spec); a child of another Lua
+  -- with no build beside the parent's file requires the module instead
+  local other = LUA == 'lua5.4' and 'lua5.1' or 'lua5.4'
+  local have = readfile(ROOT .. '/build/' .. other .. '/childproc.so') ~= nil
+  only_if(have, 'needs build/' .. other .. ' (make LUA=' .. other .. ')')(
+    "is how a forked child of another Lua starts through its LUA_CPATH", function()
+    local tree = tmpname('-tree')
+    local _, made = shell(('mkdir -p %s && cp %s %s/childproc.so'):format(tree, SOPATH, tree))
+    assert.equal(0, made)
+    local parent = [[
+      local cp = require 'childproc'
+      local function go(cpath)
+        local c = cp.fork('spec/fixtures/version_echo.lua', {}, { execPath = arg[1],
+          stdio = { 'ignore', 'ignore', 'pipe', 'ipc' },
+          env = { PATH = os.getenv('PATH'), LUA_CPATH = cpath } })
+        local got, err = nil, ''
+        c.stderr:on('data', function(d) err = err .. d end)
+        c:on('message', function(m) got = m.lua; c:disconnect() end)
+        c:send('x')
+        cp.run()
+        return tostring(got) .. ' ' .. tostring(c.exitCode), err
+      end
+      print(go(arg[2]))
+      print(go('/nonexistent/?.so'))
+    ]]
+    local out, status, err = luaproc(parent, { args = { other, ROOT .. '/build/' .. other .. '/?.so' },
+                                               env = { LUA_CPATH = tree .. '/?.so' } })
+    shell('rm -rf ' .. tree)
+    assert.equal(0, status, err)
+    local first, second = out:match('^([^\n]*)\n(.*)$')
+    local want = other == 'lua5.1' and 'Lua 5.1' or 'Lua 5.4'
+    assert.equal(want .. ' 0\t', first)
+    assert.truthy(second:find("^nil 1\t.*module 'childproc' not found"), second)
+  end)
 end)
