@@ -27,8 +27,6 @@ local cp = {
   signals = M.signals,
   Error = M.Error,
   json_null = core.json_null,  -- JSON's null where a 'json' channel keeps one
-  _core = core,    -- for the specs only
-  _M = M,
 }
 
 -- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)

@@ -1,6 +1,39 @@
--- The internals are require 'childproc.internal' (lua_childproc.c), the
--- same M as the module's.
+-- The module table holds what docs/ documents (docs/ mirrors the
+-- contract, ../shared/API.md), nothing private; the internals are
+-- require 'childproc.internal' (lua_childproc.c), the same M as the module.
 local cp = require 'childproc'
+
+local function docs_text()
+  local parts = {}
+  local p = io.popen('ls docs/*.md')
+  for name in p:lines() do parts[#parts + 1] = readfile(name) end
+  p:close()
+  return table.concat(parts, '\n')
+end
+
+describe('the module table', function()
+  it('has no private key: none starts with _', function()
+    local private = {}
+    for k in pairs(cp) do
+      if type(k) ~= 'string' or k:sub(1, 1) == '_' then private[#private + 1] = tostring(k) end
+    end
+    table.sort(private)
+    assert.same({}, private)
+  end)
+
+  it('holds only what docs/ documents (each key as cp.<key>)', function()
+    local text = docs_text()
+    local missing = {}
+    for k in pairs(cp) do
+      -- a whole name: cp.exec is not found inside cp.execSync
+      if not (' ' .. text .. ' '):find('cp%.' .. k .. '[^%w_]') then
+        missing[#missing + 1] = 'cp.' .. k
+      end
+    end
+    table.sort(missing)
+    assert.same({}, missing)
+  end)
+end)
 
 describe("require 'childproc.internal'", function()
   it("is the loaded module's namespace, not a second copy", function()
@@ -43,6 +76,7 @@ describe("require 'childproc.internal'", function()
     assert.equal(0, status, err)
     assert.equal('true\t' .. dir .. '/childproc.so\n', out)
   end)
+
   -- fork's bootstrap loads the parent's file through its
   -- luaopen_childproc_internal (every fork spec); a child of another Lua
   -- with no build beside the parent's file requires the module instead
