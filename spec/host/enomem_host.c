@@ -128,11 +128,11 @@ static const Scenario scenarios[] = {
     "cp.run()\n"
     "assert(n == 3 and fired == 'yes', 'timers: wrong result')", 0 },
   { "watch",
-    "local r, w = cp._core.pipe()\n"
+    "local r, w = core.pipe()\n"
     "PIPE = { r, w }\n"
     "local seen\n"
     "local wt = cp.watch(r, 'r', function(ev, self) seen = ev; self:stop() end)\n"
-    "cp._core.write(w, 'x')\n"
+    "core.write(w, 'x')\n"
     "cp.run()\n"
     "assert(seen == 'r', 'watch: no event')", 0 },
   { "sync",
@@ -150,8 +150,9 @@ static const Scenario scenarios[] = {
 ** child starts and reaches 'close', a new timer fires. */
 static const char *const after_code =
   "local cp = require 'childproc'\n"
-  "local now = cp._core.now\n"
-  "if PIPE then cp._core.close(PIPE[1]); cp._core.close(PIPE[2]); PIPE = nil end\n"
+  "local core = require('childproc.internal').core\n"
+  "local now = core.now\n"
+  "if PIPE then core.close(PIPE[1]); core.close(PIPE[2]); PIPE = nil end\n"
   "for _, pid in ipairs(host_children()) do cp.kill(pid, 'SIGKILL') end\n"
   "local tick = cp.setInterval(function() end, 2):unref()\n"
   "local function turn_until(pred, what)\n"
@@ -262,7 +263,7 @@ static int run(const Scenario *s, long n, long *made, char *why, size_t whysize)
   (void)luaL_dostring(L, "FORK_ENV = { PATH = os.getenv('PATH'), LUA_CPATH = os.getenv('LUA_CPATH'),"
                    " LD_PRELOAD = os.getenv('ENOMEM_PRELOAD'), ASAN_OPTIONS = 'detect_leaks=0' }");
   if (strcmp(s->name, "load") != 0) {
-    if (luaL_dostring(L, "cp = require 'childproc'") != 0) {
+    if (luaL_dostring(L, "cp = require 'childproc' core = require('childproc.internal').core") != 0) {
       snprintf(why, whysize, "setup: %s", errmsg(L));
       lua_close(L);
       return RUN_BAD;
