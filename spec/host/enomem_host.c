@@ -253,7 +253,7 @@ static int run(const Scenario *s, long n, long *made, char *why, size_t whysize)
   lua_setglobal(L, "STRICT");
   /* with ENOMEM_VERBOSE: what still keeps the loop alive, when it does */
   if (getenv("ENOMEM_VERBOSE") != NULL)
-    (void)luaL_dostring(L, "function HELD() local M = require('childproc')._M\n"
+    (void)luaL_dostring(L, "function HELD() local M = require('childproc.internal')\n"
       "local t = { ' (refs ' .. M.alive() .. '; watched:' }\n"
       "for fd = 0, 1023 do local h, ev = M.fdhandler(fd)\n"
       "  if h then t[#t + 1] = (' %d/%s/%s'):format(fd, tostring(ev), type(h)) end end\n"
