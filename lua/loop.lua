@@ -78,7 +78,7 @@ function M.setev(fd, ev, fn)
   end
   local ok, err
   if ev == 0 then
-    if cur then ok, err = core.unwatch(fd) end
+    if cur then core.unwatch(fd) end
     masks[fd] = nil
     return true
   elseif cur then

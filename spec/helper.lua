@@ -429,9 +429,7 @@ end
 function no_children()
   local left = children()
   if #left == 0 then return true end
-  local live = {}
   for _, c in ipairs(left) do
-    if c.state ~= 'Z' then live[#live + 1] = c end
     cp.kill(c.pid, 'SIGKILL')
   end
   pcall(poll_until, function()
