@@ -26,7 +26,7 @@ local HELPER = {
   'procstatus', 'rss_kib', 'children', 'fds', 'fds_desc', 'fd_of',
   'run_until', 'poll_until', 'run_all', 'childenv', 'wait_close',
   'recorder', 'collect', 'no_children', 'only_if', 'leakcheck', 'tmpname',
-  'shell', 'luaproc', 'badargs', 'expect',
+  'shell', 'luaproc', 'badargs', 'expect', 'expect_check',
 }
 -- ... and the library functions it adds where a Lua lacks them
 -- (table.pack/unpack, string.pack/unpack for the formats the specs use)
@@ -54,6 +54,8 @@ files['spec/helper.lua'] = { std = 'min+compat+busted', globals = defined }
 -- fixtures are the scripts of children (forked, spawned): plain Lua,
 -- neither busted's nor the helper's names
 files['spec/fixtures/'] = { std = 'min+compat' }
+-- (but this one is a busted file, run by spec/helper_spec.lua)
+files['spec/fixtures/expect_cases.lua'] = { std = 'min+compat+busted+helper' }
 -- it hides the channel's variables from the module while it loads (a
 -- peer that writes raw frames on a channel the module does not take)
 files['spec/fixtures/handle_raw.lua'] = { ignore = { '122/os' } }
