@@ -305,10 +305,10 @@ end
 -- stream() -> a Duplex on the fd (lua/duplex.lua), which it owns now
 function hmethods.stream(self)
   local s = hself(self)
-  if s.stream then return s.stream end
+  if s.duplex then return s.duplex end
   if s.closed or s.taken then return nil, 'the handle is closed' end
-  s.stream, s.taken = M.duplex(s.fd, s.access), true
-  return s.stream
+  s.duplex, s.taken = M.duplex(s.fd, s.access), true
+  return s.duplex
 end
 
 -- }======================================================
