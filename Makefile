@@ -31,10 +31,10 @@ BUSTED     ?= busted --lua=$(LUA)
 # the specs' Lua (spec/helper.lua)
 export CHILDPROC_LUA := $(LUA_NAME)
 DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-              luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config \
+              luajit libluajit-5.1-dev lua-posix neovim lua-busted lua-check luarocks lua-socket lua-cqueues pkg-config \
               openssh-server openssh-client wrk strace
 
-.PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help
+.PHONY: all lint test demo sanitize valgrind bench soak fuzz install clean deps help
 
 all: $(MODULE) $(if $(filter lua5.4,$(LUA_NAME)),childproc.so)
 
@@ -60,7 +60,7 @@ deps:
 # busted's TAP output gives the closing `N passed, N failed` line (specs
 # skipped for a feature this Lua lacks are counted apart)
 TAP = .test-$(LUA_NAME).tap
-test: deps all host
+test: deps all host lint
 	@# the other Luas' builds the mixed-version specs fork, made current
 	@for d in build/*/childproc.so; do l=$${d#build/}; l=$${l%/childproc.so}; \
 	  [ -e "$$d" ] && [ "$$l" != "$(LUA_NAME)" ] && $(MAKE) --no-print-directory -s LUA=$$l all; true; done
@@ -70,6 +70,12 @@ test: deps all host
 	  echo "$$(grep -c '^ok .*# SKIP' $(TAP)) skipped on $(LUA_NAME) (a feature it lacks)"; \
 	  echo "$$pass passed, $$fail failed"; \
 	  [ $$status -eq 0 ] && [ $$fail -eq 0 ] && [ $$pass -gt 0 ]
+
+# luacheck with .luacheckrc (std, busted's and the spec helper's globals):
+# any warning fails it, and with it `make test`
+LINT = lua/*.lua spec examples bench/*.lua
+lint: deps
+	@luacheck --no-cache --codes -q $(LINT)
 
 demo: deps all
 	bash examples/run_all.sh
@@ -116,4 +122,4 @@ clean:
 	rm -rf childproc.so .test*.tap src/lua_chunks.h $(BUILD)
 
 help:
-	@echo "targets: all test demo sanitize valgrind bench soak fuzz enomem host install clean"
+	@echo "targets: all lint test demo sanitize valgrind bench soak fuzz enomem host install clean"

@@ -129,7 +129,7 @@ do
   else
     why.sshd = 'no /usr/sbin/sshd or ssh (apt-get install openssh-server openssh-client)'
   end
-  out, ok = sh('command -v wrk 2>&1')
+  ok = select(2, sh('command -v wrk 2>&1'))
   if ok then have.wrk = true else why.wrk = 'wrk not found (apt-get install wrk)' end
 end
 
@@ -278,7 +278,6 @@ local skipped = {} -- peer -> reason
 local RESULTS, FAILS = {}, {} -- configuration -> row -> peer -> { values... } | count
 for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name] = {}; FAILS[cfg.name] = {} end
 local units = {}   -- row -> unit
-local rowsof = {}  -- bench name -> rows
 local UNIT = { -- the unit each row is expected in (for rows where all failed)
   spawn_seq = 'spawns/s', spawn_par32 = 'spawns/s', spawn_heap2g = 'spawns/s',
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
@@ -286,7 +285,6 @@ local UNIT = { -- the unit each row is expected in (for rows where all failed)
   children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
   http_shared = 'req/s', http_rr = 'req/s',
 }
-local order = {}   -- rows in order
 
 -- the A/B peer: the childproc command with the base build first on the
 -- module path (forked children inherit it)
@@ -310,10 +308,8 @@ end
 for _, b in ipairs(BENCHES) do
   b.rows = b.rows or { b.name }
   for _, r in ipairs(b.rows) do
-    order[#order + 1] = r
     for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name][r] = {}; FAILS[cfg.name][r] = {} end
   end
-  rowsof[b.name] = b.rows
   local keep = {}
   for _, p in ipairs(b.peers) do
     local need = NEEDS[p[1]]
@@ -493,7 +489,8 @@ local function tables(cfg)
           local vals, nf = results[r][peer], fails[r][peer] or 0
           local med = median(vals)
           local nok = vals and #vals or 0
-          local cell, runs, ratio, spread = nil, nil, nil, ''
+          local cell, runs, ratio
+          local spread = ''
           if nok + nf == 0 then
             cell, runs, ratio = 'skipped', '', ''
           else

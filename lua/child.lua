@@ -2,7 +2,7 @@
 local core, M = ...
 
 local emit, defer = M.emit, M.defer
-local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
+local tostring, pairs, ipairs, pcall = tostring, pairs, ipairs, pcall
 
 local methods = {}
 -- The stdin stream is made when first read: until then s[1] holds our

@@ -13,7 +13,7 @@ local core, M = ...
 
 local emit, defer = M.emit, M.defer
 local ipc = M.ipc
-local MARK, HMSG = core.handle_mark, core.handlemsg_mt
+local HMSG = core.handlemsg_mt
 local type, pcall, tostring, error, getmetatable =
   type, pcall, tostring, error, getmetatable
 local MARK_FRAME = '\1\0\0\0\12'        -- a 'lua' frame: the marker alone
@@ -62,7 +62,7 @@ local function describe(h)
 end
 
 -- Node's type for what kind says (a Lua peer looks at the fd itself)
-local function node_type(kind, family, connected, listening, socktype)
+local function node_type(kind, family, _connected, listening, socktype)
   if kind == 'tcp-server' or (kind == 'unix' and listening) then
     return 'net.Server'
   elseif kind == 'tcp' or (kind == 'unix' and socktype == 'stream') then
@@ -305,10 +305,10 @@ end
 -- stream() -> a Duplex on the fd (lua/duplex.lua), which it owns now
 function hmethods.stream(self)
   local s = hself(self)
-  if s.stream then return s.stream end
+  if s.duplex then return s.duplex end
   if s.closed or s.taken then return nil, 'the handle is closed' end
-  s.stream, s.taken = M.duplex(s.fd, s.access), true
-  return s.stream
+  s.duplex, s.taken = M.duplex(s.fd, s.access), true
+  return s.duplex
 end
 
 -- }======================================================

@@ -190,7 +190,7 @@ end
 local function flush(ch, inline)
   local q, cbs = ch.q, ch.cbs
   while ch.head <= ch.tail do
-    local frame, n, h = q[ch.head], nil, ch.hq[ch.head]
+    local frame, h, n = q[ch.head], ch.hq[ch.head]
     if h then n = M.handle_write(ch, h, frame, ch.off)
     elseif ch.ring then n = ch.dec:put(frame, ch.off)
     else n = write(ch.wfd, frame, ch.off) end
@@ -452,7 +452,7 @@ local function send(ch, message, a, b, c)
     return M.handle_send(ch, message, a,
       type(b) ~= 'function' and b or nil, cb)
   end
-  local lsend, ok, frame = ch.lsend, nil, nil
+  local lsend, ok, frame = ch.lsend
   if lsend then
     -- encoded and written at once (into the ring, or to the socket)
     -- when nothing waits before it (pieces left are queued); else
@@ -607,7 +607,7 @@ end
 
 -- ch becomes the channel of the ChildProcess (fields s, object self)
 -- that plan starts
-function M.ipc_attach(plan, s, self, ch)
+function M.ipc_attach(plan, s, _self, ch)
   s._ch = ch
   s.channel = {
     ref = function() ch.want_ref = true; update(ch) end,

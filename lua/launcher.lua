@@ -10,8 +10,8 @@
 -- stderr is the launcher's.
 local core, M = ...
 
-local type, ipairs, pairs, tostring, error, rawget =
-  type, ipairs, pairs, tostring, error, rawget
+local type, ipairs, pairs, tostring, rawget =
+  type, ipairs, pairs, tostring, rawget
 local floor = math.floor
 
 local PROTO = 1                     -- the start-up line's protocol

@@ -70,7 +70,7 @@ function M.setev(fd, ev, fn)
   end
   local ok, err
   if ev == 0 then
-    if cur then ok, err = core.unwatch(fd) end
+    if cur then core.unwatch(fd) end
     masks[fd] = nil
     return true
   elseif cur then

@@ -3,7 +3,7 @@
 -- lua/child.lua, whose start(plan) runs what it makes.
 local core, M = ...
 
-local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+local type, tostring, pairs = type, tostring, pairs
 
 -- options each function accepts
 M.SPAWN_OPTIONS = {

@@ -4,7 +4,7 @@
 local core, M = ...
 
 local type, tostring, pcall, select = type, tostring, pcall, select
-local isint, getmetatable = M.isint, getmetatable
+local isint = M.isint
 local R, W = 1, 2
 local EBADF, EEXIST = 9, 17
 

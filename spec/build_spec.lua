@@ -10,7 +10,6 @@ describe('build', function()
   end)
 
   it('loads the Lua layer precompiled, debug information kept', function()
-    local cp = require 'childproc'
     -- make writes src/lua_chunks.h with the interpreter it builds for
     assert.is_true(core().precompiled)
     -- tracebacks still name the file and line

@@ -20,7 +20,7 @@ local function bounded(fn)
 end
 
 local drivers = {
-  ['cp.run()'] = function(child, closed)
+  ['cp.run()'] = function(_, closed)
     return bounded(function()
       local errs = {}
       while not closed() do
@@ -40,7 +40,7 @@ local drivers = {
       return errs
     end)
   end,
-  ["a host loop (cp.loop, cp.run('nowait'))"] = function(child, closed)
+  ["a host loop (cp.loop, cp.run('nowait'))"] = function(_, closed)
     return bounded(function()
       local errs = {}
       local pollfd = cp.loop:pollfd()

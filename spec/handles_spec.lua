@@ -266,7 +266,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
     it('a handle the listener keeps stays open until closed', function()
       local child, next_msg, stop = peer(mode)
       next_msg(child:send({ op = 'count' }) and 'count')
-      local _, base = nil, nil
+      local base
       child:send({ op = 'count' })
       base = next_msg().fds
       local fd = assert(core.open('/dev/null'))

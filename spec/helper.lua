@@ -13,6 +13,8 @@
 --                                  no new fd left open
 --   luaproc(code, opts)            run code in a fresh $LUA interpreter
 --   badargs(cases)                 table-driven bad-argument specs
+--   expect(fn [, n])               fn, which must run exactly n times (1)
+--                                  by the end of the test; expect_check()
 --   thread_io(name)                a counter of /proc/thread-self/io
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 --   (and every child:wait() is bounded: 30 s, then the spec fails)
@@ -437,9 +439,7 @@ end
 function no_children()
   local left = children()
   if #left == 0 then return true end
-  local live = {}
   for _, c in ipairs(left) do
-    if c.state ~= 'Z' then live[#live + 1] = c end
     cp.kill(c.pid, 'SIGKILL')
   end
   pcall(poll_until, function()
@@ -488,6 +488,78 @@ function leakcheck()
       for _, fd in ipairs(after) do if not b[fd] then new[#new + 1] = fd end end
       luassert.same(before, after, 'fds left open: ' .. fds_desc(new))
     end
+  end)
+end
+
+-- }======================================================
+
+
+-- {====================================================== expect
+
+-- expect(fn [, n]) -> a function calling fn (nil: nothing) that must be
+-- called exactly n times (default 1) by the end of the test that made it
+-- (in the test or its before_each), as luv's test harness has it.  A
+-- count that differs fails that test, naming the expect call's file:line
+-- and how many times it ran; a test that failed already is left with its
+-- own failure.  expect_check() does the check at once (and forgets the
+-- wrappers): it raises the same message, for a spec to look at.
+local expects = {}
+
+function expect(fn, n)
+  n = n == nil and 1 or n
+  if type(n) ~= 'number' or n < 0 or math.floor(n) ~= n then
+    error('expect: n must be a count (an integer >= 0), got ' .. tostring(n), 2)
+  end
+  if fn ~= nil and type(fn) ~= 'function' then
+    error('expect: fn must be a function or nil, got ' .. type(fn), 2)
+  end
+  local info = debug.getinfo(2, 'Sl')
+  local e = { n = n, count = 0, where = info.short_src .. ':' .. info.currentline }
+  expects[#expects + 1] = e
+  return function(...)
+    e.count = e.count + 1
+    if fn then return fn(...) end
+  end
+end
+
+function expect_check()
+  local list = expects
+  expects = {}
+  local bad = {}
+  for _, e in ipairs(list) do
+    if e.count ~= e.n then
+      bad[#bad + 1] = ('%s: the callback of this expect ran %d time%s, expected %d'):format(
+        e.where, e.count, e.count == 1 and '' or 's', e.n)
+    end
+  end
+  if #bad > 0 then error(table.concat(bad, '; '), 0) end
+  return true
+end
+
+-- The check runs as the test's own `finally` (busted 2 runs it after
+-- the test and before reporting it, so its error fails that test, not a
+-- hook beside it).  The test keeps its finally(fn): the one busted
+-- allows (the last given) runs first, then the check.
+do
+  local busted = require 'busted'
+  local failed = false
+  local function mark() failed = true; return nil, true end
+  busted.subscribe({ 'failure', 'it' }, mark)
+  busted.subscribe({ 'error', 'it' }, mark)
+  busted.subscribe({ 'pending', 'it' }, mark)
+  busted.subscribe({ 'test', 'start' }, function(element)
+    failed = false
+    local env = element.env
+    if not (env and env.finally) then return nil, true end  -- (a pending())
+    local user
+    env.finally(function()
+      local ok, err = true, nil
+      if user then ok, err = pcall(user) end
+      if not ok then expects = {}; error(err, 0) end
+      if failed then expects = {} else expect_check() end
+    end)
+    env.finally = function(fn) user = fn end
+    return nil, true
   end)
 end
 

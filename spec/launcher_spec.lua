@@ -102,8 +102,8 @@ describe('fork through a launcher', function()
         assert.equal(string.pack('<d', v), string.pack('<d', back))
       end
       assert.is_true(roundtrip(child, box, 0 / 0) ~= roundtrip(child, box, 0 / 0))
-      local big = ('0123456789abcdef'):rep(256 * 1024)   -- 4 MiB
-      assert.is_true(roundtrip(child, box, big) == big)
+      local long = ('0123456789abcdef'):rep(256 * 1024)   -- 4 MiB
+      assert.is_true(roundtrip(child, box, long) == long)
       local shared = { 'shared' }
       local t = { 1, 2, x = { y = { z = 'deep' } }, [1.5] = 'f', [true] = 'b',
                   a = shared, b = shared }

@@ -42,8 +42,9 @@ describe('streams', function()
       local cbok = false
       assert.is_false(c.stdin:write('late', function(e) cbok = e ~= nil end))
       c:wait()
-      run_until(function() return cbok end)
+      run_until(function() return cbok and got ~= nil end)
       assert.is_true(cbok)
+      assert.matches('write after end', tostring(got))
     end)
 
     it('write returns false once 64 KiB are queued, then drain comes', function()

@@ -2,7 +2,7 @@
 -- most 2^53 cross the channel exactly and a bigger one is refused, never
 -- rounded; processes of different Luas talk over the same 'lua' format;
 -- a child refuses a parent speaking another version of it.
-local cp = require 'childproc'
+require 'childproc'
 local core = core()
 
 local function rt(v)
