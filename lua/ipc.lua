@@ -6,12 +6,13 @@
 local core, M = ...
 
 local emit, defer = M.emit, M.defer
+local wq_push, wq_flush, wq_clear = M.wq_push, M.wq_flush, M.wq_clear
 local read, write, lua_send = core.read, core.write, core.lua_send
-local type, pairs, tostring, error, pcall, select =
-  type, pairs, tostring, error, pcall, select
+local type, pairs, tostring, error, pcall =
+  type, pairs, tostring, error, pcall
 local R, W, EDGE = 1, 2, 8
 local hasbit = M.hasbit
-local HIGH_WATER = 64 * 1024        -- send() returns false from here on
+local HIGH_WATER = M.HIGH_WATER     -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
 local DEFAULT_MAX = 1024 * 1024 * 1024
@@ -84,9 +85,9 @@ end
   ring: its frames go through shared memory (dec:put, dec:take), the
     socket is only watched for its end; bell, pbell: our doorbell (an
     eventfd the loop watches) and the peer's (src/serialize.c)
-  q, cbs, head, tail, off, queued: strings waiting to be written (a
-    message may be several: the rest of a partial write; its callback
-    sits with its last piece, false with the others)
+  q, cbs, head, tail, off, queued: the write queue (lua/writeq.lua):
+    frames waiting to be written (a message may be several pieces: the
+    rest of a partial write)
   want_ref: the owner wants the channel to keep the loop alive
   counted: it currently adds 1 to the loop's keep-alive count
   ev: the epoll mask now set
@@ -130,6 +131,10 @@ local function channel_error(code, message)
   return M.newerror({ code = code, message = message })
 end
 
+local function closed_cb(cb)
+  defer(cb, channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed'))
+end
+
 -- Tear the channel down now.  'disconnect' (and the child's 'close', which
 -- must come after it) are emitted now when `inline` (the loop called us),
 -- else from the loop: never from inside a call of the user's.
@@ -152,18 +157,11 @@ local function close_channel(ch, inline)
     core.close(ch.bell)
     core.close(ch.pbell)
   end
-  local cbs, head, tail = ch.cbs, ch.head, ch.tail
   M.handle_close(ch)   -- the fds queued or held
-  ch.q, ch.cbs, ch.head, ch.tail, ch.off, ch.queued = {}, {}, 1, 0, 0, 0
+  wq_clear(ch, closed_cb)
   update(ch)
   local s, self = ch.s, ch.self
   s.connected = false
-  for i = head, tail do
-    local cb = cbs[i]
-    if cb then
-      defer(cb, channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed'))
-    end
-  end
   if ch.silent then  -- a spawn that failed: no channel ever was
     s.channel_open = false
     return
@@ -176,34 +174,28 @@ local function close_channel(ch, inline)
   if inline then finish() else defer(finish) end
 end
 
+-- The queue's writer: a frame with a handle's fd goes on the socket
+-- with it (lua/handle.lua), others into the ring or onto the socket.
+local function put(ch, frame, off, i)
+  local h = ch.hq[i]
+  if h then
+    local n, err = M.handle_write(ch, h, frame, off)
+    if n and off + n >= #frame then ch.hq[i] = nil; M.handle_sent(ch, h) end
+    return n, err
+  end
+  if ch.ring then return ch.dec:put(frame, off) end
+  return write(ch.wfd, frame, off)
+end
+
 -- Write what the socket (or the ring) takes now.  Returns false when
 -- the peer is gone.  inline: called by the loop (see close_channel).
 local function flush(ch, inline)
-  local q, cbs = ch.q, ch.cbs
-  while ch.head <= ch.tail do
-    local frame, n, h = q[ch.head], nil, ch.hq[ch.head]
-    if h then n = M.handle_write(ch, h, frame, ch.off)
-    elseif ch.ring then n = ch.dec:put(frame, ch.off)
-    else n = write(ch.wfd, frame, ch.off) end
-    if n == false then break end
-    if not n then  -- EPIPE, ECONNRESET: the other side has gone
-      close_channel(ch, inline)
-      return false
-    end
-    ch.off = ch.off + n
-    ch.queued = ch.queued - n
-    if ch.off < (type(frame) == 'table' and frame.n or #frame) then break end
-    q[ch.head] = nil
-    if h then ch.hq[ch.head] = nil; M.handle_sent(ch, h) end
-    local cb = cbs[ch.head]
-    cbs[ch.head] = nil
-    ch.head, ch.off = ch.head + 1, 0
-    if cb then defer(cb) end
+  local empty = wq_flush(ch, put)
+  if empty == nil then  -- EPIPE, ECONNRESET: the other side has gone
+    close_channel(ch, inline)
+    return false
   end
-  if ch.head > ch.tail then
-    ch.head, ch.tail = 1, 0
-    if ch.disconnecting then close_channel(ch, inline); return true end
-  end
+  if empty and ch.disconnecting then close_channel(ch, inline); return true end
   update(ch)
   return true
 end
@@ -216,20 +208,6 @@ local function is_internal(m)
   return type(cmd) == 'string' and #cmd > 4 and cmd:sub(1, 5) == 'NODE_'
 end
 
--- Queue the pieces of one message (the first begun at `off`)
-local function queue(ch, cb, off, ...)
-  local q, cbs, tail = ch.q, ch.cbs, ch.tail
-  local bytes = -off
-  for i = 1, select('#', ...) do
-    local piece = select(i, ...)
-    tail = tail + 1
-    q[tail], cbs[tail] = piece, false
-    bytes = bytes + (type(piece) == 'table' and piece.n or #piece)  -- (a ring frame: pieces)
-  end
-  cbs[tail] = cb or false
-  ch.tail, ch.queued = tail, ch.queued + bytes
-end
-
 -- What core.lua_send(fd|false, message, dec, where) returned: queue what
 -- was not written.
 local function lua_sent(ch, cb, status, off, ...)
@@ -238,20 +216,14 @@ local function lua_sent(ch, cb, status, off, ...)
     if cb then defer(cb) end
     return
   end
-  local idle = ch.head > ch.tail
-  queue(ch, cb, off, ...)
-  if idle then ch.off = off end
+  wq_push(ch, cb, off, ...)
   -- a failed write (the peer gone): flush meets the error and closes;
   -- not direct: written now by flush
   if status < 0 or not ch.direct then flush(ch) else update(ch) end
 end
 
 local function send_frame(ch, frame, cb)
-  ch.tail = ch.tail + 1
-  ch.q[ch.tail] = frame
-  ch.cbs[ch.tail] = cb or false
-  ch.queued = ch.queued + #frame
-  if ch.head == ch.tail then flush(ch) else update(ch) end
+  if wq_push(ch, cb, 0, frame) then flush(ch) else update(ch) end
 end
 
 -- m: NODE_HANDLE's { m, fd } (CP_HANDLEMSG_MT) when an fd came with it
@@ -388,7 +360,7 @@ local function new_channel(fd, mode, max, side, s, self, wfd, direct)
     lsend = mode == 'lua' and lua_send or nil,
     dec = core.decoder(mode, max), out = {}, pq = {}, ph = 1, pt = 0,
     side = side, s = s, self = self,
-    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0, hq = {},
+    q = {}, cbs = {}, head = 1, tail = 0, off = 0, queued = 0, hq = {},  -- (M.wq_init's)
     want_ref = side == 'child', counted = false, ev = 0,
     closed = false, disconnecting = false,
   }
@@ -521,9 +493,7 @@ end
 
 -- for lua/handle.lua
 M.ipc = { flush = flush, update = update, send_frame = send_frame,
-  disconnect = disconnect,
-  queue = queue, bad_input = bad_input, channel_error = channel_error,
-  HIGH_WATER = HIGH_WATER }
+  disconnect = disconnect, bad_input = bad_input, channel_error = channel_error }
 
 -- }======================================================
 
