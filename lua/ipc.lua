@@ -15,7 +15,6 @@ local hasbit = M.hasbit
 local HIGH_WATER = M.HIGH_WATER     -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
-local DEFAULT_MAX = 1024 * 1024 * 1024
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
@@ -29,46 +28,6 @@ local encoders = { lua = core.lua_encode, json = core.json_encode }
 
 local open_channels = {}            -- channel -> true while its fd is open
 local rings = M.rings               -- the decoders of open ringed channels
-
--- {====================================================== options
-
--- check_*(fname, n, value): n is the options' argument position
-
-local function check_serialization(fname, n, v)
-  if v == nil then return 'lua' end
-  if v ~= 'lua' and v ~= 'json' then
-    if type(v) ~= 'string' then
-      M.typeerror(fname, n, v, 'string', "option 'serialization'")
-    end
-    M.argerror(fname, n, ("option 'serialization': 'lua' or 'json' expected,"
-      .. " got '%s'"):format(v))
-  end
-  if not encoders[v] then
-    M.argerror(fname, n, ("option 'serialization': this build has no '%s' codec"):format(v))
-  end
-  return v
-end
-M.check_serialization = check_serialization
-
-local function check_maxsize(fname, n, v)
-  if v == nil then return DEFAULT_MAX end
-  return M.checkint(fname, n, v, "option 'maxMessageSize'", 1)
-end
-M.check_maxsize = check_maxsize
-
--- spawn() with an 'ipc' entry validates the channel's options up front,
--- before any fd is made (fork() checks them itself, earlier still)
-local spawn_plan = M.spawn_plan
-function M.spawn_plan(fname, command, args, opts, into, optn)
-  if type(opts) == 'table' then
-    check_serialization(fname, optn or 3, opts.serialization)
-    check_maxsize(fname, optn or 3, opts.maxMessageSize)
-  end
-  return spawn_plan(fname, command, args, opts, into, optn)
-end
-
--- }======================================================
-
 
 -- {====================================================== the channel
 
@@ -485,11 +444,7 @@ local function flush_all()
 end
 M.flush_channels = flush_all   -- (lua/main.lua)
 
-local before_exit = M.before_exit
-function M.before_exit()
-  flush_all()
-  if before_exit then before_exit() end
-end
+M.at_exit(flush_all)
 
 -- for lua/handle.lua
 M.ipc = { flush = flush, update = update, send_frame = send_frame,
@@ -504,11 +459,13 @@ M.ipc = { flush = flush, update = update, send_frame = send_frame,
 -- the pair, tell the child where its end is, return that end, and for a
 -- 'lua' channel the fds the child gets after its stdio ones (from fd
 -- #plan.stdio on; nil if there are none): the rings' memfd, the child's
--- doorbell and ours; .after: the one to close once the child runs.
+-- doorbell and ours; .after: the one to close once the child runs.  A
+-- fork through a launcher has its channel made by lua/launcher.lua.
 function M.ipc_setup(plan, s, self, fd)
+  if plan.launcher then return M.launcher_channel(plan, s, self) end
   local opts = plan.opts or {}
-  local mode = check_serialization('spawn', 3, opts.serialization)
-  local max = check_maxsize('spawn', 3, opts.maxMessageSize)
+  local mode = M.check_serialization('spawn', 3, opts.serialization)
+  local max = M.check_maxsize('spawn', 3, opts.maxMessageSize)
   local mine, theirs = core.socketpair()
   if not mine then return nil, theirs end
   core.nonblock(mine, true)
@@ -702,7 +659,7 @@ end
 -- fd: a launcher's remote side, lua/launcher.lua)
 function M.ipc_process(fd, mode, wfd, direct)
   local ps = pself(M.process)
-  pch = new_channel(fd, mode, DEFAULT_MAX, 'process', ps, M.process, wfd, direct)
+  pch = new_channel(fd, mode, M.MAX_MESSAGE, 'process', ps, M.process, wfd, direct)
   ps.connected = true
   local function relisten()
     if pch.closed then return end

@@ -105,9 +105,11 @@ end
 
 -- {====================================================== this side
 
--- Wires the launcher's fds (M.ipc_setup below) and, after the start, the
--- child's streams and the start-up line (L: what the plan says).
-local function channel_setup(plan, s, self, L)
+-- Wires the launcher's fds (the 'ipc' entry of a plan with a launcher:
+-- M.ipc_setup calls this) and, after the start, the child's streams and
+-- the start-up line (L: what the plan says).
+function M.launcher_channel(plan, s, self)
+  local L = plan.launcher
   local max = M.check_maxsize('fork', 3, plan.opts.maxMessageSize)
   -- we write the launcher's stdin (a socket: no SIGPIPE here) and read
   -- its stdout (a pipe)
@@ -129,12 +131,6 @@ local function channel_setup(plan, s, self, L)
   -- the launcher's fds 1 and 2, after its fd 0 (lua/child.lua's
   -- setup_stdio); etheirs is closed by launcher_fork
   return wtheirs, { rtheirs, etheirs, at = 2, after = rtheirs }
-end
-
-local ipc_setup = M.ipc_setup
-function M.ipc_setup(plan, s, self, fd)
-  if plan.launcher then return channel_setup(plan, s, self, plan.launcher) end
-  return ipc_setup(plan, s, self, fd)
 end
 
 -- the remote script's stdout, as its stdio word says
@@ -436,15 +432,14 @@ function M.launcher_main(proto, mode, cwd)
     if pr then forward() end
     return psend(self, ...)
   end
-  local before_exit = M.before_exit
-  function M.before_exit()
+  -- before the channels' flush (M.at_exit runs the last added first)
+  M.at_exit(function()
     io.stdout:flush()
     if pr then  -- the last of it: fd 1 leaves the pipe, which then ends
       core.dup2(null, 1)
       forward()
     end
-    before_exit()
-  end
+  end)
   M.runmain()
 end
 
