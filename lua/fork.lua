@@ -12,7 +12,7 @@ FORK_OPTIONS.shell = nil     -- Node's fork has none either
 -- The 'lua' serialization's bootstrap, run by `lua -e` before lua.c
 -- would run the script: load this very module (the parent's file, so
 -- both ends speak the same format even when the child's LUA_CPATH does
--- not find it), then run the script, the loop, and exit (lua/ipc.lua's
+-- not find it), then run the script, the loop, and exit (lua/main.lua's
 -- M.runmain).  A child of another Lua (execPath = 'luajit' from 5.4)
 -- cannot load the parent's file: it takes the build beside it for its own
 -- Lua (build/lua5.4/childproc.so -> build/luajit/childproc.so) if there is

@@ -1,28 +1,21 @@
 -- The message channel between a parent and a forked child: a socketpair,
 -- framed by the 'lua' codec (src/serialize.c) or by Node's newline-
 -- delimited JSON (src/json.c).  Both ends are the same code: a channel
--- belongs either to a ChildProcess (the parent's side) or to cp.process
--- (the child's side, found by M.channel_autostart when the module loads).
+-- belongs either to a ChildProcess (the parent's side, made for an 'ipc'
+-- stdio entry by lua/ipc_stdio.lua) or to cp.process (the child's side,
+-- lua/ipc_process.lua).  This file: the channel itself, and its send.
 local core, M = ...
 
 local emit, defer = M.emit, M.defer
 local wq_push, wq_flush, wq_clear = M.wq_push, M.wq_flush, M.wq_clear
 local read, write, lua_send = core.read, core.write, core.lua_send
-local type, pairs, tostring, error, pcall =
-  type, pairs, tostring, error, pcall
+local type, pairs, tostring, pcall, select = type, pairs, tostring, pcall, select
 local R, W, EDGE = 1, 2, 8
 local hasbit = M.hasbit
 local HIGH_WATER = M.HIGH_WATER     -- send() returns false from here on
 local MAX_READS = 64                -- reads per readiness event (16 MiB)
 local READ_MAX = core.READ_MAX      -- what core.read returns at most
 local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
-
-local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
-                    'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
-                    'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
--- the rings of a 'lua' channel (src/serialize.c): this many bytes each
--- way, taken from memory only as messages use them
-local RING_SIZE = 4 * 1024 * 1024
 
 local encoders = { lua = core.lua_encode, json = core.json_encode }
 
@@ -393,6 +386,12 @@ local function send(ch, message, a, b, c)
   return ch.queued < HIGH_WATER
 end
 
+-- the ring sender's 'rest' (src/serialize.c): queue what did not fit
+local function sent_rest(ch, status, off, piece)
+  lua_sent(ch, nil, status, off, piece)
+  return ch.queued < HIGH_WATER
+end
+
 local function disconnect(ch)
   if not ch or ch.disconnecting then
     local s, self = ch and ch.s, ch and ch.self
@@ -446,94 +445,8 @@ M.flush_channels = flush_all   -- (lua/main.lua)
 
 M.at_exit(flush_all)
 
--- for lua/handle.lua
-M.ipc = { flush = flush, update = update, send_frame = send_frame,
-  disconnect = disconnect, bad_input = bad_input, channel_error = channel_error }
-
--- }======================================================
-
-
--- {====================================================== parent side
-
--- The 'ipc' entry of a child's stdio (lua/child.lua calls this): make
--- the pair, tell the child where its end is, return that end, and for a
--- 'lua' channel the fds the child gets after its stdio ones (from fd
--- #plan.stdio on; nil if there are none): the rings' memfd, the child's
--- doorbell and ours; .after: the one to close once the child runs.  A
--- fork through a launcher has its channel made by lua/launcher.lua.
-function M.ipc_setup(plan, s, self, fd)
-  if plan.launcher then return M.launcher_channel(plan, s, self) end
-  local opts = plan.opts or {}
-  local mode = M.check_serialization('spawn', 3, opts.serialization)
-  local max = M.check_maxsize('spawn', 3, opts.maxMessageSize)
-  local mine, theirs = core.socketpair()
-  if not mine then return nil, theirs end
-  core.nonblock(mine, true)
-  -- the child's environment: ours (or opts.env) without any other
-  -- channel's variables, plus this channel's
-  local env = {}
-  if plan.env then
-    for _, kv in ipairs(plan.env) do env[#env + 1] = kv end
-  else
-    for k, v in pairs(core.environ()) do env[#env + 1] = k .. '=' .. v end
-  end
-  local drop = {}
-  for _, k in ipairs(ENV_NAMES) do drop[k] = true end
-  local out = {}
-  for _, kv in ipairs(env) do
-    if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
-  end
-  local ch = new_channel(mine, mode, max, 'child', s, self)
-  local extra
-  if mode == 'json' then  -- exactly what Node's fork sets
-    out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
-    out[#out + 1] = 'NODE_CHANNEL_SERIALIZATION_MODE=json'
-  else
-    out[#out + 1] = 'CHILDPROC_CHANNEL_FD=' .. fd
-    out[#out + 1] = 'CHILDPROC_SERIALIZATION=lua'
-    out[#out + 1] = 'CHILDPROC_WIRE=' .. core.lua_wire
-    -- rings and doorbells; without them (nil is no error) the socket
-    local ringfd = core.ring_new(RING_SIZE)
-    if ringfd then ringfd = core.own(ringfd) end
-    local bell, cbell = core.eventfd(), core.eventfd()
-    if ringfd and bell and cbell and use_rings(ch, ringfd, 0, bell, cbell) then
-      out[#out + 1] = 'CHILDPROC_CHANNEL_RING=' .. #plan.stdio
-      extra = { ringfd, cbell, bell, after = ringfd }  -- (mapped: closed)
-    else
-      for _, x in ipairs({ ringfd or false, bell or false, cbell or false }) do
-        if x then core.close(x) end
-      end
-    end
-  end
-  table.sort(out)
-  plan.env = out
-  M.ipc_attach(plan, s, self, ch)
-  return theirs, extra
-end
-
--- ch becomes the channel of the ChildProcess (fields s, object self)
--- that plan starts
-function M.ipc_attach(plan, s, self, ch)
-  s._ch = ch
-  s.channel = {
-    ref = function() ch.want_ref = true; update(ch) end,
-    unref = function() ch.want_ref = false; update(ch) end,
-    -- the child exited: what it sent before is read now, before 'exit'
-    drain = function() if not ch.closed then on_readable(ch, true) end end,
-  }
-  s.channel_open, s.connected = true, true
-  -- a spawn that fails has no channel: no 'disconnect', no ref left
-  local onfail = plan.onfail
-  plan.onfail = function(s2, self2)
-    ch.silent = true
-    close_channel(ch)
-    if onfail then onfail(s2, self2) end
-  end
-end
-
--- for lua/launcher.lua: a channel, its end, and the bytes read before it
-M.ipc_new, M.ipc_close = new_channel, close_channel
-function M.ipc_feed(ch, chunk)
+-- bytes read before the channel was made (lua/launcher.lua)
+local function feed(ch, chunk)
   local n, err, x = ch.dec:feed(chunk, ch.out)
   if not n then
     deliver(ch, x or 0)
@@ -542,132 +455,17 @@ function M.ipc_feed(ch, chunk)
   if n > 0 then deliver(ch, n) end
 end
 
-local cmethods = M.child_methods
-
-local cself = M.cself
-
--- the ring sender's 'rest' (src/serialize.c): queue what did not fit
-local function sent_rest(ch, status, off, piece)
-  lua_sent(ch, nil, status, off, piece)
-  return ch.queued < HIGH_WATER
-end
-
-cmethods.send = core.ring_sender(M.ChildProcess, function(self, message, a, b, c)
-  return send(cself(self)._ch, message, a, b, c)
-end, function(self, status, off, piece)
-  return sent_rest(cself(self)._ch, status, off, piece)
-end, '_ring')
-M.entry_c[cmethods.send] = true
-
-function cmethods.disconnect(self)
-  local s = M.cself(self)
-  if not s._ch then
-    M.argerror('disconnect', nil, 'the child has no IPC channel')
-  end
-  disconnect(s._ch)
-end
+-- the channel's parts the sides (lua/ipc_stdio.lua, lua/ipc_process.lua),
+-- lua/handle.lua and lua/launcher.lua use
+M.ipc = { new = new_channel, close = close_channel, use_rings = use_rings,
+  feed = feed, on_readable = on_readable, send = send, sent_rest = sent_rest,
+  disconnect = disconnect, flush = flush, update = update,
+  send_frame = send_frame, bad_input = bad_input, channel_error = channel_error,
+  encoders = encoders,
+  ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
+                'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
+                'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' } }
 
 -- }======================================================
 
 
--- {====================================================== child side
-
-local pmethods, pself = M.process_methods, M.pself
-local pch        -- this process's channel, when it was forked
-
-pmethods.send = core.ring_sender(M.Process, function(self, message, a, b, c)
-  pself(self)
-  return send(pch, message, a, b, c)
-end, function(_, status, off, piece)
-  return sent_rest(pch, status, off, piece)
-end, '_ring')
-M.entry_c[pmethods.send] = true
-
-function pmethods.disconnect(self)
-  pself(self)
-  if not pch then
-    M.argerror('disconnect', nil, 'this process has no IPC channel')
-  end
-  disconnect(pch)
-end
-
--- A forked child stays alive while its cp.process listens for 'message'
--- or 'disconnect' (as Node's process.channel is ref'd by such listeners).
-local function listening(ps)
-  return M.listeners(ps, 'message') + M.listeners(ps, 'disconnect') > 0
-end
-
--- Run by lua/init.lua when the module loads: a process started with a
--- channel finds it in its environment.
-function M.channel_autostart()
-  local fdtext, mode = os.getenv('CHILDPROC_CHANNEL_FD'),
-    os.getenv('CHILDPROC_SERIALIZATION') or 'lua'
-  if not fdtext then
-    fdtext, mode = os.getenv('NODE_CHANNEL_FD'),
-      os.getenv('NODE_CHANNEL_SERIALIZATION_MODE') or 'json'
-  end
-  if not fdtext then return end
-  local wire = mode == 'lua' and os.getenv('CHILDPROC_WIRE')
-  local ringfd = mode == 'lua'
-    and M.toint(tonumber(os.getenv('CHILDPROC_CHANNEL_RING') or ''))
-    or nil
-  -- as Node: the processes this one starts do not see this channel
-  for _, k in ipairs(ENV_NAMES) do core.setenv(k, nil) end
-  local fd = M.toint(tonumber(fdtext))
-  if not fd or fd < 0 or not core.isopen(fd) then return end
-  if wire and wire ~= tostring(core.lua_wire) then
-    error(("childproc: the parent speaks version %s of the 'lua' wire format;"
-      .. " this module (childproc %s) speaks version %d: use the same childproc"
-      .. " release at both ends, or serialization = 'json'")
-      :format(wire, core.version, core.lua_wire), 0)
-  end
-  if not encoders[mode] then
-    error(("childproc: the parent asked for the '%s' serialization; this"
-      .. " module speaks 'lua' and 'json' (fork with serialization: 'json')")
-      :format(mode), 0)
-  end
-  -- a close-on-exec copy, so grandchildren do not inherit the channel
-  local given = fd
-  local own = core.dup(fd)
-  if own then
-    if fd > 2 then core.close(fd) end
-    fd = own
-  end
-  core.nonblock(fd, true)
-  M.ipc_process(fd, mode)
-  -- the rings and doorbells (ours, the parent's), the three fds after
-  -- the stdio ones: used (close-on-exec copies of the doorbells), then
-  -- closed.  The parent writes into the rings from the start: a child
-  -- that cannot use them would lose its messages, so it stops here.
-  if ringfd then
-    local ok = ringfd > 2 and (ringfd + 2 < given or ringfd > given)
-    local bell = ok and core.dup(ringfd + 1)
-    local pbell = ok and core.dup(ringfd + 2)
-    ok = bell and pbell and use_rings(pch, ringfd, 1, bell, pbell)
-    if not ok then
-      if bell then core.close(bell) end
-      if pbell then core.close(pbell) end
-      error(("childproc: the IPC channel's rings (fds %d-%d) cannot be"
-        .. " used: the parent's messages would be lost"):format(ringfd, ringfd + 2), 0)
-    end
-    for i = 0, 2 do core.close(ringfd + i) end
-  end
-  M.install_main_hook()  -- lua/main.lua
-end
-
--- cp.process's channel: over fd (and wfd, when the writes go to another
--- fd: a launcher's remote side, lua/launcher.lua)
-function M.ipc_process(fd, mode, wfd, direct)
-  local ps = pself(M.process)
-  pch = new_channel(fd, mode, M.MAX_MESSAGE, 'process', ps, M.process, wfd, direct)
-  ps.connected = true
-  local function relisten()
-    if pch.closed then return end
-    local want = listening(ps)
-    if want ~= pch.want_ref then pch.want_ref = want; update(pch) end
-  end
-  ps._onlisten, ps._onunlisten = relisten, relisten
-  return pch
-end
-
--- }======================================================

@@ -106,8 +106,8 @@ end
 -- {====================================================== this side
 
 -- Wires the launcher's fds (the 'ipc' entry of a plan with a launcher:
--- M.ipc_setup calls this) and, after the start, the child's streams and
--- the start-up line (L: what the plan says).
+-- lua/ipc_stdio.lua's M.ipc_setup calls this) and, after the start, the
+-- child's streams and the start-up line (L: what the plan says).
 function M.launcher_channel(plan, s, self)
   local L = plan.launcher
   local max = M.check_maxsize('fork', 3, plan.opts.maxMessageSize)
@@ -125,7 +125,7 @@ function M.launcher_channel(plan, s, self)
     return nil, not rmine and rtheirs or etheirs
   end
   L.emine, L.etheirs = emine, etheirs
-  local ch = M.ipc_new(rmine, L.mode, max, 'child', s, self, wmine, true)
+  local ch = M.ipc.new(rmine, L.mode, max, 'child', s, self, wmine, true)
   M.ipc_attach(plan, s, self, ch)
   L.ch = ch
   -- the launcher's fds 1 and 2, after its fd 0 (lua/child.lua's
@@ -217,7 +217,7 @@ local function start_up(self, s, L)
     local err = launcher_error(code, msg, {
       spawnargs = s.spawnargs, status = s.exitCode, signal = s.signalCode })
     ch.silent = true
-    M.ipc_close(ch, true)  -- (ends child.stdout: ch.onclose)
+    M.ipc.close(ch, true)  -- (ends child.stdout: ch.onclose)
     M.emit(s, self, 'error', err)
     if kill then self:kill(L.killSignal) end
   end
@@ -254,7 +254,7 @@ local function start_up(self, s, L)
     settled()
     ch.onready = onready
     M.setev(ch.fd, R, onready)
-    if rest ~= '' then M.ipc_feed(ch, rest) end
+    if rest ~= '' then M.ipc.feed(ch, rest) end
   end
   -- drain: the launcher exited; read what is left
   local function read_hello(drain)
