@@ -29,7 +29,9 @@ local rings = M.rings               -- the decoders of open ringed channels
   wfd: the fd written to (fd itself, or a second one: a launcher's pipes,
     lua/launcher.lua); direct: lua_send may write wfd itself (a socket);
     wev: wfd's epoll mask when it is not fd
-  oninternal(ch, m): a launcher's own messages, true when it took m
+  oninternal(ch, m): a launcher's own messages, true when it took m;
+    beforesend(): what cp.process:send runs first (a launcher's remote
+    side sends the script's stdout printed so far)
   pq, ph, pt: messages decoded, to deliver; draining: a drain of them is
     deferred (see deliver)
   lsend: core.lua_send for a 'lua' channel (encode and write at once)

@@ -12,6 +12,7 @@ local pch        -- this process's channel, when it was forked
 
 pmethods.send = core.ring_sender(M.Process, function(self, message, a, b, c)
   pself(self)
+  if pch and pch.beforesend then pch.beforesend() end  -- (lua/launcher.lua)
   return send(pch, message, a, b, c)
 end, function(_, status, off, piece)
   return sent_rest(pch, status, off, piece)

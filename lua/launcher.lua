@@ -407,9 +407,7 @@ function M.launcher_main(proto, mode, cwd)
   core.nonblock(wfd, true)
   core.nonblock(pr, true)
   local ch = M.ipc_process(rfd, mode, wfd, false)
-  local ps = M.process
-  local pmethods = M.process_methods
-  local psend = pmethods.send
+  local send = M.ipc.send
   -- what the script printed: on the channel while it is open, else dropped
   local function forward()
     while pr do
@@ -421,17 +419,14 @@ function M.launcher_main(proto, mode, cwd)
       end
       if not ch.disconnecting then
         if mode == 'json' then chunk = to_chars(chunk) end
-        psend(ps, { cmd = STDOUT, data = chunk })
+        send(ch, { cmd = STDOUT, data = chunk })
       end
     end
   end
   M.setev(pr, R, forward)
   -- what was printed (and flushed) before a send() comes before its
-  -- message (a tail call: send's errors still name the caller's line)
-  pmethods.send = function(self, ...)
-    if pr then forward() end
-    return psend(self, ...)
-  end
+  -- message
+  ch.beforesend = forward
   -- before the channels' flush (M.at_exit runs the last added first)
   M.at_exit(function()
     io.stdout:flush()

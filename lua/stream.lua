@@ -100,11 +100,6 @@ function r_read(s, self, drain, ev)
   until not drain or reads >= DRAIN_READS
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
--- end the stream now, as at an end of file (lua/pty.lua)
-M.readable_end = function(self)
-  local s = rself(self)
-  if not s.closed and not s.ended then r_end(s, self) end
-end
 
 -- a 'data' listener starts the flow, unless the user paused explicitly
 local function r_onlisten(s, self, name)
@@ -214,6 +209,7 @@ function M.readable_dead()
   return self
 end
 
+-- end the stream now, as at an end of file (a dead stream; lua/pty.lua)
 function M.readable_end(self)
   local s = rself(self)
   if s.closed then return end
