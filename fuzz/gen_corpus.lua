@@ -2,7 +2,7 @@
 -- Run from the repository root once the module builds:
 --   lua5.4 fuzz/gen_corpus.lua
 -- Each file is one slicing byte (see fuzz/fuzz_common.h) then the bytes.
-local core = require('childproc')._core
+local core = require('childproc.internal').core
 
 -- pairs in name order, so the files do not change from run to run
 local function sorted(t)

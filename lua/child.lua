@@ -325,6 +325,7 @@ function M.start(plan)
     pcall(plan.pty and M.pty_setup or setup_stdio, plan, s, self, t)
   if not done then  -- raised (out of memory): close what it had opened
     pcall(stdio_fail, t, nstdio)
+    if plan.onfail then pcall(plan.onfail, s, self) end  -- its channel
     error(given, 0)
   end
   if given == nil then

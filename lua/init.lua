@@ -1,4 +1,6 @@
--- The public module table.  Loaded last: everything it names exists.
+-- The public module table: what docs/ (and ../shared/API.md) document,
+-- nothing private (the layer's M is require 'childproc.internal',
+-- lua_childproc.c).  Loaded last: everything it names exists.
 local core, M = ...
 
 local cp = {
@@ -24,8 +26,7 @@ local cp = {
   process = M.process,
   signals = M.signals,
   Error = M.Error,
-  _core = core,    -- for the specs only
-  _M = M,
+  json_null = core.json_null,  -- JSON's null where a 'json' channel keeps one
 }
 
 -- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)

@@ -9,7 +9,8 @@ local core, M = ...
 local emit, defer = M.emit, M.defer
 local wq_push, wq_flush, wq_clear = M.wq_push, M.wq_flush, M.wq_clear
 local read, write, lua_send = core.read, core.write, core.lua_send
-local type, pairs, tostring, pcall, select = type, pairs, tostring, pcall, select
+local type, pairs, tostring, pcall, select, error =
+  type, pairs, tostring, pcall, select, error
 local R, W, EDGE = 1, 2, 8
 local hasbit = M.hasbit
 local HIGH_WATER = M.HIGH_WATER     -- send() returns false from here on
@@ -65,8 +66,8 @@ local function update(ch)
   end
   local want = not ch.closed and (ch.want_ref or pending)
   if want ~= ch.counted then
-    ch.counted = want
     if want then M.ref() else M.unref() end
+    ch.counted = want  -- (after: the call may fail, out of memory)
   end
   if not ch.closed and ch.wfd ~= ch.fd then  -- reads and writes apart
     if ch.ev ~= R then ch.ev = R; M.setev(ch.fd, R, ch.onready) end
@@ -92,13 +93,25 @@ end
 -- Tear the channel down now.  'disconnect' (and the child's 'close', which
 -- must come after it) are emitted now when `inline` (the loop called us),
 -- else from the loop: never from inside a call of the user's.
+-- the end of a channel's close, from the loop (or inline): 'disconnect'
+local function finish_close(ch)
+  local s = ch.s
+  if ch.side == 'child' then s.channel_open = false end
+  emit(s, ch.self, 'disconnect')
+  if ch.side == 'child' then M.child_maybe_close(s, ch.self) end
+end
+
+-- The steps up to the ref's release and the fds' close allocate nothing
+-- (a raise out of memory there would leave the loop referenced).
 local function close_channel(ch, inline)
   if ch.closed then return end
   ch.closed, ch.disconnecting = true, true
   open_channels[ch] = nil
+  update(ch)           -- (closed: drops the ref, watches nothing)
   M.forget(ch.fd)
   core.close(ch.fd)
   if ch.wfd ~= ch.fd then M.forget(ch.wfd); core.close(ch.wfd) end
+  if ch.theirs then core.close(ch.theirs); ch.theirs = nil end  -- see ipc_setup
   if ch.onclose then ch.onclose() end
   ch.dec:unring()  -- before the peer's doorbell is closed
   if ch.ring then
@@ -111,21 +124,16 @@ local function close_channel(ch, inline)
     core.close(ch.bell)
     core.close(ch.pbell)
   end
-  M.handle_close(ch)   -- the fds queued or held
-  wq_clear(ch, closed_cb)
-  update(ch)
-  local s, self = ch.s, ch.self
+  local s = ch.s
   s.connected = false
+  M.handle_close(ch)   -- the fds queued or held
+  wq_clear(ch, closed_cb)  -- (emptied in place)
   if ch.silent then  -- a spawn that failed: no channel ever was
     s.channel_open = false
     return
   end
-  local function finish()
-    if ch.side == 'child' then s.channel_open = false end
-    emit(s, self, 'disconnect')
-    if ch.side == 'child' then M.child_maybe_close(s, self) end
-  end
-  if inline then finish() else defer(finish) end
+  -- (out of memory for the queue: now, rather than never)
+  if inline or not pcall(defer, finish_close, ch) then finish_close(ch) end
 end
 
 -- The queue's writer: a frame with a handle's fd goes on the socket
@@ -324,7 +332,13 @@ local function new_channel(fd, mode, max, side, s, self, wfd, direct)
   end
   ch.onwrite = function() if ch.head <= ch.tail then flush(ch, true) end end
   open_channels[ch] = true
-  update(ch)
+  local ok, err = pcall(update, ch)
+  if not ok then  -- (out of memory) nothing of it stays registered
+    open_channels[ch] = nil
+    if ch.counted then M.unref() end
+    M.forget(fd)
+    error(err, 0)
+  end
   return ch
 end
 

@@ -7,7 +7,7 @@ local ipc = M.ipc
 local new_channel, close_channel, use_rings = ipc.new, ipc.close, ipc.use_rings
 local update, on_readable = ipc.update, ipc.on_readable
 local send, sent_rest, disconnect = ipc.send, ipc.sent_rest, ipc.disconnect
-local pairs, ipairs = pairs, ipairs
+local pairs, ipairs, pcall, error = pairs, ipairs, pcall, error
 -- the rings of a 'lua' channel (src/serialize.c): this many bytes each
 -- way, taken from memory only as messages use them
 local RING_SIZE = 4 * 1024 * 1024
@@ -26,6 +26,13 @@ function M.ipc_setup(plan, s, self, fd)
   local mine, theirs = core.socketpair()
   if not mine then return nil, theirs end
   core.nonblock(mine, true)
+  -- the channel first, and attached: a raise (out of memory) from here
+  -- on closes it with both ends (plan.onfail; ch.theirs until returned)
+  local ok, ch = pcall(new_channel, mine, mode, max, 'child', s, self)
+  if not ok then core.close(mine); core.close(theirs); error(ch, 0) end
+  ch.theirs = theirs
+  local ok2, err = pcall(M.ipc_attach, plan, s, self, ch)
+  if not ok2 then ch.silent = true; close_channel(ch); error(err, 0) end
   -- the child's environment: ours (or opts.env) without any other
   -- channel's variables, plus this channel's
   local env = {}
@@ -40,7 +47,6 @@ function M.ipc_setup(plan, s, self, fd)
   for _, kv in ipairs(env) do
     if not drop[kv:match('^[^=]*')] then out[#out + 1] = kv end
   end
-  local ch = new_channel(mine, mode, max, 'child', s, self)
   local extra
   if mode == 'json' then  -- exactly what Node's fork sets
     out[#out + 1] = 'NODE_CHANNEL_FD=' .. fd
@@ -64,7 +70,7 @@ function M.ipc_setup(plan, s, self, fd)
   end
   table.sort(out)
   plan.env = out
-  M.ipc_attach(plan, s, self, ch)
+  ch.theirs = nil
   return theirs, extra
 end
 

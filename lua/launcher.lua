@@ -23,10 +23,12 @@ local TAIL = 2048                   -- of the launcher's stderr, for errors
 local R = 1
 
 -- Run by `lua -e` on the remote side, before lua.c would run the script.
--- Written for any Lua from 5.1 on.  Without a childproc that has
--- launcher_main it says so on the start-up line (protocol 0) and exits.
+-- Written for any Lua from 5.1 on.  Without a childproc whose
+-- 'childproc.internal' (lua_childproc.c) has launcher_main it says so on
+-- the start-up line (protocol 0) and exits.
 local BOOT = "local ok,cp=pcall(require,'childproc') "
-  .. "local f=ok and type(cp)=='table' and cp._M and cp._M.launcher_main "
+  .. "local i,M=pcall(require,'childproc.internal') "
+  .. "local f=ok and i and type(M)=='table' and M.launcher_main "
   .. "if not f then io.write('childproc-launcher 0 ',"
   .. "ok and tostring(cp.version) or '-',ok and ' old ' or ' require ',"
   .. "ok and '' or tostring(cp):match('^[^\\n]*'),"

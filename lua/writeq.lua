@@ -75,12 +75,15 @@ function M.wq_flush(o, writer)
 end
 
 -- Drop everything queued (the fd is gone): fail(cb, x) for each
--- callback, in order, once the queue is empty again.
+-- callback, in order, once the queue is empty again.  Emptied in place:
+-- it allocates nothing (a channel's close must not fail out of memory).
 function M.wq_clear(o, fail, x)
-  local cbs, head, tail = o.cbs, o.head, o.tail
-  M.wq_init(o)
+  local q, cbs, head, tail = o.q, o.cbs, o.head, o.tail
+  o.head, o.tail, o.off, o.queued = 1, 0, 0, 0
+  for i = head, tail do q[i] = nil end
   for i = head, tail do
     local cb = cbs[i]
+    cbs[i] = nil
     if cb then fail(cb, x) end
   end
 end

@@ -227,13 +227,13 @@ describe('argument types', function()
     local t = cp.setTimeout(function() end, 100000)
     methods('Timer', t, { close = {}, ref = {}, unref = {}, hasRef = {}, refresh = {} }, true)
     t:close()
-    local r, w = cp._core.pipe()
+    local r, w = core().pipe()
     local wt = cp.watch(r, 'r', function() end)
     methods('Watcher', wt, { stop = {}, start = {}, ref = {}, unref = {}, hasRef = {},
                              isActive = {}, fileno = {} }, true)
     wt:stop()
-    cp._core.close(r)
-    cp._core.close(w)
+    core().close(r)
+    core().close(w)
     methods('Process', cp.process, {
       exit = { { 'exitcode', nil } }, cwd = {}, disconnect = {}, send = {},
     })

@@ -17,6 +17,8 @@
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 --   (and every child:wait() is bounded: 30 s, then the spec fails)
 --   LUA, INTEGERS, only_if(ok, why)  the Lua under test (see below)
+--   internal(), core()             the module's internals (its M, its C
+--                                  table), for specs that reach them
 
 -- {====================================================== every Lua
 
@@ -101,13 +103,19 @@ NEGZ = 0.0
 
 local lfs = require 'lfs'
 local cp = require 'childproc'
+-- The module's internals, for the specs that reach them (the one place
+-- they are taken): internal() is the Lua layer's namespace M, core() the
+-- C table (lua_childproc.c's require 'childproc.internal')
+local M = require 'childproc.internal'
+function internal() return M end
+function core() return M.core end
 -- children running Lua find it too (Lua's default path begins with ./?.so:
 -- ./childproc.so is the lua5.4 build)
-cp._core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
+M.core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
 -- 5.1's pcall cannot be yielded across (5.2's and LuaJIT's can): the
 -- specs' pcall is the module's yieldable one (lua/compat.lua)
 if _VERSION == 'Lua 5.1' and not rawget(_G, 'jit') then
-  local xpcall = cp._M.xpcall
+  local xpcall = M.xpcall
   local function keep(e) return e end
   pcall = function(f, ...) return xpcall(f, keep, ...) end
 end
@@ -288,7 +296,7 @@ end
 -- raises inside the loop wait() runs, so a 'close' that never comes fails
 -- the spec instead of hanging it.  The real wait() still does the work.
 do
-  local methods = cp._M.child_methods
+  local methods = M.child_methods
   local real_wait = methods.wait
   methods.wait = function(self, ...)
     local guard = cp.setTimeout(function()
@@ -314,7 +322,7 @@ end
 -- A 'close' that already came (while the spec waited on something else)
 -- is read from the child's state instead of being waited for again.
 function wait_close(child, ms)
-  local s = cp._M.cself(child)
+  local s = M.cself(child)
   if s.closed then
     if s.spawnerror then return s.spawnerror.errno, nil end
     return s.exitCode, s.signalCode

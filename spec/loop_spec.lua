@@ -70,7 +70,7 @@ describe('cp.run', function()
     -- loop, which handles the other two.  The outer batch still names
     -- each of them once (level-triggered: a stale event is one more
     -- call, never an fd's event given to another or lost)
-    local core = cp._core
+    local core = core()
     local pipes, calls, ws, nested = {}, {}, {}, false
     finally(function()
       for i = 1, #pipes do

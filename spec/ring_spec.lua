@@ -5,7 +5,7 @@
 -- two decoders, each with the other's doorbell); then through fork,
 -- where the bytes the processes read(2) show the way taken.
 local cp = require 'childproc'
-local core = cp._core
+local core = core()
 
 local KiB, MiB = 1024, 1024 * 1024
 local SIZE = 4 * MiB          -- the ring size lua/ipc_stdio.lua uses

@@ -176,7 +176,7 @@ describe('streams', function()
       -- the listeners below watch its stdout (a pipe added to epoll after
       -- the exit comes after the pidfd in the batch: the exit then drains)
       local c = cp.spawn('sh', { '-c', 'read x' }, { stdio = { 'pipe', 'pipe', 'ignore' } })
-      if not cp._M.cself(c).pidfd then
+      if not internal().cself(c).pidfd then
         -- no pidfds (valgrind): the exit is found by polling, and may
         -- come first; the pipe is then drained by reading to its end
         c.stdin:close()

@@ -3,7 +3,7 @@
 -- rounded; processes of different Luas talk over the same 'lua' format;
 -- a child refuses a parent speaking another version of it.
 local cp = require 'childproc'
-local core = cp._core
+local core = core()
 
 local function rt(v)
   local out = {}

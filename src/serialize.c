@@ -590,6 +590,9 @@ typedef struct cp_ring {
   size_t half;           /* bytes per ring */
   int side;              /* 0 parent, 1 child: the half this side writes */
   int broken;            /* the peer broke the rules: no more use */
+  int rbroken;           /* the peer's half broke them: no more reading
+                         ** (ours is still written: replies to what came
+                         ** before the fault go out before the close) */
   int bell;              /* the peer's doorbell, or -1 */
   int mybell;            /* ours (the loop reports it when it arms us) */
   uint64_t head;         /* next free position of our ring */
@@ -721,7 +724,7 @@ static int ring_map(cp_ring *r, int fd, int side, int bell, int mybell) {
   r->base = (unsigned char *)p;
   r->half = half;
   r->side = side;
-  r->broken = 0;
+  r->broken = r->rbroken = 0;
   r->bell = bell;
   r->mybell = mybell;
   r->head = atomic_load(ring_u64(r, H_HEAD(side)));
@@ -1435,7 +1438,8 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
   uint64_t head = atomic_load(ring_u64(r, H_HEAD(1 - r->side)));
   uint64_t start = r->rtail;
   const char *fault = NULL;
-  if (r->broken) return ring_broken(err, errsz, "an earlier fault");
+  if (r->broken || r->rbroken)
+    return ring_broken(err, errsz, "an earlier fault");
   if (head < r->rtail || head - r->rtail > r->half)
     fault = "a head out of bounds";
   while (fault == NULL && r->rtail < head && r->rtail - start < r->half) {
@@ -1454,7 +1458,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
       ring_consumed(r);
       dec_ballast(L, d, self, plen);
       if (cp_lua_decode(L, (const char *)r->gbuf + 4, plen, err, errsz))
-        { r->broken = 1; return 1; }
+        { r->rbroken = 1; return 1; }
       lua_rawseti(L, out, ++*np);
       r->glen = 0;
       if (r->gcap > KEEP_MAX) {
@@ -1472,7 +1476,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
     }
     if (avail < 4) fault = "a header cut";
     else if (plen > d->max) {
-      r->broken = 1;
+      r->rbroken = 1;
       return too_large(err, errsz, plen, d->max);
     }
     else if (4 + plen <= r->half) {
@@ -1486,7 +1490,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
         dec_ballast(L, d, self, plen);
         if (cp_lua_decode(L, (const char *)ring + off + 4, plen, err,
                                errsz))
-          { r->broken = 1; return 1; }
+          { r->rbroken = 1; return 1; }
       }
       lua_rawseti(L, out, ++*np);
       r->rtail += 4 + plen;
@@ -1499,7 +1503,7 @@ static int ring_take(lua_State *L, decoder *d, int self, lua_Integer *np,
     }
   }
   if (fault != NULL) {
-    r->broken = 1;
+    r->rbroken = 1;
     return ring_broken(err, errsz, fault);
   }
   if (r->rtail != start) ring_consumed(r);
