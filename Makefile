@@ -21,9 +21,9 @@ LDFLAGS    += -shared
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
           src/sys.c src/error.c src/serialize.c src/lua_decode.c src/json.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
-LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
+LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/writeq.lua lua/stream.lua \
           lua/timer.lua lua/plan.lua lua/child.lua lua/pty.lua lua/process.lua \
-          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/main.lua lua/duplex.lua lua/handle.lua \
+          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/ipc_stdio.lua lua/ipc_process.lua lua/main.lua lua/duplex.lua lua/handle.lua \
           lua/fork.lua lua/launcher.lua lua/watch.lua \
           lua/init.lua
 

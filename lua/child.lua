@@ -48,7 +48,7 @@ M.emitter_methods(methods, cself)
 -- public fields a child has not set (yet) are read from here: a key fewer
 -- in each child's fields table
 methods.killed, methods.connected = false, false
-M.child_methods = methods  -- lua/ipc.lua adds send and disconnect
+M.child_methods = methods  -- lua/ipc_stdio.lua adds send and disconnect
 
 -- {====================================================== child life
 

@@ -78,7 +78,7 @@ end
 
 -- {====================================================== sending
 
-local HIGH_WATER = ipc.HIGH_WATER
+local HIGH_WATER = M.HIGH_WATER
 
 local function closed_error(ch, cb)
   local err = ipc.channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed')
@@ -103,11 +103,11 @@ local function queue_handle(ch, item, cb)
   local idle = ch.head > ch.tail
   item.sent = false
   if ch.ring then
-    ipc.queue(ch, nil, 0, item.frame)
+    M.wq_push(ch, nil, 0, item.frame)
     ch.hq[ch.tail] = item
-    ipc.queue(ch, cb, 0, MARK_FRAME)
+    M.wq_push(ch, cb, 0, MARK_FRAME)
   else
-    ipc.queue(ch, cb, 0, item.frame)
+    M.wq_push(ch, cb, 0, item.frame)
     ch.hq[ch.tail] = item
   end
   if idle then ipc.flush(ch) else ipc.update(ch) end

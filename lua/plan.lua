@@ -14,6 +14,36 @@ M.SPAWN_OPTIONS = {
   pty = true, parentDeathSignal = true,
 }
 
+-- {====================================================== the channel's options
+
+-- (of an 'ipc' stdio entry, lua/ipc_stdio.lua; fork checks them too)
+local ENCODERS = { lua = core.lua_encode, json = core.json_encode }
+M.MAX_MESSAGE = 1024 * 1024 * 1024   -- maxMessageSize's default
+
+-- check_*(fname, n, value): n is the options' argument position
+function M.check_serialization(fname, n, v)
+  if v == nil then return 'lua' end
+  if v ~= 'lua' and v ~= 'json' then
+    if type(v) ~= 'string' then
+      M.typeerror(fname, n, v, 'string', "option 'serialization'")
+    end
+    M.argerror(fname, n, ("option 'serialization': 'lua' or 'json' expected,"
+      .. " got '%s'"):format(v))
+  end
+  if not ENCODERS[v] then
+    M.argerror(fname, n, ("option 'serialization': this build has no '%s' codec"):format(v))
+  end
+  return v
+end
+
+function M.check_maxsize(fname, n, v)
+  if v == nil then return M.MAX_MESSAGE end
+  return M.checkint(fname, n, v, "option 'maxMessageSize'", 1)
+end
+
+-- }======================================================
+
+
 -- {====================================================== the plan
 
 local function env_array(fname, n, env)
@@ -144,6 +174,12 @@ end
 -- position the options came in (3 when not given), for the messages.
 function M.spawn_plan(fname, command, args, opts, into, optn)
   optn = optn or 3
+  -- the channel's options first, before any fd is made (fork checked
+  -- them itself, earlier still)
+  if type(opts) == 'table' then
+    M.check_serialization(fname, optn, opts.serialization)
+    M.check_maxsize(fname, optn, opts.maxMessageSize)
+  end
   if type(command) ~= 'string' or command:find('\0', 1, true) then
     command = M.checkstr(fname, 1, command)
   end

@@ -8,7 +8,7 @@ local cp = require 'childproc'
 local core = core()
 
 local KiB, MiB = 1024, 1024 * 1024
-local SIZE = 4 * MiB          -- the ring size lua/ipc.lua uses
+local SIZE = 4 * MiB          -- the ring size lua/ipc_stdio.lua uses
 local HDR = 4096              -- the header before the rings
 local PAD = 0xFFFFFFFF        -- a frame length that says: go to the start
 local ONE = string.pack('<I8', 1)  -- an eventfd read after one ring

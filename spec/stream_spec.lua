@@ -72,6 +72,34 @@ describe('streams', function()
       assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
     end)
 
+    it('write callbacks run once each, in order, once their data went out; one drain', function()
+      -- cat is stopped: the pipe fills, the rest waits in our queue
+      local c = cp.spawn('cat', {}, { stdio = { 'pipe', 'pipe', 'ignore' } })
+      assert.is_true(c:kill('SIGSTOP'))
+      local got = 0
+      c.stdout:on('data', function(d) got = got + #d end)
+      local chunk, n = string.rep('y', 16 * KiB), 256     -- 4 MiB in all
+      local done, drains, falses, closed = {}, 0, 0, false
+      c.stdin:on('drain', function() drains = drains + 1 end)
+      for i = 1, n do
+        if not c.stdin:write(chunk, function(err) done[#done + 1] = err or i end) then
+          falses = falses + 1
+        end
+      end
+      c.stdin:close(function() closed = #done end)
+      assert.is_true(falses > 0)
+      cp.run('nowait')
+      -- more than a pipe holds is still queued: its callbacks wait
+      assert.is_true(#done < n, #done .. ' callbacks before cat read')
+      assert.is_true(c:kill('SIGCONT'))
+      assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
+      assert.equal(n, #done)
+      for i = 1, n do assert.equal(i, done[i]) end
+      assert.equal(n, closed)          -- close's callback after all of them
+      assert.equal(1, drains)
+      assert.equal(n * #chunk, got)
+    end)
+
     it('a single write of more than 64 KiB returns false and still arrives whole', function()
       local c = cp.spawn('wc', { '-c' })
       local out = ''
