@@ -23,6 +23,16 @@
 #define CP_READ_MAX (256 * 1024)
 
 /*
+** One nesting limit for both codecs, encode and decode alike: a table
+** (JSON array or object) at the top level has depth 1, and a message
+** with a table nested deeper than CP_MAX_DEPTH is refused with
+** "excessive nesting (200)". It bounds the C recursion of the encoders
+** and decoders (each level uses a few hundred bytes of C stack and a
+** few Lua stack slots), so hostile input cannot overflow either stack.
+*/
+#define CP_MAX_DEPTH 200
+
+/*
 ** The loop: one per Lua state, created by luaopen_childproc and kept as
 ** upvalue 1 of every core function.  It owns every fd the core hands out
 ** (`kind`), so that lua_close can release them even if Lua never did.

@@ -21,8 +21,8 @@
 #include <sys/uio.h>
 #include <netinet/in.h>
 
-#include "codec.h"
 #include "cp.h"
+#include "handle.h"
 
 #define FDS_PER_READ 8     /* more in one read is a peer breaking rules */
 

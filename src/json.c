@@ -39,8 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "buf.h"
 #include "compat.h"
+#include "json.h"
 
 /* Its address is the identity of JSON null */
 static const char json_null_anchor = 0;

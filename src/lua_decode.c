@@ -8,7 +8,6 @@
 
 #include <lauxlib.h>
 
-#include "codec.h"
 #include "compat.h"
 #include "lua_wire.h"
 
