@@ -39,6 +39,7 @@ int luaopen_childproc(lua_State *L) {
   cp_pty_open(L);
   cp_handle_open(L);
   lua_pop(L, 1);                            /* core */
+  cp_lua_encode_open(L);
   cp_codec_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */
   for (i = 0; cp_chunks[i].name != NULL; i++) {

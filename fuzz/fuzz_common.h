@@ -30,6 +30,7 @@
 #include <lualib.h>
 
 #include "codec.h"
+#include "cp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -291,6 +292,7 @@ static int fuzz_run(const char *kind, const uint8_t *data, size_t size) {
     abort();
   }
   lua_newtable(L);
+  cp_lua_encode_open(L);
   cp_codec_open(L);
   lua_pushcfunction(L, fuzz_close);
   lua_setfield(L, -2, "close");

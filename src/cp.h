@@ -74,6 +74,7 @@ CP_API void cp_spawn_open(lua_State *L);
 CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API void cp_pty_open(lua_State *L);
+CP_API void cp_lua_encode_open(lua_State *L);
 CP_API int cp_codec_open(lua_State *L);
 CP_API void cp_handle_open(lua_State *L);
 

@@ -1,41 +1,8 @@
 /*
-** serialize.c: the 'lua' serialization of the IPC channel and the
-** incremental decoder (core.decoder) used by both serializations.
-**
-** A 'lua' frame is a 4-byte little-endian unsigned payload length and
-** the payload: one value, encoded as a type tag (one byte) and its
-** body. Multi-byte numbers are little-endian.
-**
-**   0x01 false    0x02 true
-**   0x03 int8     0x04 int32    0x05 int64   (two's complement)
-**   0x06 float    8 bytes: the IEEE 754 bits, so -0.0, inf, NaN travel
-**   0x07 string   u8 length, bytes
-**   0x08 string   u32 length, bytes
-**   0x09 table    u32 narr, u32 nhash, narr values (keys 1..narr),
-**                 then nhash key/value pairs
-**   0x0a ref      u32 n: the n-th table of this payload (1-based, in
-**                 the order their 0x09 tags appear)
-**
-** Two tags open a payload only (src/handle.c, lua/handle.lua): 0x0b, then
-** the value: a message that comes with a handle (an fd, SCM_RIGHTS, on
-** the socket); 0x0c alone, in a ring: the next message is the one on the
-** socket, so ring and socket messages keep their order.
-**
-** Tables are numbered before their contents are written, so a table
-** can refer to itself or to an ancestor: shared references and cycles
-** come back as they were. There is no nil tag: nil is neither a valid
-** message nor a valid key. The decoder checks everything (lengths
-** against the remaining payload, tags, references, NaN keys, nesting,
-** trailing bytes) and never allocates more than the bytes it has read
-** justify.
-**
-** The format is the same for every Lua the module builds for (where
-** numbers are doubles, an integral one of at most 2^53 is sent as an
-** integer, and a received integer beyond that is refused: compat.h).
-** CP_WIRE is its version (core.lua_wire): fork tells it to the child
-** (CHILDPROC_WIRE), which refuses a parent speaking another one.
+** serialize.c: the rings of a 'lua' channel, the incremental decoder
+** (core.decoder) used by both serializations, and the channel's writer
+** (core.lua_send, the ring sender).
 */
-#define CP_WIRE 1
 
 #include <math.h>
 #include <stdarg.h>
@@ -52,260 +19,16 @@
 #include <sys/uio.h>
 
 #include "codec.h"
+#include "lua_encode.h"
 #include "lua_wire.h"
 #include "compat.h"
 #include "cp.h"
-
-/* Largest payload a frame can declare */
-#define FRAME_MAX ((size_t)UINT32_MAX)
 
 /* the value a ring's 0x0c marker decodes to (core.handle_mark) */
 static const char handle_mark = 0;
 
 
 
-
-/*
-** {======================================================
-** 'lua' encoder
-** =======================================================
-*/
-static int enc_value(cp_enc *e, int idx);
-
-/* Room for n bytes, or a recorded error (b->n + extra <= limit always) */
-static unsigned char *enc_room(cp_enc *e, size_t n) {
-  unsigned char *p = NULL;
-  if (n <= e->b->limit - e->b->n - e->extra)
-    p = (unsigned char *)cp_wbuf_reserve(e->b, n);
-  if (p == NULL) {
-    if (n > e->b->limit - e->b->n - e->extra)
-      cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
-                  e->b->limit);
-    else
-      cp_enc_fail(e, 0, "not enough memory");
-  }
-  return p;
-}
-
-static int enc_tag(cp_enc *e, int tag) {
-  unsigned char *p = enc_room(e, 1);
-  if (p == NULL) return 1;
-  p[0] = (unsigned char)tag;
-  e->b->n++;
-  return 0;
-}
-
-static int enc_integer(cp_enc *e, lua_Integer i) {
-  unsigned char *p = enc_room(e, 9);
-  if (p == NULL) return 1;
-  if (i >= -128 && i <= 127) {
-    p[0] = T_INT8;
-    p[1] = (unsigned char)(int8_t)i;
-    e->b->n += 2;
-  }
-  else if (i >= INT32_MIN && i <= INT32_MAX) {
-    p[0] = T_INT32;
-    put_u32(p + 1, (uint32_t)(int32_t)i);
-    e->b->n += 5;
-  }
-  else {
-    p[0] = T_INT64;
-    put_u64(p + 1, (uint64_t)i);
-    e->b->n += 9;
-  }
-  return 0;
-}
-
-static int enc_float(cp_enc *e, lua_Number x) {
-  double d = (double)x;
-  uint64_t bits;
-  unsigned char *p = enc_room(e, 9);
-  if (p == NULL) return 1;
-  memcpy(&bits, &d, sizeof(bits));  /* the bits as they are: NaN too */
-  p[0] = T_FLOAT;
-  put_u64(p + 1, bits);
-  e->b->n += 9;
-  return 0;
-}
-
-/*
-** core.lua_send leaves strings of SEG_MIN bytes or more out of the
-** buffer (at most SEG_MAX of them per message; later ones are copied):
-** they are written from the Lua strings themselves, and queued as they
-** are when the socket does not take them at once.
-*/
-#ifndef CP_SEG_MIN   /* a fuzz build may set it small */
-#define CP_SEG_MIN (16 << 10)
-#endif
-#define SEG_MIN ((size_t)(CP_SEG_MIN))
-#define SEG_MAX 64
-
-struct cp_seg {
-  size_t at;        /* where it sits in the frame, counted in b's bytes */
-  const char *p;    /* the Lua string's bytes (anchored) */
-  size_t len;
-};
-
-/* Records the string at idx (len bytes at s) as a segment */
-static int enc_segment(cp_enc *e, int idx, const char *s, size_t len) {
-  lua_State *L = e->L;
-  struct cp_seg *g;
-  unsigned char *p;
-  if (len + 5 > e->b->limit - e->b->n - e->extra)
-    return cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
-                       e->b->limit);
-  if ((p = enc_room(e, 5)) == NULL)
-    return 1;
-  p[0] = T_STR32;
-  put_u32(p + 1, (uint32_t)len);
-  e->b->n += 5;
-  if (lua_isnil(L, e->anchors)) {
-    lua_createtable(L, 4, 0);
-    lua_replace(L, e->anchors);
-  }
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, e->anchors, e->nseg + 1);
-  g = &e->seg[e->nseg++];
-  g->at = e->b->n;
-  g->p = s;
-  g->len = len;
-  e->extra += len;
-  return 0;
-}
-
-/* The one copy of the string's bytes into the frame (or none: above) */
-static int enc_string(cp_enc *e, int idx) {
-  size_t len;
-  const char *s = lua_tolstring(e->L, idx, &len);
-  unsigned char *p;
-  if (len > FRAME_MAX)
-    return cp_enc_fail(e, 0, "message too large (more than %zu bytes)",
-                       e->b->limit);
-  if (e->seg != NULL && len >= SEG_MIN && e->nseg < SEG_MAX &&
-      lua_checkstack(e->L, 2))
-    return enc_segment(e, idx, s, len);
-  if ((p = enc_room(e, len + 5)) == NULL)
-    return 1;
-  if (len < 256) {
-    p[0] = T_STR8;
-    p[1] = (unsigned char)len;
-    memcpy(p + 2, s, len);
-    e->b->n += 2 + len;
-  }
-  else {
-    p[0] = T_STR32;
-    put_u32(p + 1, (uint32_t)len);
-    memcpy(p + 5, s, len);
-    e->b->n += 5 + len;
-  }
-  return 0;
-}
-
-/*
-** Writes the array part (keys 1..n while non-nil) then every other
-** pair; both counts are patched in once known. Only raw access: a
-** metatable's __index or __pairs must not change what is sent.
-*/
-static int enc_table(cp_enc *e, int idx) {
-  lua_State *L = e->L;
-  size_t at;
-  lua_Integer narr = 0, nhash = 0;
-  unsigned char *p;
-  if (!lua_checkstack(L, 8))
-    return cp_enc_fail(e, 0, "not enough stack space");
-  /* tables are numbered by address (they are all alive meanwhile) */
-  const void *self = lua_topointer(L, idx);
-  lua_Integer ref = 0;
-  if (self == e->first)
-    ref = 1;
-  else if (!lua_isnil(L, e->seen)) {
-    if (lua_rawgetp(L, e->seen, self) == LUA_TNUMBER)
-      ref = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  if (ref > 0) {  /* seen: back-reference */
-    if ((p = enc_room(e, 5)) == NULL) return 1;
-    p[0] = T_REF;
-    put_u32(p + 1, (uint32_t)ref);
-    e->b->n += 5;
-    return 0;
-  }
-  if (e->depth >= CP_MAX_DEPTH)
-    return cp_enc_fail(e, 0, "excessive nesting (%d)", CP_MAX_DEPTH);
-  e->depth++;
-  if (++e->nseen == 1)  /* numbered before its contents */
-    e->first = self;
-  else {
-    if (lua_isnil(L, e->seen)) {
-      lua_newtable(L);
-      lua_replace(L, e->seen);
-    }
-    lua_pushinteger(L, e->nseen);
-    lua_rawsetp(L, e->seen, self);
-  }
-  if ((p = enc_room(e, 9)) == NULL) return 1;
-  p[0] = T_TABLE;
-  at = e->b->n + 1;
-  e->b->n += 9;
-  while (lua_rawgeti(L, idx, narr + 1) != LUA_TNIL) {
-    int top = lua_gettop(L);
-    if (enc_value(e, top)) {
-      lua_settop(L, top);  /* drop what inner levels left: stay in bounds */
-      lua_pushinteger(L, narr + 1);
-      cp_enc_addpath(e, lua_gettop(L), 0);
-      return 1;
-    }
-    lua_pop(L, 1);
-    narr++;
-  }
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int top = lua_gettop(L);
-    if (lua_isinteger(L, top - 1)) {
-      lua_Integer k = lua_tointeger(L, top - 1);
-      if (k >= 1 && k <= narr) {  /* already in the array part */
-        lua_pop(L, 1);
-        continue;
-      }
-    }
-    if (enc_value(e, top - 1)) {
-      lua_settop(L, top);
-      cp_enc_addpath(e, top - 1, 1);
-      return 1;
-    }
-    if (enc_value(e, top)) {
-      lua_settop(L, top);
-      cp_enc_addpath(e, top - 1, 0);
-      return 1;
-    }
-    lua_settop(L, top - 1);
-    nhash++;
-  }
-  /* each entry takes at least a byte, so counts fit the u32 fields */
-  put_u32((unsigned char *)e->b->p + at, (uint32_t)narr);
-  put_u32((unsigned char *)e->b->p + at + 4, (uint32_t)nhash);
-  e->depth--;
-  return 0;
-}
-
-static int enc_value(cp_enc *e, int idx) {
-  lua_State *L = e->L;
-  switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN:
-      return enc_tag(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx))
-        return enc_integer(e, lua_tointeger(L, idx));
-      return enc_float(e, lua_tonumber(L, idx));
-    case LUA_TSTRING:
-      return enc_string(e, idx);
-    case LUA_TTABLE:
-      return enc_table(e, idx);
-    default:
-      return cp_enc_fail(e, 1, "cannot send a %s", luaL_typename(L, idx));
-  }
-}
 
 /*
 ** {======================================================
@@ -596,88 +319,6 @@ static ssize_t ring_write(cp_ring *r, const struct iovec *iov, int k,
 
 
 /*
-** Encodes the value at vidx into a frame, header included; returns 0, or
-** 1 with the error recorded (raise it with cp_enc_raise). Pushes 4 slots.
-** Long strings become segments of 'segs' (see enc_segment).
-*/
-static int encode_frame(lua_State *L, cp_enc *e, struct cp_seg *segs,
-                        int vidx, int tag) {
-  cp_enc_init(e, L, FRAME_MAX + 4);
-  lua_pushnil(L);
-  e->anchors = lua_gettop(L);
-  e->seg = segs;
-  if (enc_room(e, 4) == NULL)
-    return 1;
-  e->b->n = 4;
-  if ((tag && enc_tag(e, tag)) || enc_value(e, vidx)) {
-    lua_settop(L, e->path);
-    return 1;
-  }
-  put_u32((unsigned char *)e->b->p, (uint32_t)(e->b->n - 4 + e->extra));
-  return 0;
-}
-
-/*
-** The frame is the buffer's bytes with each segment's bytes inserted at
-** its 'at': region 0, segment 0, region 1, ..., region nseg. Region i
-** ends where segment i sits (the last one at b->n).
-*/
-static size_t region_end(const cp_enc *e, int i) {
-  return i < e->nseg ? e->seg[i].at : e->b->n;
-}
-
-/* Fills iov with the frame's pieces; returns how many */
-static int frame_iov(const cp_enc *e, struct iovec *iov) {
-  size_t bstart = 0;
-  int i, k = 0;
-  for (i = 0; i <= e->nseg; i++) {
-    size_t bend = region_end(e, i);
-    if (bend > bstart) {
-      iov[k].iov_base = e->b->p + bstart;
-      iov[k++].iov_len = bend - bstart;
-    }
-    bstart = bend;
-    if (i < e->nseg) {
-      iov[k].iov_base = (void *)e->seg[i].p;
-      iov[k++].iov_len = e->seg[i].len;
-    }
-  }
-  return k;
-}
-
-/*
-** Pushes the frame's bytes from 'from' on, as strings: the buffer's
-** bytes copied, each segment as its own Lua string, whole. Returns how
-** many were pushed; *off is where to start in the first one (non-zero
-** only for a segment already begun). Needs 2 * SEG_MAX + 1 slots.
-*/
-static int push_rest(lua_State *L, const cp_enc *e, size_t from,
-                     size_t *off) {
-  size_t pos = 0, bstart = 0;   /* frame offset, buffer offset */
-  int i, np = 0;
-  *off = 0;
-  for (i = 0; i <= e->nseg; i++) {
-    size_t bend = region_end(e, i), rlen = bend - bstart;
-    if (rlen > 0 && pos + rlen > from) {
-      size_t skip = from > pos ? from - pos : 0;
-      lua_pushlstring(L, e->b->p + bstart + skip, rlen - skip);
-      np++;
-    }
-    pos += rlen;
-    bstart = bend;
-    if (i < e->nseg) {
-      if (pos + e->seg[i].len > from) {
-        if (from > pos) *off = from - pos;  /* the first piece */
-        lua_rawgeti(L, e->anchors, i + 1);
-        np++;
-      }
-      pos += e->seg[i].len;
-    }
-  }
-  return np;
-}
-
-/*
 ** Pushes what a ring did not take of the frame as one value for the
 ** channel's queue: a string, or a table of its pieces (n: their length)
 ** that holds each long string of the value by reference, so a message
@@ -685,37 +326,13 @@ static int push_rest(lua_State *L, const cp_enc *e, size_t from,
 */
 static void push_ring_rest(lua_State *L, const cp_enc *e) {
   size_t off;
-  int i, np = push_rest(L, e, 0, &off);
+  int i, np = cp_lua_rest(L, e, 0, &off);
   if (np == 1) return;
   lua_createtable(L, np, 1);
   lua_insert(L, -np - 1);
   for (i = np; i >= 1; i--) lua_rawseti(L, -i - 1, i);
   lua_pushinteger(L, (lua_Integer)(e->b->n + e->extra));
   lua_setfield(L, -2, "n");
-}
-
-/*
-** core.lua_encode(value [, handled]) -> frame (handled: it comes with a
-** handle, T_HANDLE). Raises (with nothing allocated left
-** behind) on a value that cannot be sent. Long strings are copied once,
-** straight into the frame (lua_concat builds the result in place).
-*/
-static int l_lua_encode(lua_State *L) {
-  cp_enc e;
-  struct cp_seg segs[SEG_MAX];
-  size_t off;
-  int np;
-  int tag = lua_toboolean(L, 2) ? T_HANDLE : 0;
-  luaL_checkany(L, 1);
-  lua_settop(L, 1);
-  if (encode_frame(L, &e, segs, 1, tag))
-    return cp_enc_raise(&e);
-  luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot encode");
-  np = push_rest(L, &e, 0, &off);
-  cp_wbuf_free(e.b);
-  if (np > 1)
-    lua_concat(L, np);
-  return 1;
 }
 
 /* Raises the message on top as send()'s bad argument, at stack level
@@ -735,7 +352,7 @@ static int send_error(lua_State *L, int where) {
 */
 static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
                             int vidx, int ring, int where) {
-  if (encode_frame(L, e, segs, vidx, 0)) {
+  if (cp_lua_frame(L, e, segs, vidx, 0)) {
     if (where <= 0) cp_enc_raise(e);          /* (these do not return) */
     else { cp_enc_pushmsg(e); send_error(L, where); }
   }
@@ -767,8 +384,8 @@ static void encode_or_raise(lua_State *L, cp_enc *e, struct cp_seg *segs,
 */
 static int l_lua_send(lua_State *L) {
   cp_enc e;
-  struct cp_seg segs[SEG_MAX];
-  struct iovec iov[2 * SEG_MAX + 1];
+  struct cp_seg segs[CP_SEG_MAX];
+  struct iovec iov[2 * CP_SEG_MAX + 1];
   int fd = lua_toboolean(L, 1) ? (int)luaL_checkinteger(L, 1) : -1;
   lua_Integer status = 0;
   size_t written = 0, off;
@@ -780,7 +397,7 @@ static int l_lua_send(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 3);
   encode_or_raise(L, &e, segs, 2, ring != NULL, where);
-  k = frame_iov(&e, iov);
+  k = cp_lua_iov(&e, iov);
   if (fd >= 0 && ring != NULL) {
     ssize_t r = ring_write(ring, iov, k, e.b->n + e.extra, 0);
     if (r >= 0) status = (lua_Integer)(written = (size_t)r);
@@ -799,12 +416,12 @@ static int l_lua_send(lua_State *L) {
     else if (errno != EAGAIN && errno != EWOULDBLOCK)
       status = -(lua_Integer)errno;
   }
-  luaL_checkstack(L, 2 * SEG_MAX + 4, "cannot send");
+  luaL_checkstack(L, 2 * CP_SEG_MAX + 4, "cannot send");
   base = lua_gettop(L);
   lua_pushinteger(L, status);
   lua_pushinteger(L, 0);
   if (ring == NULL) {
-    np = push_rest(L, &e, written, &off);
+    np = cp_lua_rest(L, &e, written, &off);
     lua_pushinteger(L, (lua_Integer)off);
   }
   else if (written < e.b->n + e.extra) {
@@ -1301,14 +918,14 @@ static int l_take(lua_State *L) {
 */
 static int l_put(lua_State *L) {
   decoder *d = check_decoder(L);
-  struct iovec iov[2 * SEG_MAX + 1];
+  struct iovec iov[2 * CP_SEG_MAX + 1];
   size_t len = 0;
   lua_Integer off = luaL_optinteger(L, 3, 0);
   ssize_t n;
   int k = 0;
   if (lua_type(L, 2) == LUA_TTABLE) {
     int i, np = (int)lua_rawlen(L, 2);
-    luaL_argcheck(L, np >= 1 && np <= 2 * SEG_MAX + 1, 2, "too many pieces");
+    luaL_argcheck(L, np >= 1 && np <= 2 * CP_SEG_MAX + 1, 2, "too many pieces");
     for (i = 1; i <= np; i++, k++) {
       lua_rawgeti(L, 2, i);
       iov[k].iov_base = (void *)luaL_checklstring(L, -1, &iov[k].iov_len);
@@ -1408,21 +1025,21 @@ static int l_fast(lua_State *L) {
 */
 static int ring_send(lua_State *L, decoder *d) {
   cp_enc e;
-  struct cp_seg segs[SEG_MAX];
-  struct iovec iov[2 * SEG_MAX + 1];
+  struct cp_seg segs[CP_SEG_MAX];
+  struct iovec iov[2 * CP_SEG_MAX + 1];
   size_t len;
   ssize_t w;
   int k;
   encode_or_raise(L, &e, segs, 2, 1, 1);
   len = e.b->n + e.extra;
-  k = frame_iov(&e, iov);
+  k = cp_lua_iov(&e, iov);
   w = ring_write(&d->ring, iov, k, len, 0);
   if (w == (ssize_t)len) {
     cp_wbuf_free(e.b);
     lua_pushboolean(L, 1);
     return 1;
   }
-  luaL_checkstack(L, 2 * SEG_MAX + 8, "cannot send");
+  luaL_checkstack(L, 2 * CP_SEG_MAX + 8, "cannot send");
   lua_pushvalue(L, lua_upvalueindex(4));
   lua_pushvalue(L, 1);
   lua_pushinteger(L, w >= 0 ? (lua_Integer)w : -(lua_Integer)EPROTO);
@@ -1517,14 +1134,14 @@ static int l_decoder_tostring(lua_State *L) {
 static int l_decoder(lua_State *L) {
   static const char *const kinds[] = {"lua", "json", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
-  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)FRAME_MAX);
+  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)CP_FRAME_MAX);
   decoder *d;
   luaL_argcheck(L, max >= 0, 2, "must not be negative");
   d = (decoder *)cp_newuserdata(L, sizeof(*d), 1);
   d->buf = NULL;
   d->fast = 0;
   d->r = d->w = d->scan = d->cap = 0;
-  d->max = (uint64_t)max > FRAME_MAX && kind == K_LUA ? FRAME_MAX
+  d->max = (uint64_t)max > CP_FRAME_MAX && kind == K_LUA ? CP_FRAME_MAX
                                                        : (size_t)max;
   d->kind = kind;
   d->dead = 0;
@@ -1542,7 +1159,6 @@ static int l_decoder(lua_State *L) {
 
 CP_API int cp_codec_open(lua_State *L) {
   static const luaL_Reg core_fns[] = {
-    {"lua_encode", l_lua_encode},
     {"lua_send", l_lua_send},
     {"ring_new", l_ring_new},
     {"ring_sender", l_ring_sender},
@@ -1583,7 +1199,5 @@ CP_API int cp_codec_open(lua_State *L) {
   lua_setfield(L, -2, "handle_mark");
   luaL_newmetatable(L, CP_HANDLEMSG_MT);
   lua_setfield(L, -2, "handlemsg_mt");
-  lua_pushinteger(L, CP_WIRE);
-  lua_setfield(L, -2, "lua_wire");
   return 0;
 }
