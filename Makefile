@@ -19,7 +19,8 @@ LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
-          src/sys.c src/error.c src/buf.c src/lua_encode.c src/serialize.c src/lua_decode.c src/json.c src/pty.c src/handle.c
+          src/sys.c src/error.c src/buf.c src/lua_encode.c src/lua_decode.c src/json.c \
+          src/ring.c src/frame.c src/channel.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
 LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
           lua/timer.lua lua/plan.lua lua/child.lua lua/pty.lua lua/process.lua \

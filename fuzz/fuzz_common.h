@@ -29,7 +29,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "codec.h"
 #include "cp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -293,7 +292,10 @@ static int fuzz_run(const char *kind, const uint8_t *data, size_t size) {
   }
   lua_newtable(L);
   cp_lua_encode_open(L);
-  cp_codec_open(L);
+  cp_json_open(L);
+  cp_ring_open(L);
+  cp_frame_open(L);
+  cp_channel_open(L);
   lua_pushcfunction(L, fuzz_close);
   lua_setfield(L, -2, "close");
   lua_pushcfunction(L, fuzz_fill);

@@ -16,8 +16,9 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DCP_SEG_MIN=4 -DCP_RI
   -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc \
   $(shell pkg-config --cflags lua5.4)
 FUZZ_LIBS := $(shell pkg-config --libs lua5.4)
-FUZZ_SOURCES := src/buf.c src/lua_encode.c src/serialize.c src/lua_decode.c src/json.c src/object.c src/handle.c
-FUZZ_DEPS := $(FUZZ_SOURCES) src/codec.h src/cp.h fuzz/fuzz_common.h mk/fuzz.mk
+FUZZ_SOURCES := src/buf.c src/lua_encode.c src/lua_decode.c src/json.c src/ring.c src/frame.c \
+  src/channel.c src/object.c src/handle.c
+FUZZ_DEPS := $(FUZZ_SOURCES) src/*.h fuzz/fuzz_common.h mk/fuzz.mk
 FUZZ_DIR := fuzz/build
 FUZZ_BINS := $(FUZZ_DIR)/fuzz_lua $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_plan
 FUZZ_KINDS := lua json plan

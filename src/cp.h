@@ -74,9 +74,14 @@ CP_API void cp_spawn_open(lua_State *L);
 CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API void cp_pty_open(lua_State *L);
-CP_API void cp_lua_encode_open(lua_State *L);
-CP_API int cp_codec_open(lua_State *L);
 CP_API void cp_handle_open(lua_State *L);
+/* the codecs and the channel: their functions take the core table on
+** top (no loop), frame before channel (which adds to its methods) */
+CP_API void cp_lua_encode_open(lua_State *L);
+CP_API void cp_json_open(lua_State *L);
+CP_API void cp_ring_open(lua_State *L);
+CP_API void cp_frame_open(lua_State *L);
+CP_API void cp_channel_open(lua_State *L);
 
 /* The full userdata at idx if its metatable is the one at upvalue upidx
 ** (a pointer comparison: no lookup of a name in the registry), else NULL */

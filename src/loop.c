@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 
 #include "cp.h"
-#include "codec.h"
+#include "frame.h"
 
 /* event bits shared with Lua: 1 = readable, 2 = writable; 4 (with 1):
 ** hung up with nothing to read, so a read would only say end of file;
@@ -148,7 +148,7 @@ static int arm_rings(lua_State *L, int idx, int *bells, int max) {
   for (i = 1; i <= k && nr < max; i++) {
     void *d;
     lua_rawgeti(L, idx, i);
-    if ((d = to_decoder(L, lp, -1)) != NULL && cp_ring_arm(d, &bells[nr]))
+    if ((d = to_decoder(L, lp, -1)) != NULL && cp_dec_arm(d, &bells[nr]))
       nr++;
     lua_pop(L, 1);
   }
@@ -208,7 +208,7 @@ static int spin_rings(lua_State *L, int idx, int *bells, int max) {
   for (;;) {
     int awake = 0;
     for (i = nr = 0; i < k && nr < max; i++) {
-      if (cp_ring_poll(dec[i], cpu, &bells[nr], &active)) nr++;
+      if (cp_dec_poll(dec[i], cpu, &bells[nr], &active)) nr++;
       else awake |= active;
     }
     if (nr > 0 || !awake) return nr;
@@ -229,7 +229,7 @@ static void heard_bells(lua_State *L, int idx, const struct epoll_event *ev,
   void *dec[WAIT_MAX / 2];
   int i, k = ring_list(L, idx, dec, WAIT_MAX / 2);
   for (i = 0; i < k; i++)
-    if (find_event(ev, n, cp_ring_bell(dec[i])) < n) {
+    if (find_event(ev, n, cp_dec_bell(dec[i])) < n) {
       cp_getloop(L)->nospin = 0;
       return;
     }

@@ -42,6 +42,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <lua.h>
 
@@ -92,5 +93,18 @@ static inline uint64_t get_u64(const unsigned char *p) {
 ** with the stack as it was and a message in err */
 CP_API int cp_lua_decode(lua_State *L, const char *p, size_t n, char *err,
                          size_t errsz);
+
+/* Before a payload of plen bytes is decoded for the object at stack
+** index idx (its user value a table): its ballast, once (*has), at
+** slot 1 of that table (see src/lua_decode.c) */
+CP_API void cp_lua_ballast(lua_State *L, int *has, int idx, size_t plen);
+
+/* The message for a payload over the decoder's limit; returns 1 */
+static inline int cp_lua_too_large(char *err, size_t errsz, size_t n,
+                                   size_t max) {
+  snprintf(err, errsz, "message of %zu bytes exceeds the limit of %zu bytes",
+           n, max);
+  return 1;
+}
 
 #endif
