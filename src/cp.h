@@ -48,7 +48,8 @@ typedef struct cp_Loop {
   void *stack;              /* the spawn child's stack, made once */
   char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
-  const void *decmt;        /* the decoders' metatable (see loop.c) */
+  const void *srcmt;        /* the last wait source's metatable and */
+  const void *srcvt;        /* its cp_waitsrc (see loop.c) */
   int nospin;               /* the last spin found nothing (see loop.c) */
 } cp_Loop;
 

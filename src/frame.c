@@ -3,8 +3,8 @@
 ** frame.h): the bytes a channel reads (dec:feed, dec:readfd) cut into
 ** 'lua' frames (a length, a payload: src/lua_decode.c decodes it) or
 ** 'json' lines (src/json.c), each message claiming the fds that came
-** within it; the peer's ring taken (dec:take, src/ring.c); arming the
-** ring for the loop.
+** within it; the peer's ring taken (dec:take, src/ring.c); the ring
+** armed and polled for the loop, as its wait source (wait.h).
 */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "json.h"
 #include "lua_wire.h"
+#include "wait.h"
 
 enum { K_LUA, K_JSON };
 
@@ -385,23 +386,26 @@ static int l_arm(lua_State *L) {
   return 1;
 }
 
-CP_API int cp_dec_arm(void *dec, int *bell) {
+/* The decoder as the loop's wait source (wait.h): its ring */
+static int src_arm(void *dec, int *bell) {
   cp_decoder *d = (cp_decoder *)dec;
   if (!dec_arm(d)) return 0;
   *bell = d->ring.mybell;
   return 1;
 }
 
-CP_API int cp_dec_poll(void *dec, int cpu, int *bell, int *active) {
+static int src_poll(void *dec, int cpu, int *bell, int *active) {
   cp_decoder *d = (cp_decoder *)dec;
   *active = 0;
   if (d->dead) return 0;
   return cp_ring_poll(&d->ring, cpu, bell, active);
 }
 
-CP_API int cp_dec_bell(void *dec) {
+static int src_bell(void *dec) {
   return cp_ring_bell(&((cp_decoder *)dec)->ring);
 }
+
+static const cp_waitsrc dec_waitsrc = {src_arm, src_poll, src_bell};
 
 /* dec:unring(): unmap the rings and close the fds not claimed (the
 ** channel is closed) */
@@ -488,6 +492,8 @@ CP_API void cp_frame_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -1);
   luaL_setfuncs(L, dec_meta, 1);
+  lua_pushlightuserdata(L, (void *)&dec_waitsrc);
+  lua_setfield(L, -2, CP_WAITSRC);
   luaL_setfuncs(L, core_fns, 1);   /* pops the metatable */
   luaL_newmetatable(L, CP_HANDLEMSG_MT);
   lua_setfield(L, -2, "handlemsg_mt");

@@ -34,10 +34,4 @@ typedef struct cp_decoder {
   uint64_t spos;   /* stream position of buf[r] */
 } cp_decoder;
 
-/* For the loop, through the wait source (until src/loop.c has one):
-** arms, polls and names the doorbell of a decoder's ring */
-CP_API int cp_dec_arm(void *dec, int *bell);
-CP_API int cp_dec_poll(void *dec, int cpu, int *bell, int *active);
-CP_API int cp_dec_bell(void *dec);
-
 #endif
