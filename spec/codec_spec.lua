@@ -1,5 +1,6 @@
 -- spec/codec_spec.lua: the two message codecs of the IPC channel
--- (src/serialize.c, src/json.c), through the module's internal table.
+-- (src/lua_encode.c, src/lua_decode.c, src/json.c) and their framing
+-- (src/frame.c), through the module's internal table.
 local core = require('childproc')._core
 
 local MAX_DEPTH = 200
