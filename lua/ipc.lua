@@ -1,5 +1,5 @@
 -- The message channel between a parent and a forked child: a socketpair,
--- framed by the 'lua' codec (src/serialize.c) or by Node's newline-
+-- framed by the 'lua' codec (src/frame.c) or by Node's newline-
 -- delimited JSON (src/json.c).  Both ends are the same code: a channel
 -- belongs either to a ChildProcess (the parent's side) or to cp.process
 -- (the child's side, found by M.channel_autostart when the module loads).
@@ -20,7 +20,7 @@ local FLUSH_PATIENCE = 10000        -- ms without progress before exit gives up
 local ENV_NAMES = { 'CHILDPROC_CHANNEL_FD', 'CHILDPROC_SERIALIZATION',
                     'CHILDPROC_CHANNEL_RING', 'CHILDPROC_WIRE',
                     'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE' }
--- the rings of a 'lua' channel (src/serialize.c): this many bytes each
+-- the rings of a 'lua' channel (src/ring.c): this many bytes each
 -- way, taken from memory only as messages use them
 local RING_SIZE = 4 * 1024 * 1024
 
@@ -83,7 +83,7 @@ end
   s, self: the owner's fields and object; side: 'child' | 'process'
   ring: its frames go through shared memory (dec:put, dec:take), the
     socket is only watched for its end; bell, pbell: our doorbell (an
-    eventfd the loop watches) and the peer's (src/serialize.c)
+    eventfd the loop watches) and the peer's (src/ring.c)
   q, cbs, head, tail, off, queued: strings waiting to be written (a
     message may be several: the rest of a partial write; its callback
     sits with its last piece, false with the others)
@@ -619,7 +619,7 @@ local cmethods = M.child_methods
 
 local cself = M.cself
 
--- the ring sender's 'rest' (src/serialize.c): queue what did not fit
+-- the ring sender's 'rest' (src/channel.c): queue what did not fit
 local function sent_rest(ch, status, off, piece)
   lua_sent(ch, nil, status, off, piece)
   return ch.queued < HIGH_WATER
