@@ -35,7 +35,7 @@ DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev l
               luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config \
               openssh-server openssh-client wrk
 
-.PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help
+.PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help cdeps
 
 all: $(MODULE) $(if $(filter lua5.4,$(LUA_NAME)),childproc.so)
 
@@ -101,6 +101,10 @@ soak: deps all
 	LUA_CPATH='./?.so;;' $(LUA) bench/soak.lua --markdown >> bench/SOAK.md.new; \
 	  status=$$?; mv bench/SOAK.md.new bench/SOAK.md; exit $$status
 
+# what each src/*.c includes and links to; fails on a cycle in either
+cdeps:
+	lua5.4 tools/cdeps.lua $(LUA_CFLAGS)
+
 -include mk/fuzz.mk
 -include mk/host.mk
 
@@ -114,4 +118,4 @@ clean:
 	rm -rf childproc.so .test*.tap src/lua_chunks.h $(BUILD)
 
 help:
-	@echo "targets: all test demo sanitize valgrind bench soak fuzz enomem host install clean"
+	@echo "targets: all test demo sanitize valgrind bench soak fuzz enomem host cdeps install clean"
