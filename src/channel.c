@@ -53,7 +53,7 @@ static int send_error(lua_State *L, int where) {
 }
 
 /*
-** Encodes the value at vidx into a frame (encode_frame), or raises: for a
+** Encodes the value at vidx into a frame (cp_lua_frame), or raises: for a
 ** value that cannot be sent, or a frame too long for a ring's length
 ** field (ring), send()'s "bad argument #1" at stack level 'where' (the
 ** line that called send()), or the bare error when where <= 0.
