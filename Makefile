@@ -19,7 +19,8 @@ LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
-          src/sys.c src/error.c src/serialize.c src/lua_decode.c src/json.c src/pty.c src/handle.c
+          src/sys.c src/error.c src/buf.c src/lua_encode.c src/lua_decode.c src/json.c \
+          src/ring.c src/frame.c src/channel.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
 LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/writeq.lua lua/stream.lua \
           lua/timer.lua lua/plan.lua lua/child.lua lua/pty.lua lua/process.lua \
@@ -34,7 +35,7 @@ DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev l
               luajit libluajit-5.1-dev lua-posix neovim lua-busted lua-check luarocks lua-socket lua-cqueues pkg-config \
               openssh-server openssh-client wrk strace
 
-.PHONY: all lint test demo sanitize valgrind bench soak fuzz install clean deps help
+.PHONY: all lint test demo sanitize valgrind bench soak fuzz install clean deps help cdeps
 
 all: $(MODULE) $(if $(filter lua5.4,$(LUA_NAME)),childproc.so)
 
@@ -109,6 +110,10 @@ soak: deps all
 	LUA_CPATH='./?.so;;' $(LUA) bench/soak.lua --markdown >> bench/SOAK.md.new; \
 	  status=$$?; mv bench/SOAK.md.new bench/SOAK.md; exit $$status
 
+# what each src/*.c includes and links to; fails on a cycle in either
+cdeps:
+	lua5.4 tools/cdeps.lua $(LUA_CFLAGS)
+
 -include mk/fuzz.mk
 -include mk/host.mk
 
@@ -122,4 +127,4 @@ clean:
 	rm -rf childproc.so .test*.tap src/lua_chunks.h $(BUILD)
 
 help:
-	@echo "targets: all lint test demo sanitize valgrind bench soak fuzz enomem host install clean"
+	@echo "targets: all lint test demo sanitize valgrind bench soak fuzz enomem host cdeps install clean"

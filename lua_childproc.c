@@ -48,7 +48,11 @@ int luaopen_childproc(lua_State *L) {
   cp_pty_open(L);
   cp_handle_open(L);
   lua_pop(L, 1);                            /* core */
-  cp_codec_open(L);
+  cp_lua_encode_open(L);                    /* the codecs, the channel */
+  cp_json_open(L);
+  cp_ring_open(L);
+  cp_frame_open(L);
+  cp_channel_open(L);
   lua_newtable(L);                          /* core M: the layer's namespace */
   for (i = 0; cp_chunks[i].name != NULL; i++) {
     nbc += load_chunk(L, i);

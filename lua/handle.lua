@@ -3,7 +3,7 @@
 -- src/handle.c), and the receiver's 'message'(message, handle) gets a
 -- childproc.Handle.  lua/ipc.lua calls the M.handle_* hooks below.
 --
--- 'lua': the frame (tag 0x0b, src/serialize.c) goes on the socket with
+-- 'lua': the frame (tag 0x0b, src/lua_wire.h) goes on the socket with
 -- the fd; on a ringed channel a marker (0x0c) follows it in the ring, and
 -- the receiver delivers the socket's message where the marker stands, so
 -- order is kept.  'json': Node's protocol: { cmd = 'NODE_HANDLE', type,

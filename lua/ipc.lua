@@ -1,5 +1,5 @@
 -- The message channel between a parent and a forked child: a socketpair,
--- framed by the 'lua' codec (src/serialize.c) or by Node's newline-
+-- framed by the 'lua' codec (src/frame.c) or by Node's newline-
 -- delimited JSON (src/json.c).  Both ends are the same code: a channel
 -- belongs either to a ChildProcess (the parent's side, made for an 'ipc'
 -- stdio entry by lua/ipc_stdio.lua) or to cp.process (the child's side,
@@ -39,7 +39,7 @@ local rings = M.rings               -- the decoders of open ringed channels
   s, self: the owner's fields and object; side: 'child' | 'process'
   ring: its frames go through shared memory (dec:put, dec:take), the
     socket is only watched for its end; bell, pbell: our doorbell (an
-    eventfd the loop watches) and the peer's (src/serialize.c)
+    eventfd the loop watches) and the peer's (src/ring.c)
   q, cbs, head, tail, off, queued: the write queue (lua/writeq.lua):
     frames waiting to be written (a message may be several pieces: the
     rest of a partial write)
@@ -402,7 +402,7 @@ local function send(ch, message, a, b, c)
   return ch.queued < HIGH_WATER
 end
 
--- the ring sender's 'rest' (src/serialize.c): queue what did not fit
+-- the ring sender's 'rest' (src/channel.c): queue what did not fit
 local function sent_rest(ch, status, off, piece)
   lua_sent(ch, nil, status, off, piece)
   return ch.queued < HIGH_WATER

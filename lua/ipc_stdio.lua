@@ -8,7 +8,7 @@ local new_channel, close_channel, use_rings = ipc.new, ipc.close, ipc.use_rings
 local update, on_readable = ipc.update, ipc.on_readable
 local send, sent_rest, disconnect = ipc.send, ipc.sent_rest, ipc.disconnect
 local pairs, ipairs, pcall, error = pairs, ipairs, pcall, error
--- the rings of a 'lua' channel (src/serialize.c): this many bytes each
+-- the rings of a 'lua' channel (src/ring.c): this many bytes each
 -- way, taken from memory only as messages use them
 local RING_SIZE = 4 * 1024 * 1024
 

@@ -14,7 +14,7 @@ M.HIGH_WATER = 64 * 1024
 --[[ The queue lives in its owner's table o (a stream's or a channel's
   fields; a Writable makes it with its first write the fd does not take):
   q[head..tail]: the pieces (strings; a ring's frame may be a table of
-  pieces of n bytes, src/serialize.c); cbs[i]: the callback of the
+  pieces of n bytes, src/channel.c); cbs[i]: the callback of the
   message whose last piece is q[i], else false; off: bytes of q[head]
   already written; queued: bytes waiting in all.  Empty: head > tail.
   The owner reads queued and head/tail, and changes them only here. ]]

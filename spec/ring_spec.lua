@@ -1,4 +1,4 @@
--- The rings of a 'lua' channel (src/serialize.c): once mapped, every
+-- The rings of a 'lua' channel (src/ring.c): once mapped, every
 -- frame of the channel goes through its writer's ring in shared memory,
 -- none through the socket (which then only tells of the peer's end).
 -- First the rings alone, both ends in this process (one memfd mapped by

@@ -1,5 +1,6 @@
 /*
-** errno values by name, as Node reports them in err.code.
+** errno values by name, as Node reports them in err.code, and a
+** binding's `nil, errno`.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -26,4 +27,10 @@ CP_API const char *cp_errname(int err) {
       snprintf(buf, sizeof buf, "E%d", err);
       return buf;
   }
+}
+
+CP_API int cp_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushinteger(L, err);
+  return 2;
 }
