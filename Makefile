@@ -19,11 +19,12 @@ LDFLAGS    += -shared
 
 # the C sources
 SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
-          src/sys.c src/error.c src/serialize.c src/lua_decode.c src/json.c src/pty.c src/handle.c
+          src/sys.c src/error.c src/buf.c src/lua_encode.c src/lua_decode.c src/json.c \
+          src/ring.c src/frame.c src/channel.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
-LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/stream.lua \
+LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/writeq.lua lua/stream.lua \
           lua/timer.lua lua/plan.lua lua/child.lua lua/pty.lua lua/process.lua \
-          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/main.lua lua/duplex.lua lua/handle.lua \
+          lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/ipc_stdio.lua lua/ipc_process.lua lua/main.lua lua/duplex.lua lua/handle.lua \
           lua/fork.lua lua/launcher.lua lua/watch.lua \
           lua/init.lua
 
@@ -31,10 +32,10 @@ BUSTED     ?= busted --lua=$(LUA)
 # the specs' Lua (spec/helper.lua)
 export CHILDPROC_LUA := $(LUA_NAME)
 DEBS        = lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-              luajit libluajit-5.1-dev lua-posix neovim lua-busted luarocks lua-socket lua-cqueues pkg-config \
-              openssh-server openssh-client wrk
+              luajit libluajit-5.1-dev lua-posix neovim lua-busted lua-check luarocks lua-socket lua-cqueues pkg-config \
+              openssh-server openssh-client wrk strace
 
-.PHONY: all test demo sanitize valgrind bench soak fuzz install clean deps help
+.PHONY: all lint test demo sanitize valgrind bench soak fuzz install clean deps help cdeps
 
 all: $(MODULE) $(if $(filter lua5.4,$(LUA_NAME)),childproc.so)
 
@@ -60,13 +61,22 @@ deps:
 # busted's TAP output gives the closing `N passed, N failed` line (specs
 # skipped for a feature this Lua lacks are counted apart)
 TAP = .test-$(LUA_NAME).tap
-test: deps all host
+test: deps all host lint
+	@# the other Luas' builds the mixed-version specs fork, made current
+	@for d in build/*/childproc.so; do l=$${d#build/}; l=$${l%/childproc.so}; \
+	  [ -e "$$d" ] && [ "$$l" != "$(LUA_NAME)" ] && $(MAKE) --no-print-directory -s LUA=$$l all; true; done
 	@echo "== $(LUA_NAME)"
 	@$(BUSTED) -o TAP $(SPECS) > $(TAP) 2>&1; status=$$?; cat $(TAP); \
 	  pass=$$(grep '^ok ' $(TAP) | grep -vc '# SKIP'); fail=$$(grep -c '^not ok ' $(TAP)); \
 	  echo "$$(grep -c '^ok .*# SKIP' $(TAP)) skipped on $(LUA_NAME) (a feature it lacks)"; \
 	  echo "$$pass passed, $$fail failed"; \
 	  [ $$status -eq 0 ] && [ $$fail -eq 0 ] && [ $$pass -gt 0 ]
+
+# luacheck with .luacheckrc (std, busted's and the spec helper's globals):
+# any warning fails it, and with it `make test`
+LINT = lua/*.lua spec examples bench/*.lua
+lint: deps
+	@luacheck --no-cache --codes -q $(LINT)
 
 demo: deps all
 	bash examples/run_all.sh
@@ -100,6 +110,10 @@ soak: deps all
 	LUA_CPATH='./?.so;;' $(LUA) bench/soak.lua --markdown >> bench/SOAK.md.new; \
 	  status=$$?; mv bench/SOAK.md.new bench/SOAK.md; exit $$status
 
+# what each src/*.c includes and links to; fails on a cycle in either
+cdeps:
+	lua5.4 tools/cdeps.lua $(LUA_CFLAGS)
+
 -include mk/fuzz.mk
 -include mk/host.mk
 
@@ -113,4 +127,4 @@ clean:
 	rm -rf childproc.so .test*.tap src/lua_chunks.h $(BUILD)
 
 help:
-	@echo "targets: all test demo sanitize valgrind bench soak fuzz enomem host install clean"
+	@echo "targets: all lint test demo sanitize valgrind bench soak fuzz enomem host cdeps install clean"

@@ -8,6 +8,11 @@
 -- BENCH_CONFIGS (default 'unpinned,pinned': both, in that order, interleaved
 -- round by round), BENCH_CPUS (the taskset CPU list of the pinned
 -- configuration, default 0: every program and its children there).
+-- BENCH_BASE: a directory holding another build's childproc.so (the build
+-- before a change: `git worktree add --detach /tmp/base <commit>`, `make`
+-- there): every benchmark then runs it too, as the peer childproc-base,
+-- interleaved with the rest (an A/B in one run), and the targets tables
+-- show whether each was met by both builds.
 -- Progress and failures go to stderr; the table goes to stdout (plain text,
 -- or markdown with --markdown: `lua5.4 bench/run.lua --markdown > bench/RESULTS.md`).
 
@@ -124,7 +129,7 @@ do
   else
     why.sshd = 'no /usr/sbin/sshd or ssh (apt-get install openssh-server openssh-client)'
   end
-  out, ok = sh('command -v wrk 2>&1')
+  ok = select(2, sh('command -v wrk 2>&1'))
   if ok then have.wrk = true else why.wrk = 'wrk not found (apt-get install wrk)' end
 end
 
@@ -273,7 +278,6 @@ local skipped = {} -- peer -> reason
 local RESULTS, FAILS = {}, {} -- configuration -> row -> peer -> { values... } | count
 for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name] = {}; FAILS[cfg.name] = {} end
 local units = {}   -- row -> unit
-local rowsof = {}  -- bench name -> rows
 local UNIT = { -- the unit each row is expected in (for rows where all failed)
   spawn_seq = 'spawns/s', spawn_par32 = 'spawns/s', spawn_heap2g = 'spawns/s',
   stdout_2g = 'MB/s', stdin_1g = 'MB/s', exec_echo = 'execs/s', fork_first_msg = 'ms',
@@ -281,15 +285,31 @@ local UNIT = { -- the unit each row is expected in (for rows where all failed)
   children_1000_rss = 'KiB/child', children_1000_wall = 'ms',
   http_shared = 'req/s', http_rr = 'req/s',
 }
-local order = {}   -- rows in order
+
+-- the A/B peer: the childproc command with the base build first on the
+-- module path (forked children inherit it)
+local BASE = os.getenv('BENCH_BASE')
+if BASE == '' then BASE = nil end
+if BASE then
+  if exists(BASE .. '/childproc.so') then have.base = true
+  else why.base = 'no ' .. BASE .. '/childproc.so' end
+  NEEDS['childproc-base'] = 'base'
+  for _, b in ipairs(BENCHES) do
+    for _, p in ipairs(b.peers) do
+      if p[1] == 'childproc' then
+        table.insert(b.peers, 2, { 'childproc-base', ('env BENCH_PEER=childproc-base LUA_CPATH=%s %s'):format(
+          q(BUILD .. '/?.so;' .. BASE .. '/?.so;;'), p[2]) })
+        break
+      end
+    end
+  end
+end
 
 for _, b in ipairs(BENCHES) do
   b.rows = b.rows or { b.name }
   for _, r in ipairs(b.rows) do
-    order[#order + 1] = r
     for _, cfg in ipairs(CONFIGS) do RESULTS[cfg.name][r] = {}; FAILS[cfg.name][r] = {} end
   end
-  rowsof[b.name] = b.rows
   local keep = {}
   for _, p in ipairs(b.peers) do
     local need = NEEDS[p[1]]
@@ -404,6 +424,7 @@ if os.getenv('ROUNDS') then cmdline[#cmdline + 1] = 'ROUNDS=' .. os.getenv('ROUN
 if os.getenv('BENCH_SCALE') then cmdline[#cmdline + 1] = 'BENCH_SCALE=' .. os.getenv('BENCH_SCALE') end
 if os.getenv('BENCH_CONFIGS') then cmdline[#cmdline + 1] = 'BENCH_CONFIGS=' .. os.getenv('BENCH_CONFIGS') end
 if os.getenv('BENCH_CPUS') then cmdline[#cmdline + 1] = 'BENCH_CPUS=' .. os.getenv('BENCH_CPUS') end
+if os.getenv('BENCH_BASE') then cmdline[#cmdline + 1] = 'BENCH_BASE=' .. os.getenv('BENCH_BASE') end
 cmdline[#cmdline + 1] = 'lua5.4 bench/run.lua'
 for _, a in ipairs(arg) do cmdline[#cmdline + 1] = a end
 
@@ -414,6 +435,8 @@ local header = {
   { 'peers', ('node %s; luv %s; childproc %s; gcc -O2'):format(
     have.node or 'absent', have.luv and 'present' or 'absent', have.childproc or 'absent') },
   { 'command', table.concat(cmdline, ' ') },
+  { 'A/B', BASE and ('childproc-base is the build in ' .. BASE .. (os.getenv('BENCH_BASE_NAME') and (' (' .. os.getenv('BENCH_BASE_NAME') .. ')') or '')
+    .. '; childproc the build in ' .. ROOT .. (os.getenv('BENCH_NAME') and (' (' .. os.getenv('BENCH_NAME') .. ')') or '')) or 'none (BENCH_BASE unset)' },
   { 'settings', ('ROUNDS=%d, BENCH_SCALE=%g, %d s timeout per program; configurations: %s'):format(
     ROUNDS, SCALE, TIMEOUT, table.concat(cfgnames, ', ')) },
   { 'suite wall time', ('%d s'):format(elapsed) },
@@ -454,17 +477,20 @@ local function tables(cfg)
   local results, fails = RESULTS[cfg.name], FAILS[cfg.name]
   local lines = {}
   local RATIO = {} -- row -> peer -> number
+  local BRATIO = {} -- the same for childproc-base (BENCH_BASE)
   for _, b in ipairs(BENCHES) do
     if not ONLY or ONLY[b.name] then
       for _, r in ipairs(b.rows) do
         local unit = units[r] or UNIT[r] or '?'
         local cpm = median(results[r].childproc)
+        local bpm = median(results[r]['childproc-base'])
         for _, p in ipairs(b.peers) do
           local peer = p[1]
           local vals, nf = results[r][peer], fails[r][peer] or 0
           local med = median(vals)
           local nok = vals and #vals or 0
-          local cell, runs, ratio, spread = nil, nil, nil, ''
+          local cell, runs, ratio
+          local spread = ''
           if nok + nf == 0 then
             cell, runs, ratio = 'skipped', '', ''
           else
@@ -480,6 +506,10 @@ local function tables(cfg)
               RATIO[r] = RATIO[r] or {}
               RATIO[r][peer] = x
               ratio = fmt(x)
+              if bpm and peer ~= 'childproc-base' then
+                BRATIO[r] = BRATIO[r] or {}
+                BRATIO[r][peer] = higher_better(unit) and bpm / med or med / bpm
+              end
             else ratio = '—' end
           end
           lines[#lines + 1] = { r, unit, peer, cell, runs, spread, ratio }
@@ -492,13 +522,20 @@ local function tables(cfg)
     if (t[5] == 'both' or t[5] == cfg.name) and results[t[1]]
       and (not ONLY or ONLY[t[1]:gsub('_rss$', ''):gsub('_wall$', '')]) then
       local x = RATIO[t[1]] and RATIO[t[1]][t[2]]
-      tlines[#tlines + 1] = { t[1], t[2], t[4], x and fmt(x) or '—', ('%.3g'):format(t[3]),
+      local l = { t[1], t[2], t[4], x and fmt(x) or '—', ('%.3g'):format(t[3]),
         x == nil and 'n/a' or x >= t[3] and 'met' or 'MISSED' }
+      if BASE then
+        local y = BRATIO[t[1]] and BRATIO[t[1]][t[2]]
+        l[#l + 1] = y and fmt(y) or '—'
+        l[#l + 1] = y == nil and 'n/a' or y >= t[3] and 'met' or 'MISSED'
+      end
+      tlines[#tlines + 1] = l
     end
   end
   return lines, tlines
 end
 local TH = { 'benchmark', 'against', 'target', 'ratio', 'needed', '' }
+if BASE then TH[#TH + 1] = 'base ratio'; TH[#TH + 1] = 'base' end
 
 local H = { 'benchmark', 'unit', 'peer', 'median', 'rounds', 'spread', 'childproc ratio' }
 local out = {}
@@ -531,7 +568,7 @@ if opts.markdown then
     w('Targets, ' .. cfg.name .. ' (ratio as above, needed: the least ratio that meets the target):')
     w('')
     w('| ' .. table.concat(TH, ' | ') .. ' |')
-    w('| --- | --- | --- | ---: | ---: | --- |')
+    w('| --- | --- | --- | ---: | ---: | --- |' .. (BASE and ' ---: | --- |' or ''))
     for _, l in ipairs(tlines) do w('| ' .. table.concat(l, ' | ') .. ' |') end
   end
   w('')
@@ -572,7 +609,8 @@ else
     w('')
     w('Targets, ' .. cfg.name .. ' (ratio as above; needed: the least ratio that meets the target):')
     for _, l in ipairs(tlines) do
-      w(('  %-19s %-14s %-38s %8s  needed %-6s %s'):format(table.unpack(l)))
+      w(('  %-19s %-14s %-38s %8s  needed %-6s %-6s'):format(table.unpack(l))
+        .. (BASE and ('  base %8s %s'):format(l[7], l[8]) or ''))
     end
   end
 end

@@ -11,6 +11,7 @@
 -- when the last is more than the first plus a slack (fds: 0; Lua memory:
 -- 256 KiB; RSS: 8 MiB).
 local cp = require 'childproc'
+local now = require('childproc.internal').core.now
 
 local function env(name, default)
   return math.floor(tonumber(os.getenv(name) or '') or default)
@@ -51,14 +52,14 @@ local function phase(name, n, fn, finish)
   if n <= 0 then return end
   local samples = { sample() }
   local step = math.max(1, math.floor(n / 10))
-  local t0 = cp._core.now()
+  local t0 = now()
   for i = 1, n do
     fn(i)
     if i % step == 0 then samples[#samples + 1] = sample() end
   end
   if finish then finish() end
   samples[#samples + 1] = sample()
-  local ms = cp._core.now() - t0
+  local ms = now() - t0
   local first, last, max = samples[1], samples[#samples], { kb = 0, rss = 0, fds = 0 }
   for _, s in ipairs(samples) do
     for k in pairs(max) do if s[k] > max[k] then max[k] = s[k] end end
@@ -152,9 +153,10 @@ do
   if n > 0 then
     local code = ([[
 local cp = require 'childproc'
+local now = require('childproc.internal').core.now
 local n, lines, alive, peak, bytes, bad = %d, %d, 0, 0, 0, 0
 local want = #table.concat({ ('x'):rep(60), '' }, '\n') * lines
-local t0 = cp._core.now()
+local t0 = now()
 for i = 1, n do
   local c = cp.spawn('sh', { '-c', 'sleep 1; i=0; while [ $i -lt ' .. lines ..
     ' ]; do echo ' .. ('x'):rep(60) .. '; i=$((i+1)); done' },
@@ -171,7 +173,7 @@ for i = 1, n do
   if alive > peak then peak = alive end
 end
 cp.run()
-print(('alive peak=%%d bytes=%%d bad=%%d ms=%%.0f'):format(peak, bytes, bad, cp._core.now() - t0))
+print(('alive peak=%%d bytes=%%d bad=%%d ms=%%.0f'):format(peak, bytes, bad, now() - t0))
 ]]):format(n, lines)
     local path = os.tmpname()
     local f = assert(io.open(path, 'w'))

@@ -2,7 +2,7 @@
 -- the command in a shell and hands the buffered output to the callback.
 local cp = require 'childproc'
 
-cp.exec('find . -type f | wc -l', function(err, stdout, stderr)
+cp.exec('find . -type f | wc -l', function(err, stdout)
   if err then
     io.stderr:write(('exec error: %s\n'):format(tostring(err)))
     return

@@ -2,7 +2,7 @@
 -- shell and, like exec, buffers its output for the callback (here ls -l).
 local cp = require 'childproc'
 
-cp.execFile('ls', { '-l' }, function(err, stdout, stderr)
+cp.execFile('ls', { '-l' }, function(err, stdout)
   if err then
     io.stderr:write(('execFile error: %s\n'):format(tostring(err)))
     return

@@ -6,7 +6,7 @@ local cp = require 'childproc'
 local here = arg[0]:match('^(.*)/[^/]*$') or '.'
 local dir = arg[1] or here
 
-local child = cp.spawn('find . -type f | wc -l', {
+cp.spawn('find . -type f | wc -l', {
   stdio = 'inherit',
   shell = true,
   cwd = dir,

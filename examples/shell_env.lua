@@ -2,7 +2,7 @@
 -- env: { ANSWER: 42 } }): the child sees only the env given (no $HOME).
 local cp = require 'childproc'
 
-local child = cp.spawn('echo $ANSWER', {
+cp.spawn('echo $ANSWER', {
   stdio = 'inherit',
   shell = true,
   env = { ANSWER = 42 },

@@ -2,7 +2,7 @@
 -- shell: true }): shell syntax with spawn, output straight to our stdout.
 local cp = require 'childproc'
 
-local child = cp.spawn('find . -type f | wc -l', {
+cp.spawn('find . -type f | wc -l', {
   stdio = 'inherit',
   shell = true,
 })

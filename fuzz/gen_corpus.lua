@@ -1,8 +1,10 @@
--- fuzz/gen_corpus.lua: writes the seed corpus of both fuzz targets.
+-- fuzz/gen_corpus.lua: writes the seed corpora of fuzz_lua (payloads),
+-- fuzz_json (lines) and fuzz_frame (fuzz/fuzz_frame.c: a byte choosing
+-- the format, 1 for 'json' and 0x80 for a 'lua' payload given its header,
+-- a slicing byte, then the bytes; named lua-* and json-*).
 -- Run from the repository root once the module builds:
 --   lua5.4 fuzz/gen_corpus.lua
--- Each file is one slicing byte (see fuzz/fuzz_common.h) then the bytes.
-local core = require('childproc')._core
+local core = require('childproc.internal').core
 
 -- pairs in name order, so the files do not change from run to run
 local function sorted(t)
@@ -16,10 +18,19 @@ local function sorted(t)
   end
 end
 
-local function write(kind, name, slicing, bytes)
-  local f = assert(io.open(('fuzz/corpus/%s/%s'):format(kind, name), 'wb'))
-  f:write(string.char(slicing), bytes)
+local function put(dir, name, bytes)
+  local f = assert(io.open(('fuzz/corpus/%s/%s'):format(dir, name), 'wb'))
+  f:write(bytes)
   f:close()
+end
+
+-- a frame seed: kind 'lua' or 'json' ('lua' with the slicing byte's high
+-- bit: a payload, fuzz_frame adds the header), and for 'json' the line
+-- alone for fuzz_json too
+local function write(kind, name, slicing, bytes)
+  local k = kind == 'json' and 1 or slicing >= 128 and 0x80 or 0
+  put('frame', kind .. '-' .. name, string.char(k, slicing) .. bytes)
+  if kind == 'json' then put('json', name, bytes) end
 end
 
 local shared = {x = 1}
@@ -39,11 +50,19 @@ local i = 0
 for name, v in sorted(lua_seeds) do
   i = i + 1
   write('lua', name, (i * 37) % 128, core.lua_encode(v))
-  -- high bit: fuzz_lua.c adds the header itself, so mutations of the
+  -- high bit: fuzz_frame.c adds the header itself, so mutations of the
   -- payload keep a frame whose length is right
   write('lua', name .. '-payload', 128 + (i * 37) % 128,
         core.lua_encode(v):sub(5))
+  put('lua', name, core.lua_encode(v):sub(5))
 end
+-- payloads at the format's edges: a table cut short, trailing bytes, a
+-- reference to a table not yet seen, a handle's tag, a ring's marker
+put('lua', 'badtag', '\9\0')
+put('lua', 'trailing', '\1\1')
+put('lua', 'badref', '\9\1\0\0\0\0\0\0\0\10\2\0\0\0')
+put('lua', 'handle', '\11\7\1x')
+put('lua', 'mark', '\12')
 -- several frames in one input, sliced byte by byte
 write('lua', 'frames', 1, core.lua_encode(1) .. core.lua_encode({'a'}) ..
   core.lua_encode('z'))
@@ -52,7 +71,7 @@ write('lua', 'badtag', 0, '\2\0\0\0\9\0')
 write('lua', 'truncated', 0, core.lua_encode({1, 2, 3}):sub(1, -2))
 write('lua', 'trailing', 0, '\2\0\0\0\1\1')
 write('lua', 'badref', 0, '\14\0\0\0\9\1\0\0\0\0\0\0\0\10\2\0\0\0')
--- the rings (fuzz_peer in fuzz/fuzz_common.h): the bytes also go into a
+-- the rings (fuzz_peer in fuzz/fuzz_frame.c): the bytes also go into a
 -- peer's ring from its tail on, the last 4 (u16 a, b) setting tail and
 -- head: tail at offset a % 4096, a >> 12 the head's mode (0: all the
 -- bytes, 10: b past the tail, 12: behind it, 13: all, and a nonsense

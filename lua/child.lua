@@ -3,7 +3,7 @@
 local core, M = ...
 
 local emit = M.emit
-local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
+local tostring, pairs, ipairs, pcall = tostring, pairs, ipairs, pcall
 local ESRCH = core.errno.ESRCH
 local SIGKILL = M.signals.SIGKILL
 
@@ -51,7 +51,7 @@ M.emitter_methods(methods, cself)
 -- public fields a child has not set (yet) are read from here: a key fewer
 -- in each child's fields table
 methods.killed, methods.connected = false, false
-M.child_methods = methods  -- lua/ipc.lua adds send and disconnect
+M.child_methods = methods  -- lua/ipc_stdio.lua adds send and disconnect
 
 -- {====================================================== child life
 
@@ -330,6 +330,7 @@ function M.start(plan, lp)
     pcall(plan.pty and M.pty_setup or setup_stdio, plan, s, self, t)
   if not done then  -- raised (out of memory): close what it had opened
     pcall(stdio_fail, t, nstdio)
+    if plan.onfail then pcall(plan.onfail, s, self) end  -- its channel
     error(given, 0)
   end
   if given == nil then

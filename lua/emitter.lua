@@ -69,7 +69,7 @@ end
 -- that emitted the event: its error is kept for cp.run() to raise
 -- (M.fail, lua/loop.lua).  An 'error' nobody listens to is raised too.
 -- The listeners called are those there when the emit began.
-local function emit(s, obj, name, ...)
+local function emit(s, _obj, name, ...)
   local ev = s._ev
   local cur = ev and ev[name]
   if cur == nil then

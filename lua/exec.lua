@@ -180,7 +180,7 @@ local function run(fname, optn, file, args, opts, cb, cmd)
   -- (a constructor of nils sizes c for the keys exec_collect sets)
   local c = { child = nil, s = nil, ex = nil, killed = nil, out = nil, code = nil }
   return M.exec_collect(c, plan, maxbuf, nil, STD_FDS, overflow, nil,
-                        function(c) return exec_done(c, cb, cmd) end)
+                        function() return exec_done(c, cb, cmd) end)
 end
 
 -- cp.exec(command [, options] [, callback]) -> ChildProcess

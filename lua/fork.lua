@@ -12,19 +12,20 @@ FORK_OPTIONS.shell = nil     -- Node's fork has none either
 -- The 'lua' serialization's bootstrap, run by `lua -e` before lua.c
 -- would run the script: load this very module (the parent's file, so
 -- both ends speak the same format even when the child's LUA_CPATH does
--- not find it), then run the script, the loop, and exit (lua/ipc.lua's
--- M.runmain).  A child of another Lua (execPath = 'luajit' from 5.4)
--- cannot load the parent's file: it takes the build beside it for its own
--- Lua (build/lua5.4/childproc.so -> build/luajit/childproc.so) if there is
+-- not find it; its luaopen_childproc_internal loads the module, or takes
+-- the one already loaded, and returns the layer's M), then run the
+-- script, the loop, and exit (lua/main.lua's M.runmain).  A child of
+-- another Lua (execPath = 'luajit' from 5.4) cannot load the parent's
+-- file: it takes the build beside it for its own Lua
+-- (build/lua5.4/childproc.so -> build/luajit/childproc.so) if there is
 -- one, else require finds its own through its LUA_CPATH.
-local BOOT = "local p,v=%q,%q local cp=package.loaded.childproc "
+local BOOT = "local p,v=%q,%q "
   .. "local me=rawget(_G,'jit') and 'luajit' or 'lua'.._VERSION:match('[%%d.]+$') "
   .. "if me~=v then local t='/'..v..'/childproc.so' p=p:sub(-#t)==t and "
   .. "p:sub(1,-#t-1)..'/'..me..'/childproc.so' or '' local f=p~='' and io.open(p) "
   .. "if f then f:close() else p='' end end "
-  .. "if not cp and p~='' then local f=package.loadlib(p,'luaopen_childproc') "
-  .. "if f then cp=f('childproc',p) package.loaded.childproc=cp end end "
-  .. "cp=cp or require'childproc' cp._M.runmain()"
+  .. "local f=p~='' and package.loadlib(p,'luaopen_childproc_internal') "
+  .. "local M=f and f() or require'childproc' and require'childproc.internal' M.runmain()"
 
 local function strings(fname, n, what, t)
   if t == nil then return {} end

@@ -3,7 +3,7 @@
 -- src/handle.c), and the receiver's 'message'(message, handle) gets a
 -- childproc.Handle.  lua/ipc.lua calls the M.handle_* hooks below.
 --
--- 'lua': the frame (tag 0x0b, src/serialize.c) goes on the socket with
+-- 'lua': the frame (tag 0x0b, src/lua_wire.h) goes on the socket with
 -- the fd; on a ringed channel a marker (0x0c) follows it in the ring, and
 -- the receiver delivers the socket's message where the marker stands, so
 -- order is kept.  'json': Node's protocol: { cmd = 'NODE_HANDLE', type,
@@ -13,7 +13,7 @@ local core, M = ...
 
 local emit, defer = M.emit, M.defer
 local ipc = M.ipc
-local MARK, HMSG = core.handle_mark, core.handlemsg_mt
+local HMSG = core.handlemsg_mt
 local type, pcall, tostring, error, getmetatable =
   type, pcall, tostring, error, getmetatable
 local MARK_FRAME = '\1\0\0\0\12'        -- a 'lua' frame: the marker alone
@@ -62,7 +62,7 @@ local function describe(h)
 end
 
 -- Node's type for what kind says (a Lua peer looks at the fd itself)
-local function node_type(kind, family, connected, listening, socktype)
+local function node_type(kind, family, _connected, listening, socktype)
   if kind == 'tcp-server' or (kind == 'unix' and listening) then
     return 'net.Server'
   elseif kind == 'tcp' or (kind == 'unix' and socktype == 'stream') then
@@ -78,7 +78,7 @@ end
 
 -- {====================================================== sending
 
-local HIGH_WATER = ipc.HIGH_WATER
+local HIGH_WATER = M.HIGH_WATER
 
 local function closed_error(ch, cb)
   local err = ipc.channel_error('ERR_IPC_CHANNEL_CLOSED', 'Channel closed')
@@ -103,11 +103,11 @@ local function queue_handle(ch, item, cb)
   local idle = ch.head > ch.tail
   item.sent = false
   if ch.ring then
-    ipc.queue(ch, nil, 0, item.frame)
+    M.wq_push(ch, nil, 0, item.frame)
     ch.hq[ch.tail] = item
-    ipc.queue(ch, cb, 0, MARK_FRAME)
+    M.wq_push(ch, cb, 0, MARK_FRAME)
   else
-    ipc.queue(ch, cb, 0, item.frame)
+    M.wq_push(ch, cb, 0, item.frame)
     ch.hq[ch.tail] = item
   end
   if idle then ipc.flush(ch) else ipc.update(ch) end
@@ -305,10 +305,10 @@ end
 -- stream() -> a Duplex on the fd (lua/duplex.lua), which it owns now
 function hmethods.stream(self)
   local s = hself(self)
-  if s.stream then return s.stream end
+  if s.duplex then return s.duplex end
   if s.closed or s.taken then return nil, 'the handle is closed' end
-  s.stream, s.taken = M.duplex(s.fd, s.access), true
-  return s.stream
+  s.duplex, s.taken = M.duplex(s.fd, s.access), true
+  return s.duplex
 end
 
 -- }======================================================
@@ -419,8 +419,8 @@ end
 
 -- close_channel: the fds queued to send, held, or not delivered
 function M.handle_close(ch)
-  for _, item in pairs(ch.hq) do release(item) end
-  ch.hq = {}
+  local hq = ch.hq  -- (emptied in place: no allocation on a close)
+  for k, item in pairs(hq) do release(item); hq[k] = nil end
   if ch.hpending then release(ch.hpending); ch.hpending = nil end
   local w = ch.hwait
   ch.hwait = nil

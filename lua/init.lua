@@ -1,4 +1,6 @@
--- The public module table.  Loaded last: everything it names exists.
+-- The public module table: what docs/ (and ../shared/API.md) document,
+-- nothing private (the layer's M is require 'childproc.internal',
+-- lua_childproc.c).  Loaded last: everything it names exists.
 local core, M = ...
 
 local cp = {
@@ -10,7 +12,7 @@ local cp = {
   spawnSync = M.spawnSync,
   execSync = M.execSync,
   execFileSync = M.execFileSync,
-  run = M.run,
+  run = function(...) return M.unhooked(M.run, ...) end,  -- (lua/main.lua)
   setTimeout = M.setTimeout,
   setInterval = M.setInterval,
   setImmediate = M.setImmediate,
@@ -24,8 +26,7 @@ local cp = {
   process = M.process,
   signals = M.signals,
   Error = M.Error,
-  _core = core,    -- for the specs only
-  _M = M,
+  json_null = core.json_null,  -- JSON's null where a 'json' channel keeps one
 }
 
 -- cp.kill(pid [, signal]) -> true | nil, err   (negative pid: a group)

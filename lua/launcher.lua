@@ -10,8 +10,8 @@
 -- stderr is the launcher's.
 local core, M = ...
 
-local type, ipairs, pairs, tostring, error, rawget =
-  type, ipairs, pairs, tostring, error, rawget
+local type, ipairs, pairs, tostring, rawget =
+  type, ipairs, pairs, tostring, rawget
 local floor = math.floor
 
 local PROTO = 1                     -- the start-up line's protocol
@@ -23,10 +23,12 @@ local TAIL = 2048                   -- of the launcher's stderr, for errors
 local R = core.events.R
 
 -- Run by `lua -e` on the remote side, before lua.c would run the script.
--- Written for any Lua from 5.1 on.  Without a childproc that has
--- launcher_main it says so on the start-up line (protocol 0) and exits.
+-- Written for any Lua from 5.1 on.  Without a childproc whose
+-- 'childproc.internal' (lua_childproc.c) has launcher_main it says so on
+-- the start-up line (protocol 0) and exits.
 local BOOT = "local ok,cp=pcall(require,'childproc') "
-  .. "local f=ok and type(cp)=='table' and cp._M and cp._M.launcher_main "
+  .. "local i,M=pcall(require,'childproc.internal') "
+  .. "local f=ok and i and type(M)=='table' and M.launcher_main "
   .. "if not f then io.write('childproc-launcher 0 ',"
   .. "ok and tostring(cp.version) or '-',ok and ' old ' or ' require ',"
   .. "ok and '' or tostring(cp):match('^[^\\n]*'),"
@@ -105,9 +107,11 @@ end
 
 -- {====================================================== this side
 
--- Wires the launcher's fds (M.ipc_setup below) and, after the start, the
+-- Wires the launcher's fds (the 'ipc' entry of a plan with a launcher:
+-- lua/ipc_stdio.lua's M.ipc_setup calls this) and, after the start, the
 -- child's streams and the start-up line (L: what the plan says).
-local function channel_setup(plan, s, self, L)
+function M.launcher_channel(plan, s, self)
+  local L = plan.launcher
   local max = M.check_maxsize('fork', 3, plan.opts.maxMessageSize)
   -- we write the launcher's stdin (a socket: no SIGPIPE here) and read
   -- its stdout (a pipe)
@@ -123,18 +127,12 @@ local function channel_setup(plan, s, self, L)
     return nil, not rmine and rtheirs or etheirs
   end
   L.emine, L.etheirs = emine, etheirs
-  local ch = M.ipc_new(rmine, L.mode, max, 'child', s, self, wmine, true)
+  local ch = M.ipc.new(rmine, L.mode, max, 'child', s, self, wmine, true)
   M.ipc_attach(plan, s, self, ch)
   L.ch = ch
   -- the launcher's fds 1 and 2, after its fd 0 (lua/child.lua's
   -- setup_stdio); etheirs is closed by launcher_fork
   return wtheirs, { rtheirs, etheirs, at = 2, after = rtheirs }
-end
-
-local ipc_setup = M.ipc_setup
-function M.ipc_setup(plan, s, self, fd)
-  if plan.launcher then return channel_setup(plan, s, self, plan.launcher) end
-  return ipc_setup(plan, s, self, fd)
 end
 
 -- the remote script's stdout, as its stdio word says
@@ -221,7 +219,7 @@ local function start_up(self, s, L)
     local err = launcher_error(code, msg, {
       spawnargs = s.spawnargs, status = s.exitCode, signal = s.signalCode })
     ch.silent = true
-    M.ipc_close(ch, true)  -- (ends child.stdout: ch.onclose)
+    M.ipc.close(ch, true)  -- (ends child.stdout: ch.onclose)
     M.emit(s, self, 'error', err)
     if kill then self:kill(L.killSignal) end
   end
@@ -258,7 +256,7 @@ local function start_up(self, s, L)
     settled()
     ch.onready = onready
     M.setev(ch.fd, R, onready)
-    if rest ~= '' then M.ipc_feed(ch, rest) end
+    if rest ~= '' then M.ipc.feed(ch, rest) end
   end
   -- drain: the launcher exited; read what is left
   local function read_hello(drain)
@@ -411,9 +409,7 @@ function M.launcher_main(proto, mode, cwd)
   core.nonblock(wfd, true)
   core.nonblock(pr, true)
   local ch = M.ipc_process(rfd, mode, wfd, false)
-  local ps = M.process
-  local pmethods = M.process_methods
-  local psend = pmethods.send
+  local send = M.ipc.send
   -- what the script printed: on the channel while it is open, else dropped
   local function forward()
     while pr do
@@ -425,26 +421,22 @@ function M.launcher_main(proto, mode, cwd)
       end
       if not ch.disconnecting then
         if mode == 'json' then chunk = to_chars(chunk) end
-        psend(ps, { cmd = STDOUT, data = chunk })
+        send(ch, { cmd = STDOUT, data = chunk })
       end
     end
   end
   M.setev(pr, R, forward)
   -- what was printed (and flushed) before a send() comes before its
-  -- message (a tail call: send's errors still name the caller's line)
-  pmethods.send = function(self, ...)
-    if pr then forward() end
-    return psend(self, ...)
-  end
-  local before_exit = M.before_exit
-  function M.before_exit()
+  -- message
+  ch.beforesend = forward
+  -- before the channels' flush (M.at_exit runs the last added first)
+  M.at_exit(function()
     io.stdout:flush()
     if pr then  -- the last of it: fd 1 leaves the pipe, which then ends
       core.dup2(null, 1)
       forward()
     end
-    before_exit()
-  end
+  end)
   M.runmain()
 end
 

@@ -100,7 +100,7 @@ function M.newloop(cl)
     end
     local ok, err
     if ev == 0 then
-      if cur then ok, err = cunwatch(cl, fd) end
+      if cur then cunwatch(cl, fd) end
       masks[fd] = nil
       return true
     elseif cur then

@@ -1,9 +1,8 @@
 -- Running a forked child's script: fork's bootstrap (M.runmain), and
 -- for a script started without one (a Node parent, spawn with an 'ipc'
 -- entry) the loop after the script (M.install_main_hook, which
--- lua/ipc.lua's channel_autostart calls).  Loaded right after
--- lua/ipc.lua: it wraps M.run and M.run_until before later chunks and
--- lua/init.lua take them.
+-- lua/ipc_process.lua's channel_autostart calls), which the loop's
+-- entry points run without (M.unhooked).
 local _, M = ...
 
 local type, tostring, pcall, getmetatable = type, tostring, pcall, getmetatable
@@ -70,20 +69,17 @@ function M.install_main_hook()
   debug.sethook(mainhook, 'r')
 end
 
--- cp.run() and child:wait() called by the script run without the hook
-local function unhooked(f)
-  return function(...)
-    if not mainhook or debug.gethook() ~= mainhook then return f(...) end
-    local hook = mainhook
-    debug.sethook()
-    local r = M.pack(pcall(f, ...))
-    if mainhook == hook then debug.sethook(hook, 'r') end
-    if not r[1] then error(r[2], 0) end
-    return M.unpack(r, 2, r.n)
-  end
+-- f(...) with the hook off while it runs: cp.run() (lua/init.lua),
+-- child:wait() and cp.sleep() (lua/task.lua) called by the script
+function M.unhooked(f, ...)
+  if not mainhook or debug.gethook() ~= mainhook then return f(...) end
+  local hook = mainhook
+  debug.sethook()
+  local r = M.pack(pcall(f, ...))
+  if mainhook == hook then debug.sethook(hook, 'r') end
+  if not r[1] then error(r[2], 0) end
+  return M.unpack(r, 2, r.n)
 end
-M.run = unhooked(M.run)
-M.run_until = unhooked(M.run_until)
 
 -- }------------------------------------------------------
 
@@ -118,7 +114,7 @@ function M.runmain()
   while arg[lo - 1] ~= nil do lo = lo - 1 end
   if lo < 0 then progname = arg[lo] end
   local function report(msg)
-    M.before_exit()  -- (flush_all, and what other chunks add)
+    M.before_exit()  -- (the channels' flush, and what else M.at_exit has)
     io.stdout:flush()
     io.stderr:write(progname, ': ', tostring(msg), '\n')
     io.stderr:flush()

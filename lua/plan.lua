@@ -3,7 +3,7 @@
 -- lua/child.lua, whose start(plan) runs what it makes.
 local core, M = ...
 
-local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+local type, tostring, pairs = type, tostring, pairs
 local SPAWN_FLAGS = core.spawn_flags   -- (src/spawn.c's)
 local SETSID, SETPGID, CTTY = SPAWN_FLAGS.setsid, SPAWN_FLAGS.setpgid, SPAWN_FLAGS.ctty
 
@@ -15,6 +15,36 @@ M.SPAWN_OPTIONS = {
   maxMessageSize = true, windowsHide = true, windowsVerbatimArguments = true,
   pty = true, parentDeathSignal = true,
 }
+
+-- {====================================================== the channel's options
+
+-- (of an 'ipc' stdio entry, lua/ipc_stdio.lua; fork checks them too)
+local ENCODERS = { lua = core.lua_encode, json = core.json_encode }
+M.MAX_MESSAGE = 1024 * 1024 * 1024   -- maxMessageSize's default
+
+-- check_*(fname, n, value): n is the options' argument position
+function M.check_serialization(fname, n, v)
+  if v == nil then return 'lua' end
+  if v ~= 'lua' and v ~= 'json' then
+    if type(v) ~= 'string' then
+      M.typeerror(fname, n, v, 'string', "option 'serialization'")
+    end
+    M.argerror(fname, n, ("option 'serialization': 'lua' or 'json' expected,"
+      .. " got '%s'"):format(v))
+  end
+  if not ENCODERS[v] then
+    M.argerror(fname, n, ("option 'serialization': this build has no '%s' codec"):format(v))
+  end
+  return v
+end
+
+function M.check_maxsize(fname, n, v)
+  if v == nil then return M.MAX_MESSAGE end
+  return M.checkint(fname, n, v, "option 'maxMessageSize'", 1)
+end
+
+-- }======================================================
+
 
 -- {====================================================== the plan
 
@@ -146,6 +176,12 @@ end
 -- position the options came in (3 when not given), for the messages.
 function M.spawn_plan(fname, command, args, opts, into, optn)
   optn = optn or 3
+  -- the channel's options first, before any fd is made (fork checked
+  -- them itself, earlier still)
+  if type(opts) == 'table' then
+    M.check_serialization(fname, optn, opts.serialization)
+    M.check_maxsize(fname, optn, opts.maxMessageSize)
+  end
   if type(command) ~= 'string' or command:find('\0', 1, true) then
     command = M.checkstr(fname, 1, command)
   end

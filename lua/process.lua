@@ -48,11 +48,20 @@ setmetatable(methods, { __index = function(_, k)
   if f then return f() end
 end })
 
+-- What must be done before this process exits by cp.process:exit() or
+-- at the end of a forked script (lua/main.lua): M.at_exit(fn) adds fn;
+-- M.before_exit() runs them, the last added first (as C's atexit).
+local exit_fns = {}
+function M.at_exit(fn) exit_fns[#exit_fns + 1] = fn end
+function M.before_exit()
+  for i = #exit_fns, 1, -1 do exit_fns[i]() end
+end
+
 -- exit([code]): flush what this process still has to say, then leave
 function methods.exit(this, code)
   pself(this)
   if code ~= nil and type(code) ~= 'boolean' then code = M.checkint('exit', 2, code) end
-  if M.before_exit then M.before_exit() end
+  M.before_exit()
   io.stdout:flush()
   io.stderr:flush()
   os.exit(code or 0, true)

@@ -5,8 +5,9 @@ local core, M = ...
 
 local read, write = core.read, core.write
 local emit = M.emit
+local wq_init, wq_push, wq_flush, wq_clear = M.wq_init, M.wq_push, M.wq_flush, M.wq_clear
 local R, W, HUP = core.events.R, core.events.W, core.events.HUP
-local HIGH_WATER = 64 * 1024
+local HIGH_WATER = M.HIGH_WATER
 local EPIPE, EIO = core.errno.EPIPE, core.errno.EIO
 
 -- {====================================================== Readable
@@ -98,11 +99,6 @@ function r_read(s, self, drain, ev)
   until not drain or reads >= DRAIN_READS
 end
 M.readable_drain = function(self) local s = rself(self); r_read(s, self, true) end
--- end the stream now, as at an end of file (lua/pty.lua)
-M.readable_end = function(self)
-  local s = rself(self)
-  if not s.closed and not s.ended then r_end(s, self) end
-end
 
 -- a 'data' listener starts the flow, unless the user paused explicitly
 local function r_onlisten(s, self, name)
@@ -213,6 +209,7 @@ function M.readable_dead(lp)
   return self
 end
 
+-- end the stream now, as at an end of file (a dead stream; lua/pty.lua)
 function M.readable_end(self)
   local s = rself(self)
   if s.closed then return end
@@ -261,13 +258,7 @@ local function w_close(s, self, err)
     s.loop.forget(s.fd)
     if not s.keepfd then core.close(s.fd) end
   end
-  local cbs, head, tail = s.cbs, s.head, s.tail
-  if cbs then
-    s.queue, s.cbs, s.head, s.tail, s.off, s.queued = nil, nil, nil, nil, nil, nil
-    for i = head, tail do
-      if cbs[i] then s.loop.dispatch(cbs[i], err) end
-    end
-  end
+  if s.q then wq_clear(s, s.loop.dispatch, err) end
   if err then emit(s, self, 'error', err) end
   emit(s, self, 'close')
 end
@@ -287,34 +278,33 @@ local function w_arm(s, self)
   s.loop.setev(s.fd, W, fn)
 end
 
+-- The queue's writers (lua/writeq.lua): the fd's write; a sync stream's
+-- fd blocks, and the rest of a partial write is written at once
+local function w_write(s, data, off)
+  if s.broken then return nil, EPIPE end  -- the reader is gone for good
+  return write(s.fd, data, off)
+end
+
+local function w_write_sync(s, data, off)
+  if s.broken then return nil, EPIPE end
+  local done = 0
+  repeat
+    local n, err = write(s.fd, data, off + done)
+    if not n then
+      if n == false and done > 0 then return done end
+      return n, err
+    end
+    done = done + n
+  until off + done >= #data
+  return done
+end
+
 -- Write out as much of the queue as the fd takes now.
 function w_flush(s, self)
-  local q, cbs = s.queue, s.cbs
-  while q and s.head <= s.tail do
-    if s.broken then  -- the reader is gone for good
-      return w_close(s, self, M.syserror(EPIPE, 'write'))
-    end
-    local data = q[s.head]
-    local n, err = write(s.fd, data, s.off)
-    if n == false then break end
-    if not n then
-      return w_close(s, self, M.syserror(err, 'write'))
-    end
-    s.off = s.off + n
-    s.queued = s.queued - n
-    if s.off < #data then
-      if not s.sync then break end
-    else
-      q[s.head] = nil
-      local cb = cbs[s.head]
-      cbs[s.head] = nil
-      s.head, s.off = s.head + 1, 0
-      if cb then s.loop.defer(cb) end
-    end
-  end
-  local empty = not q or s.head > s.tail
+  local empty, err = true, nil
+  if s.q then empty, err = wq_flush(s, s.sync and w_write_sync or w_write, s.loop.defer) end
+  if empty == nil then return w_close(s, self, M.syserror(err, 'write')) end
   if empty then
-    if q then s.head, s.tail = 1, 0 end
     if s.holding then s.holding = false; s.loop.unref() end
     s.loop.setev(s.fd, 0)
     if s.needdrain then
@@ -339,9 +329,9 @@ end
 -- blocking writes (this process's own stdout/stderr, shared with whoever
 -- started us).  opts.ownfd: close fd when done (default true; s.keepfd
 -- when not).
--- The queue (s.queue, s.cbs: data and callbacks at s.head..s.tail; s.off
--- written of the first, s.queued bytes in all) is made by the first write
--- the fd does not take at once: until then these keys are all nil.
+-- The queue (lua/writeq.lua's keys: q, cbs, head, tail, off, queued) is
+-- made by the first write the fd does not take at once: until then these
+-- keys are all nil.
 -- A child's stdin that is never written to holds two keys: fd, loop.
 function M.writable(fd, opts, lp)
   local s
@@ -376,9 +366,8 @@ function wmethods.write(self, data, cb)
     if cb then s.loop.defer(cb) end
     return w_queued(s) < HIGH_WATER
   end
-  local q = s.queue
   local off, full = 0, false
-  if (not q or s.head > s.tail) and not s.broken then
+  if (not s.q or s.head > s.tail) and not s.broken then
     -- nothing queued: write it now, and queue only what the fd leaves
     local n = write(s.fd, data, 0)
     if n == #data then
@@ -390,16 +379,8 @@ function wmethods.write(self, data, cb)
     if n then off = n end
     full = n ~= nil and not s.sync
   end
-  if not q then
-    q = {}
-    s.queue, s.cbs, s.head, s.tail, s.off, s.queued = q, {}, 1, 0, 0, 0
-  end
-  s.tail = s.tail + 1
-  q[s.tail] = data
-  s.cbs[s.tail] = cb or false
-  s.queued = s.queued + #data - off
-  if s.head == s.tail then
-    s.off = off
+  if not s.q then wq_init(s) end
+  if wq_push(s, cb, off, data) then
     if full then w_arm(s, self) else w_flush(s, self) end
   end
   local ok = w_queued(s) < HIGH_WATER  -- nil: closed by the flush
@@ -451,7 +432,7 @@ function M.writable_orphan(self)
   s.loop.forget(s.fd)
   if not s.keepfd then core.close(s.fd) end
   s.broken = true
-  if s.queue and s.head <= s.tail then w_flush(s, self) end
+  if s.q and s.head <= s.tail then w_flush(s, self) end
 end
 
 -- The stdin of a child that never started: no fd, writes meet EPIPE, and

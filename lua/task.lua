@@ -68,7 +68,7 @@ function M.child_methods.wait(self)
       list[#list + 1] = co
       repeat yield() until s.closed
     else
-      M.run_until(function() return s.closed end)
+      M.unhooked(M.run_until, function() return s.closed end)  -- (lua/main.lua)
     end
   end
   return results(s)
@@ -100,6 +100,6 @@ function M.sleep(...)
   if co then
     repeat yield() until done
   else
-    M.run_until(function() return done end)
+    M.unhooked(M.run_until, function() return done end)
   end
 end

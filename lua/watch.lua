@@ -4,7 +4,7 @@
 local core, M = ...
 
 local type, tostring, pcall, select = type, tostring, pcall, select
-local isint, getmetatable = M.isint, getmetatable
+local isint = M.isint
 local R, W = core.events.R, core.events.W
 local EBADF, EEXIST = core.errno.EBADF, core.errno.EEXIST
 

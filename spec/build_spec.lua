@@ -10,11 +10,10 @@ describe('build', function()
   end)
 
   it('loads the Lua layer precompiled, debug information kept', function()
-    local cp = require 'childproc'
     -- make writes src/lua_chunks.h with the interpreter it builds for
-    assert.is_true(cp._core.precompiled)
+    assert.is_true(core().precompiled)
     -- tracebacks still name the file and line
-    local info = debug.getinfo(cp._M.start, 'SL')
+    local info = debug.getinfo(internal().start, 'SL')
     assert.equal('childproc/child.lua', info.short_src)
     assert.is_true(info.linedefined > 0)
     assert.truthy(next(info.activelines), 'no line information')

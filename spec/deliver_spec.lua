@@ -14,7 +14,7 @@ end
 -- wait together, to be taken at once (a private poll on its pidfd; under
 -- valgrind, which has none, /proc looked at every 5 ms)
 local function exited(child)
-  local core, pidfd = cp._core, cp._M.cself(child).pidfd
+  local core, pidfd = core(), internal().cself(child).pidfd
   if pidfd then
     local res = {}
     core.poll({ pidfd }, { 1 }, 10000, res)

@@ -7,7 +7,7 @@
 local cp = require 'childproc'
 
 local FIX = ROOT .. '/spec/fixtures/'
-local core = cp._core
+local core = core()
 
 -- drivers: run the loop until the child's 'close', collecting what the
 -- loop raises (each returns the list of errors raised)
@@ -20,7 +20,7 @@ local function bounded(fn)
 end
 
 local drivers = {
-  ['cp.run()'] = function(child, closed)
+  ['cp.run()'] = function(_, closed)
     return bounded(function()
       local errs = {}
       while not closed() do
@@ -40,7 +40,7 @@ local drivers = {
       return errs
     end)
   end,
-  ["a host loop (cp.loop, cp.run('nowait'))"] = function(child, closed)
+  ["a host loop (cp.loop, cp.run('nowait'))"] = function(_, closed)
     return bounded(function()
       local errs = {}
       local pollfd = cp.loop:pollfd()
@@ -60,7 +60,7 @@ local drivers = {
 -- (a private poll on its pidfd; under valgrind, which has none, /proc
 -- looked at every 5 ms)
 local function exited(child)
-  local pidfd = cp._M.cself(child).pidfd
+  local pidfd = internal().cself(child).pidfd
   if pidfd then
     local res = {}
     core.poll({ pidfd }, { 1 }, 10000, res)

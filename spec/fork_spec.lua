@@ -34,22 +34,16 @@ end
 local function wait_closed(child, ms)
   local ok, err = pcall(wait_close, child, ms)
   if ok then return end
-  local s = cp._M.cself(child)
+  local s = internal().cself(child)
   local ch = s._ch or {}
   error(('%s; pid %s alive %s exited %s open_streams %s channel_open %s'
     .. ' ch.closed %s queued %s loop refs %d; events %s'):format(
     tostring(err), tostring(s.pid), tostring(s.pid and alive(s.pid)),
     tostring(s.exited), tostring(s.open_streams), tostring(s.channel_open),
-    tostring(ch.closed), tostring(ch.queued), cp._M.alive(),
+    tostring(ch.closed), tostring(ch.queued), internal().alive(),
     tostring(child._events)), 2)
 end
 
-local function stop(child)
-  if not cp._M.cself(child).closed then
-    child:kill('SIGKILL')
-    wait_close(child)
-  end
-end
 
 local function bits(x) return string.pack('<d', x) end
 
@@ -60,7 +54,10 @@ describe('fork', function()
     local child = fork('fork_echo.lua')
     assert.is_true(child.connected)
     local rec = recorder()
-    rec:listen(child, { 'spawn', 'disconnect', 'exit', 'close' })
+    rec:listen(child, { 'spawn' })
+    for _, name in ipairs({ 'disconnect', 'exit', 'close' }) do
+      child:on(name, expect(rec(name)))   -- once each
+    end
     local box = inbox(child)
     assert.is_true(child:send({ hello = 'world' }))
     wait_messages(box, 1)
@@ -95,7 +92,7 @@ describe('fork', function()
     -- the channel's variable is gone from the child's environment
     assert.is_false(info.env_fd)
     assert.is_false(info.env_node_fd)
-    assert.equal(cp._core.exepath(), child.spawnfile)
+    assert.equal(cp.process.execPath, child.spawnfile)
     wait_closed(child)
     assert.equal(0, child.exitCode)
   end)
@@ -145,7 +142,10 @@ describe('fork', function()
   it('a failed fork is an error event and a close, never a disconnect', function()
     local child = fork('fork_echo.lua', {}, { execPath = '/nonexistent/lua' })
     local rec = recorder()
-    rec:listen(child, { 'error', 'disconnect', 'exit', 'close' })
+    child:on('error', expect(rec 'error'))
+    child:on('close', expect(rec 'close'))
+    child:on('disconnect', expect(nil, 0))
+    child:on('exit', expect(nil, 0))
     wait_closed(child)
     assert.same({ 'error', 'close' }, rec:names())
     assert.equal('ENOENT', rec:get('error')[2].code)
@@ -284,7 +284,7 @@ describe("the 'lua' serialization", function()
       { { [print] = 1 }, 'function' },
       { deep, 'nesting' },
     }
-    local s = cp._M.cself(child)
+    local s = internal().cself(child)
     for _, c in ipairs(cases) do
       local ok, err = pcall(child.send, child, c[1])
       assert.is_false(ok)
@@ -344,7 +344,7 @@ describe("the 'lua' serialization", function()
   it('keeps order, delivers each message whole, and calls send callbacks', function()
     local done = {}
     for i = 1, 500 do
-      child:send({ i = i, pad = ('p'):rep(i * 37) }, function(err) done[#done + 1] = err or i end)
+      child:send({ i = i, pad = ('p'):rep(i * 37) }, expect(function(err) done[#done + 1] = err or i end))
     end
     wait_messages(box, 500)
     for i = 1, 500 do
@@ -363,8 +363,8 @@ describe("the 'lua' serialization", function()
     child:kill('SIGSTOP')
     poll_until(function() return procstat(child.pid).state == 'T' end, 5000,
       'the child stopped')
-    assert.is_false(child:send(big, function(err) cbdone = err or true end))
-    assert.is_true(cp._M.cself(child)._ch.queued > 64 * 1024)
+    assert.is_false(child:send(big, expect(function(err) cbdone = err or true end)))
+    assert.is_true(internal().cself(child)._ch.queued > 64 * 1024)
     child:kill('SIGCONT')
     wait_messages(box, 1)
     assert.equal(#big, #box[1])
@@ -375,12 +375,12 @@ describe("the 'lua' serialization", function()
 
   it('sends a 256 MiB message without quadratic copying #timing', function()
     local size = 256 * 1024 * 1024
-    local big = ('\0\1\2\3\4\5\6\7'):rep(math.floor(size / 8))
-    local t0 = cp._core.now()
-    child:send({ _op = 'size', big })
-    big = nil
+    local msg = { _op = 'size', ('\0\1\2\3\4\5\6\7'):rep(math.floor(size / 8)) }
+    local t0 = core().now()
+    child:send(msg)
+    msg[1] = nil
     wait_messages(box, 1, 120000)
-    local ms = cp._core.now() - t0
+    local ms = core().now() - t0
     assert.equal(size, box[1].size)
     assert.equal(('\0\1\2\3\4\5\6\7'):rep(2), box[1].head)
     -- linear: well under a minute even on a slow machine
@@ -396,7 +396,7 @@ describe('the channel and the child', function()
     local rec = recorder()
     rec:listen(child, { 'disconnect', 'exit', 'close' })
     local box = inbox(child)
-    child:on('close', function() rec.events[#rec.events + 1] = { 'count', #box } end)
+    child:on('close', expect(function() rec.events[#rec.events + 1] = { 'count', #box } end))
     wait_closed(child)
     assert.equal(201, #box)
     for i = 1, 200 do assert.equal(i, box[i].i) end
@@ -512,25 +512,25 @@ describe('the channel and the child', function()
   end)
 
   it('unref lets the loop end while the child and its channel live', function()
-    local base = cp._M.alive()   -- referenced work left by other specs, if any
+    local base = internal().alive()   -- referenced work left by other specs, if any
     local child = fork('fork_stay.lua', {}, { stdio = { 'ignore', 'ignore', 'inherit', 'ipc' } })
     local box = inbox(child)
     wait_messages(box, 1)
-    assert.is_true(cp._M.alive() > base)
+    assert.is_true(internal().alive() > base)
     child:unref()
-    assert.equal(base, cp._M.alive())
+    assert.equal(base, internal().alive())
     if base == 0 then
-      local t0 = cp._core.now()
+      local t0 = core().now()
       -- bounded: an unref'd guard raises out of cp.run() if it does not return
       local guard = cp.setTimeout(function() error('cp.run() did not return') end, 5000)
       guard:unref()
       cp.run()
       guard:close()
-      assert.is_true(cp._core.now() - t0 < 1000)
+      assert.is_true(core().now() - t0 < 1000)
     end
     assert.is_true(alive(child.pid))
     child:ref()
-    assert.is_true(cp._M.alive() > base)
+    assert.is_true(internal().alive() > base)
     child:disconnect()
     wait_closed(child)
     assert.equal(0, child.exitCode)

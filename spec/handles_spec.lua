@@ -4,7 +4,7 @@
 local cp = require 'childproc'
 local socket = require 'socket'
 local lfs = require 'lfs'
-local core = cp._core
+local core = core()
 
 local FIX = ROOT .. '/spec/fixtures/'
 local has_node = os.execute('command -v node >/dev/null 2>&1')
@@ -71,7 +71,7 @@ local function makers()
       end },
     { 'pipe', false, function()   -- a childproc stream
         local r, w = core.pipe()
-        local st = cp._M.readable(r)
+        local st = internal().readable(r)
         return st, function() st:destroy(); core.close(w) end
       end },
     { 'file', false, function()
@@ -172,7 +172,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       child:send({ op = 'write', text = 'through a pipe' }, w)
       assert.equal('written', next_msg().op)
       core.close(w)
-      local st, got = cp._M.readable(r), {}
+      local st, got = internal().readable(r), {}
       st:on('data', function(d) got[#got + 1] = d end)
       local ended = false
       st:on('close', function() ended = true end)
@@ -189,7 +189,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
       core.nonblock(b, true)
       assert(core.write(b, 'ping pong'))
       core.shutdown(b)                       -- the child's 'end'
-      local st, got, closed = cp._M.readable(b), {}, false
+      local st, got, closed = internal().readable(b), {}, false
       st:on('data', function(d) got[#got + 1] = d end)
       st:on('close', function() closed = true end)
       run_until(function() return closed end, 5000, 'the echo to end')
@@ -266,7 +266,7 @@ for _, mode in ipairs({ 'lua', 'json' }) do
     it('a handle the listener keeps stays open until closed', function()
       local child, next_msg, stop = peer(mode)
       next_msg(child:send({ op = 'count' }) and 'count')
-      local _, base = nil, nil
+      local base
       child:send({ op = 'count' })
       base = next_msg().fds
       local fd = assert(core.open('/dev/null'))

@@ -13,10 +13,14 @@
 --                                  no new fd left open
 --   luaproc(code, opts)            run code in a fresh $LUA interpreter
 --   badargs(cases)                 table-driven bad-argument specs
+--   expect(fn [, n])               fn, which must run exactly n times (1)
+--                                  by the end of the test; expect_check()
 --   thread_io(name)                a counter of /proc/thread-self/io
 --   readfile, writefile, tmpname, shell, ROOT, MYPID, wait_close, childenv
 --   (and every child:wait() is bounded: 30 s, then the spec fails)
 --   LUA, INTEGERS, only_if(ok, why)  the Lua under test (see below)
+--   internal(), core()             the module's internals (its M, its C
+--                                  table), for specs that reach them
 
 -- {====================================================== every Lua
 
@@ -101,13 +105,19 @@ NEGZ = 0.0
 
 local lfs = require 'lfs'
 local cp = require 'childproc'
+-- The module's internals, for the specs that reach them (the one place
+-- they are taken): internal() is the Lua layer's namespace M, core() the
+-- C table (lua_childproc.c's require 'childproc.internal')
+local M = require 'childproc.internal'
+function internal() return M end
+function core() return M.core end
 -- children running Lua find it too (Lua's default path begins with ./?.so:
 -- ./childproc.so is the lua5.4 build)
-cp._core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
+M.core.setenv('LUA_CPATH', './build/' .. LUA .. '/?.so;;')
 -- 5.1's pcall cannot be yielded across (5.2's and LuaJIT's can): the
 -- specs' pcall is the module's yieldable one (lua/compat.lua)
 if _VERSION == 'Lua 5.1' and not rawget(_G, 'jit') then
-  local xpcall = cp._M.xpcall
+  local xpcall = M.xpcall
   local function keep(e) return e end
   pcall = function(f, ...) return xpcall(f, keep, ...) end
 end
@@ -288,7 +298,7 @@ end
 -- raises inside the loop wait() runs, so a 'close' that never comes fails
 -- the spec instead of hanging it.  The real wait() still does the work.
 do
-  local methods = cp._M.child_methods
+  local methods = M.child_methods
   local real_wait = methods.wait
   methods.wait = function(self, ...)
     local guard = cp.setTimeout(function()
@@ -314,7 +324,7 @@ end
 -- A 'close' that already came (while the spec waited on something else)
 -- is read from the child's state instead of being waited for again.
 function wait_close(child, ms)
-  local s = cp._M.cself(child)
+  local s = M.cself(child)
   if s.closed then
     if s.spawnerror then return s.spawnerror.errno, nil end
     return s.exitCode, s.signalCode
@@ -429,9 +439,7 @@ end
 function no_children()
   local left = children()
   if #left == 0 then return true end
-  local live = {}
   for _, c in ipairs(left) do
-    if c.state ~= 'Z' then live[#live + 1] = c end
     cp.kill(c.pid, 'SIGKILL')
   end
   pcall(poll_until, function()
@@ -480,6 +488,78 @@ function leakcheck()
       for _, fd in ipairs(after) do if not b[fd] then new[#new + 1] = fd end end
       luassert.same(before, after, 'fds left open: ' .. fds_desc(new))
     end
+  end)
+end
+
+-- }======================================================
+
+
+-- {====================================================== expect
+
+-- expect(fn [, n]) -> a function calling fn (nil: nothing) that must be
+-- called exactly n times (default 1) by the end of the test that made it
+-- (in the test or its before_each), as luv's test harness has it.  A
+-- count that differs fails that test, naming the expect call's file:line
+-- and how many times it ran; a test that failed already is left with its
+-- own failure.  expect_check() does the check at once (and forgets the
+-- wrappers): it raises the same message, for a spec to look at.
+local expects = {}
+
+function expect(fn, n)
+  n = n == nil and 1 or n
+  if type(n) ~= 'number' or n < 0 or math.floor(n) ~= n then
+    error('expect: n must be a count (an integer >= 0), got ' .. tostring(n), 2)
+  end
+  if fn ~= nil and type(fn) ~= 'function' then
+    error('expect: fn must be a function or nil, got ' .. type(fn), 2)
+  end
+  local info = debug.getinfo(2, 'Sl')
+  local e = { n = n, count = 0, where = info.short_src .. ':' .. info.currentline }
+  expects[#expects + 1] = e
+  return function(...)
+    e.count = e.count + 1
+    if fn then return fn(...) end
+  end
+end
+
+function expect_check()
+  local list = expects
+  expects = {}
+  local bad = {}
+  for _, e in ipairs(list) do
+    if e.count ~= e.n then
+      bad[#bad + 1] = ('%s: the callback of this expect ran %d time%s, expected %d'):format(
+        e.where, e.count, e.count == 1 and '' or 's', e.n)
+    end
+  end
+  if #bad > 0 then error(table.concat(bad, '; '), 0) end
+  return true
+end
+
+-- The check runs as the test's own `finally` (busted 2 runs it after
+-- the test and before reporting it, so its error fails that test, not a
+-- hook beside it).  The test keeps its finally(fn): the one busted
+-- allows (the last given) runs first, then the check.
+do
+  local busted = require 'busted'
+  local failed = false
+  local function mark() failed = true; return nil, true end
+  busted.subscribe({ 'failure', 'it' }, mark)
+  busted.subscribe({ 'error', 'it' }, mark)
+  busted.subscribe({ 'pending', 'it' }, mark)
+  busted.subscribe({ 'test', 'start' }, function(element)
+    failed = false
+    local env = element.env
+    if not (env and env.finally) then return nil, true end  -- (a pending())
+    local user
+    env.finally(function()
+      local ok, err = true, nil
+      if user then ok, err = pcall(user) end
+      if not ok then expects = {}; error(err, 0) end
+      if failed then expects = {} else expect_check() end
+    end)
+    env.finally = function(fn) user = fn end
+    return nil, true
   end)
 end
 

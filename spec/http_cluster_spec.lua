@@ -3,7 +3,7 @@
 -- serves; a worker killed in the middle loses only its connections and
 -- the pool is back to N.  Skipped without wrk.
 local cp = require 'childproc'
-local core = cp._core
+local core = core()
 
 local has_wrk = os.execute('command -v wrk >/dev/null 2>&1')
 local describe_wrk = has_wrk and describe or pending

@@ -3,7 +3,7 @@
 -- two Lua processes, and the loop that runs after a script that had no
 -- bootstrap.  Every wait is bounded (run_until / wait_close).
 local cp = require 'childproc'
-local core = cp._core
+local core = core()
 
 local FIX = ROOT .. '/spec/fixtures/'
 
@@ -146,7 +146,7 @@ describe('a channel made by spawn with an ipc entry', function()
 
   it('a peer that never reads: send returns false, messages stay queued, the exit frees them', function()
     local child = writer('', 30)
-    local s = cp._M.cself(child)
+    local s = internal().cself(child)
     local n, cbs = 0, {}
     repeat
       n = n + 1
@@ -196,7 +196,7 @@ describe("a Lua child with no bootstrap ('json' between two Lua processes)", fun
 
   it('refuses what JSON cannot say before writing anything', function()
     local child = jfork({})
-    local s = cp._M.cself(child)
+    local s = internal().cself(child)
     local t = {}
     t.self = t
     for _, v in ipairs({ t, 'bad utf8 \255', print, { [true] = 1 } }) do

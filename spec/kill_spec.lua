@@ -139,7 +139,7 @@ describe('kill', function()
       -- the shell waits for sleep, which keeps our stdout pipe open: so
       -- wait for 'exit', not 'close'
       local exited, closed
-      c:on('exit', function(code, sig) exited = sig end)
+      c:on('exit', function(_, sig) exited = sig end)
       c:on('close', function() closed = true end)
       assert.is_true(c:kill('SIGTERM'))
       run_until(function() return exited end)

@@ -102,8 +102,8 @@ describe('fork through a launcher', function()
         assert.equal(string.pack('<d', v), string.pack('<d', back))
       end
       assert.is_true(roundtrip(child, box, 0 / 0) ~= roundtrip(child, box, 0 / 0))
-      local big = ('0123456789abcdef'):rep(256 * 1024)   -- 4 MiB
-      assert.is_true(roundtrip(child, box, big) == big)
+      local long = ('0123456789abcdef'):rep(256 * 1024)   -- 4 MiB
+      assert.is_true(roundtrip(child, box, long) == long)
       local shared = { 'shared' }
       local t = { 1, 2, x = { y = { z = 'deep' } }, [1.5] = 'f', [true] = 'b',
                   a = shared, b = shared }
@@ -122,7 +122,7 @@ describe('fork through a launcher', function()
       if not need_sshd() then return end
       local child = fork(A.launcher(), {}, { serialization = 'json' })
       local box = inbox(child)
-      local null = cp._core.json_null
+      local null = cp.json_null
       local v = { s = 'text "quoted" \\ / \n\t é', i = 42, neg = -7, f = 0.5,
                   yes = true, no = false, arr = { 1, null, 'two', { x = 'y' } } }
       local back = roundtrip(child, box, v)
@@ -304,14 +304,14 @@ describe('fork through a launcher', function()
 
     it("no announcement within 'timeout' is an 'error', never a hang", function()
       if not need_sshd() then return end
-      local t0 = cp._core.now()
+      local t0 = core().now()
       local rec, err = failed(fork(A.launcher(), {},
         { execPath = FIX .. 'launcher_mute.sh', timeout = 300 }))
       assert.same({ 'error', 'exit', 'close' }, rec:names())
       assert.equal('ERR_LAUNCHER_TIMEOUT', err.code)
       assert.truthy(err.message:find('no announcement from the remote side within 300 ms', 1, true),
         err.message)
-      assert.is_true(cp._core.now() - t0 < 5000)
+      assert.is_true(core().now() - t0 < 5000)
     end)
 
     it("a launcher that is not there is a spawn 'error' (ENOENT), then 'close'", function()
@@ -368,6 +368,15 @@ describe('fork through a launcher', function()
       assert.same({ 0, nil }, { finish(child) })
       local text = '\255\0\195\169 \226\130 ' .. ('\128'):rep(5000)
       assert.is_true(table.concat(out) == text)
+    end)
+
+    it("a remote childproc without 'childproc.internal' (older) is an 'error' that says so", function()
+      local rec, err = failed(fork({ 'env', 'LUA_PATH=' .. FIX .. 'old_childproc/?.lua',
+                                     'LUA_CPATH=/nonexistent/?.so' }, {}, { env = env }))
+      assert.same({ 'error', 'exit', 'close' }, rec:names())
+      assert.equal('ERR_LAUNCHER_VERSION', err.code)
+      assert.truthy(err.message:find("the remote childproc 0.0.9 cannot be a launcher's worker", 1, true),
+        err.message)
     end)
 
     it("disconnect() before the start-up line: 'disconnect', no error later", function()

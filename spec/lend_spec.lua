@@ -60,7 +60,7 @@ describe('a stream lent to children', function()
   it("is blocking at the child's end and never blocks this process", function()
     local out, status, err = luaproc([==[
       local cp = require 'childproc'
-      local core = cp._core
+      local core = require('childproc.internal').core
       local NONBLOCK = 2048   -- O_NONBLOCK, 04000
       local function flags(text)
         local f = assert(text:match('flags:%s*(%d+)'), text)

@@ -126,7 +126,7 @@ describe('cp.loop inside a socket.select loop', function()
 
   it('has cp.run(\'nowait\') handle whatever is ready in one call', function()
     local n = 0
-    local core = cp._core
+    local core = core()
     cp.setTimeout(function() n = n + 1 end, 5)
     -- wait with select until the timer is due: what timeout() is for
     local deadline = socket.gettime() + 5
@@ -148,7 +148,7 @@ end)
 
 describe("cp.loop and a channel's rings", function()
   leakcheck()
-  local core = cp._core
+  local core = core()
 
   it('timeout() arms the rings: a message that rang no doorbell is work ready', function()
     -- a ring pair in this process; the reader's decoder stands in the
@@ -157,7 +157,7 @@ describe("cp.loop and a channel's rings", function()
     local fd = assert(core.ring_new(4 * 1024 * 1024))
     local wb, rb = assert(core.eventfd()), assert(core.eventfd())
     local w, r = core.decoder('lua'), core.decoder('lua')
-    local rings = cp._M.rings
+    local rings = internal().rings
     finally(function()
       for i = #rings, 1, -1 do if rings[i] == r then table.remove(rings, i) end end
       w:unring(); r:unring()

@@ -70,7 +70,7 @@ describe('cp.run', function()
     -- loop, which handles the other two.  The outer batch still names
     -- each of them once (level-triggered: a stale event is one more
     -- call, never an fd's event given to another or lost)
-    local core = cp._core
+    local core = core()
     local pipes, calls, ws, nested = {}, {}, {}, false
     finally(function()
       for i = 1, #pipes do
@@ -252,7 +252,8 @@ end)
 
 describe('loop objects (core.loop_new)', function()
   leakcheck()
-  local core = cp._core
+  local core = core()
+  local lfs = require 'lfs'
 
   local function target(fd) return lfs.symlinkattributes('/proc/self/fd/' .. fd, 'target') end
   local function cloexec(fd)
@@ -265,6 +266,8 @@ describe('loop objects (core.loop_new)', function()
   it('each has an epoll fd of its own, close-on-exec, that close() closes', function()
     local before = fds()
     local a, b = assert(core.loop_new()), assert(core.loop_new())
+    -- the fd of a loop nobody holds any more
+    local fc = (function() return assert(core.loop_new()):pollfd() end)()
     local fa, fb = a:pollfd(), b:pollfd()
     assert.are_not.equal(fa, fb)
     assert.are_not.equal(fa, cp.loop:pollfd())
@@ -282,8 +285,9 @@ describe('loop objects (core.loop_new)', function()
     assert.is_nil(target(fa))
     assert.has_error(function() a:wait(0, {}) end)
     core.close(r); core.close(w)
-    b = nil
+    b:close()
     collectgarbage(); collectgarbage()   -- a collected loop's fd is closed
+    assert.is_nil(target(fc))
     assert.same(before, fds(), fds_desc())
   end)
 end)

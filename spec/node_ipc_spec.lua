@@ -2,7 +2,7 @@
 -- a Lua parent forks a Node script, and a Node parent forks a Lua script
 -- with Node's own child_process.fork.  Skipped (pending) without node.
 local cp = require 'childproc'
-local core = cp._core
+local core = core()
 
 local FIX = ROOT .. '/spec/fixtures/'
 

@@ -40,7 +40,7 @@ describe('parentDeathSignal', function()
     assert.is_true(alive(without), 'the child without parentDeathSignal died too')
     cp.kill(without, 'SIGKILL')
     poll_until(function() return not alive(without) end, 5000, 'the other child to die')
-    run_until(function() return cp._M.cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
   end)
 
   it('applies to exec and execFile (names and numbers)', function()
@@ -52,7 +52,7 @@ describe('parentDeathSignal', function()
     kill_parent(p)
     poll_until(function() return not alive(a) and not alive(b) end, 5000,
       'the exec children to die')
-    run_until(function() return cp._M.cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
   end)
 
   it('is validated like killSignal', function()
@@ -102,6 +102,60 @@ describe('a forked child whose parent is SIGKILLed', function()
     run_until(function() return text():find('disconnect\n', 1, true) end, 5000,
       "the forked child's 'disconnect'")
     poll_until(function() return not alive(pid) end, 5000, 'the forked child to end')
-    run_until(function() return cp._M.cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
   end)
+end)
+
+-- The race: this process dies after the clone but before the child has
+-- set its parent-death signal (prctl), so the kernel never sends it.
+-- The child then checks its parent after the prctl and signals itself.
+-- strace (a real tracer, no mock) holds the child in its chdir, which
+-- comes before the prctl, for 400 ms: the spec kills the parent (blocked
+-- in the vfork clone meanwhile) once the child exists.  With the option
+-- the child dies before its exec; without it, it runs.
+local STRACE = io.open('/usr/bin/strace') and io.open('/usr/bin/strace'):close() and '/usr/bin/strace'
+local can_trace = STRACE and os.execute(STRACE .. ' -qq -f -o /dev/null -e trace=chdir true >/dev/null 2>&1')
+describe('parentDeathSignal when the parent dies before the child has started', function()
+  leakcheck()
+  for _, with in ipairs({ true, false }) do
+    only_if(can_trace, 'no strace, or ptrace refused here')(
+        with and 'kills the child before its exec' or 'without it, the child runs', function()
+      local mark = tmpname('.mark')
+      os.remove(mark)
+      local code = ([[
+local cp = require 'childproc'
+io.write(cp.process.pid, '\n'); io.flush()
+cp.spawn('sh', { '-c', 'echo ran > %s; exec sleep 30' }, { cwd = '/', stdio = 'ignore',
+  parentDeathSignal = %s })
+cp.run()]]):format(mark, with and "'SIGKILL'" or 'nil')
+      local p = cp.spawn(STRACE, { '-qq', '-f', '-o', '/dev/null', '-e', 'trace=chdir',
+        '-e', 'inject=chdir:delay_enter=400000', cp.process.execPath, '-e', code },
+        { env = ENV, stdio = { 'ignore', 'pipe', 'inherit' } })
+      local text = ''
+      p.stdout:on('data', function(c) text = text .. c end)
+      run_until(function() return text:find('\n') end, 10000, "the parent's pid")
+      local parent = tonumber(text:match('^(%d+)\n'))
+      local child
+      poll_until(function()
+        local f = io.open(('/proc/%d/task/%d/children'):format(parent, parent))
+        local s = f and f:read('*a') or ''
+        if f then f:close() end
+        child = tonumber(s:match('%d+'))
+        return child ~= nil
+      end, 5000, 'the child to be cloned')
+      finally(function() cp.kill(child, 'SIGKILL'); os.remove(mark) end)
+      -- the clone is held in its chdir: the parent waits in the vfork
+      assert.is_nil(readfile(mark))
+      assert.is_true(cp.kill(parent, 'SIGKILL'))
+      if with then
+        poll_until(function() return not alive(child) end, 5000, 'the child to die')
+        assert.is_nil(readfile(mark), 'the child ran its command')
+      else
+        poll_until(function() return readfile(mark) ~= nil end, 5000, 'the child to run')
+        cp.kill(child, 'SIGKILL')
+        poll_until(function() return not alive(child) end, 5000, 'the child to die')
+      end
+      wait_close(p, 10000)
+    end)
+  end
 end)

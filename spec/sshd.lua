@@ -41,10 +41,8 @@ local free_port = M.free_port
 
 M.SSHD = '/usr/sbin/sshd'
 
--- root: the directory holding childproc.so.  opts.keydir: reuse the
--- keys of another server (one client key for all)
-function M.start(root, opts)
-  opts = opts or {}
+-- root: the directory holding childproc.so
+function M.start(root)
   if not io.open(M.SSHD) then return nil, 'no ' .. M.SSHD .. ' (apt-get install openssh-server)' end
   local ok, ssh_path = sh('command -v ssh')
   if not ok then return nil, 'no ssh client (apt-get install openssh-client)' end

@@ -31,7 +31,6 @@ describe('stdio', function()
     local rec = recorder()
     c.stdio[3]:on('data', rec:data('fd3'))
     c.stdout:on('data', rec:data('fd1'))
-    local iclose
     c:on('close', function(...) rec('close')(...) end)
     run_until(function() return rec:index('close') end)
     assert.equal('three\n', rec:text('fd3'))

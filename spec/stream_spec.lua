@@ -42,8 +42,9 @@ describe('streams', function()
       local cbok = false
       assert.is_false(c.stdin:write('late', function(e) cbok = e ~= nil end))
       c:wait()
-      run_until(function() return cbok end)
+      run_until(function() return cbok and got ~= nil end)
       assert.is_true(cbok)
+      assert.matches('write after end', tostring(got))
     end)
 
     it('write returns false once 64 KiB are queued, then drain comes', function()
@@ -69,6 +70,34 @@ describe('streams', function()
       run_until(function() return drained end, 10000, "'drain'")
       c.stdin:close()
       assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
+    end)
+
+    it('write callbacks run once each, in order, once their data went out; one drain', function()
+      -- cat is stopped: the pipe fills, the rest waits in our queue
+      local c = cp.spawn('cat', {}, { stdio = { 'pipe', 'pipe', 'ignore' } })
+      assert.is_true(c:kill('SIGSTOP'))
+      local got = 0
+      c.stdout:on('data', function(d) got = got + #d end)
+      local chunk, n = string.rep('y', 16 * KiB), 256     -- 4 MiB in all
+      local done, drains, falses, closed = {}, 0, 0, false
+      c.stdin:on('drain', function() drains = drains + 1 end)
+      for i = 1, n do
+        if not c.stdin:write(chunk, function(err) done[#done + 1] = err or i end) then
+          falses = falses + 1
+        end
+      end
+      c.stdin:close(function() closed = #done end)
+      assert.is_true(falses > 0)
+      cp.run('nowait')
+      -- more than a pipe holds is still queued: its callbacks wait
+      assert.is_true(#done < n, #done .. ' callbacks before cat read')
+      assert.is_true(c:kill('SIGCONT'))
+      assert.same({ n = 2, 0, nil }, table.pack(c:wait()))
+      assert.equal(n, #done)
+      for i = 1, n do assert.equal(i, done[i]) end
+      assert.equal(n, closed)          -- close's callback after all of them
+      assert.equal(1, drains)
+      assert.equal(n * #chunk, got)
     end)
 
     it('a single write of more than 64 KiB returns false and still arrives whole', function()
@@ -176,7 +205,7 @@ describe('streams', function()
       -- the listeners below watch its stdout (a pipe added to epoll after
       -- the exit comes after the pidfd in the batch: the exit then drains)
       local c = cp.spawn('sh', { '-c', 'read x' }, { stdio = { 'pipe', 'pipe', 'ignore' } })
-      if not cp._M.cself(c).pidfd then
+      if not internal().cself(c).pidfd then
         -- no pidfds (valgrind): the exit is found by polling, and may
         -- come first; the pipe is then drained by reading to its end
         c.stdin:close()

@@ -2,9 +2,10 @@
 -- async loop alone.  Waits are bounded by the `timeout` option or by
 -- run_until's guard timer (spec/helper.lua).
 local cp = require 'childproc'
+local lfs = require 'lfs'
 
 local MiB = 1024 * 1024
-local now = cp._core.now
+local now = core().now
 
 -- peak resident memory growth (KiB) while fn runs: VmHWM after resetting
 -- it (clear_refs 5), or VmRSS when that is not available
@@ -234,6 +235,7 @@ describe('spawnSync', function()
       local fd = fd_of(path)
       r = cp.spawnSync('sh', { '-c', 'echo by-number' }, { stdio = { 'pipe', fd, 'pipe' } })
       f:close()
+      assert.equal(0, r.status)
       assert.equal('by-number\n', readfile(path))
       os.remove(path)
     end)
@@ -255,7 +257,7 @@ describe('spawnSync', function()
 
   it('works where pidfds are missing (old kernels, valgrind)', function()
     -- core.spawn then gives no pidfd: spawnSync asks by pid
-    local core = cp._core
+    local core = core()
     local spawn = core.spawn
     core.spawn = function(...)
       local pid, pidfd, step = spawn(...)
@@ -306,11 +308,11 @@ describe('spawnSync', function()
       local child = cp.spawn('sh', { '-c', 'echo async' })
       rec:listen(child, { 'spawn', 'exit', 'close' })
       child.stdout:on('data', rec:data('data'))
-      local alive_before = cp._M.alive()
+      local alive_before = internal().alive()
       local r = cp.spawnSync('sleep', { '0.1' })  -- the async child exits meanwhile
       assert.equal(0, r.status)
       assert.same({}, rec.events)
-      assert.equal(alive_before, cp._M.alive())
+      assert.equal(alive_before, internal().alive())
       -- not reaped behind the loop's back: still a zombie of ours
       local st = procstat(child.pid)
       assert.equal('Z', st and st.state)

@@ -23,7 +23,7 @@ end
 local function race(start)
   local durations = shuffled()
   local resumed, closed = {}, {}
-  local t0 = cp._core.now()
+  local t0 = core().now()
   for i = 1, N do
     start(function()
       local c = cp.spawn('sleep', { ('%.2f'):format(durations[i] / 1000) },
@@ -34,7 +34,7 @@ local function race(start)
     end)
   end
   run_until(function() return #resumed == N end, 30000, 'every waiter')
-  return resumed, closed, cp._core.now() - t0, durations
+  return resumed, closed, core().now() - t0, durations
 end
 
 describe('tasks', function()
@@ -92,10 +92,10 @@ describe('tasks', function()
   it('sleep outside a task runs the loop that long', function()
     local fired = false
     cp.setTimeout(function() fired = true end, 5)
-    local t0 = cp._core.now()
+    local t0 = core().now()
     cp.sleep(30)
     assert.is_true(fired)
-    assert.is_true(cp._core.now() - t0 >= 29)
+    assert.is_true(core().now() - t0 >= 29)
   end)
 
   it('start from the loop, with their arguments, and may wait for a closed child', function()

@@ -2,8 +2,8 @@
 -- most 2^53 cross the channel exactly and a bigger one is refused, never
 -- rounded; processes of different Luas talk over the same 'lua' format;
 -- a child refuses a parent speaking another version of it.
-local cp = require 'childproc'
-local core = cp._core
+require 'childproc'
+local core = core()
 
 local function rt(v)
   local out = {}

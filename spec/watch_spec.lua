@@ -1,7 +1,8 @@
 -- cp.watch: the user's fds in childproc's loop; cp.loop as a pollable.
 local cp = require 'childproc'
+local lfs = require 'lfs'
 local socket = require 'socket'
-local core = cp._core
+local core = core()
 
 -- a connected pair of luasocket TCP sockets over 127.0.0.1
 -- (the client socket is made first: it takes the lowest free fd number)
@@ -242,7 +243,7 @@ describe('cp.watch', function()
       unfill()
       assert.equal(fd, r, 'expected the pipe to reuse fd ' .. fd)
       core.nonblock(r, true)
-      local st = cp._M.readable(r)
+      local st = internal().readable(r)
       local out, ended = {}, false
       st:on('data', function(s) out[#out + 1] = s end)
       st:on('close', function() ended = true end)

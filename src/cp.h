@@ -23,6 +23,16 @@
 #define CP_READ_MAX (256 * 1024)
 
 /*
+** One nesting limit for both codecs, encode and decode alike: a table
+** (JSON array or object) at the top level has depth 1, and a message
+** with a table nested deeper than CP_MAX_DEPTH is refused with
+** "excessive nesting (200)". It bounds the C recursion of the encoders
+** and decoders (each level uses a few hundred bytes of C stack and a
+** few Lua stack slots), so hostile input cannot overflow either stack.
+*/
+#define CP_MAX_DEPTH 200
+
+/*
 ** The state's core: one per Lua state, created by luaopen_childproc and
 ** kept as upvalue 1 of every core function.  It owns every fd the core
 ** hands out (`kind`), so that lua_close can release them even if Lua
@@ -38,7 +48,8 @@ typedef struct cp_Loop {
   void *stack;              /* the spawn child's stack, made once */
   char *rbuf;               /* read buffer (CP_READ_MAX), made once */
   size_t stacksize;
-  const void *decmt;        /* the decoders' metatable (see loop.c) */
+  const void *srcmt;        /* the last wait source's metatable and */
+  const void *srcvt;        /* its cp_waitsrc (see loop.c) */
   int nospin;               /* the last spin found nothing (see loop.c) */
 } cp_Loop;
 
@@ -64,8 +75,14 @@ CP_API void cp_spawn_open(lua_State *L);
 CP_API void cp_object_open(lua_State *L);
 CP_API void cp_sys_open(lua_State *L);
 CP_API void cp_pty_open(lua_State *L);
-CP_API int cp_codec_open(lua_State *L);
 CP_API void cp_handle_open(lua_State *L);
+/* the codecs and the channel: their functions take the core table on
+** top (no loop), frame before channel (which adds to its methods) */
+CP_API void cp_lua_encode_open(lua_State *L);
+CP_API void cp_json_open(lua_State *L);
+CP_API void cp_ring_open(lua_State *L);
+CP_API void cp_frame_open(lua_State *L);
+CP_API void cp_channel_open(lua_State *L);
 
 /* The full userdata at idx if its metatable is the one at upvalue upidx
 ** (a pointer comparison: no lookup of a name in the registry), else NULL */

@@ -1,6 +1,6 @@
 /*
-** errno values by name, as Node reports them in err.code; the same table
-** gives the Lua layer its numbers (core.errno).
+** errno values by name, as Node reports them in err.code (the same table
+** gives the Lua layer its numbers: core.errno), and a binding's `nil, errno`.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +27,12 @@ CP_API const char *cp_errname(int err) {
       snprintf(buf, sizeof buf, "E%d", err);
       return buf;
   }
+}
+
+CP_API int cp_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushinteger(L, err);
+  return 2;
 }
 
 /* pushes { EPERM = 1, ENOENT = 2, ... }: the names above, this system's

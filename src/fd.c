@@ -20,12 +20,6 @@
 
 #include "cp.h"
 
-CP_API int cp_fail(lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushinteger(L, err);
-  return 2;
-}
-
 static int own2(lua_State *L, cp_Loop *lp, int fds[2], int kind) {
   int err = cp_own(lp, fds[0], kind);
   if (err == 0) err = cp_own(lp, fds[1], kind);

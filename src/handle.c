@@ -7,7 +7,7 @@
 ** with the read that brings that byte, and a read never goes past the
 ** end of the write that carried fds (it stops there). So the fd belongs
 ** to the frame that holds the last byte of the read that brought it:
-** the decoder (src/serialize.c) notes, for each fd, the stream position
+** the decoder (src/frame.c) notes, for each fd, the stream position
 ** where that read ended (a cp_fdq), and each frame it decodes claims the
 ** fds noted within it.
 */
@@ -21,8 +21,8 @@
 #include <sys/uio.h>
 #include <netinet/in.h>
 
-#include "codec.h"
 #include "cp.h"
+#include "handle.h"
 
 #define FDS_PER_READ 8     /* more in one read is a peer breaking rules */
 

@@ -39,8 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "buf.h"
 #include "compat.h"
+#include "json.h"
 
 /* Its address is the identity of JSON null */
 static const char json_null_anchor = 0;
@@ -667,3 +668,11 @@ CP_API int cp_json_decode(lua_State *L, const char *p, size_t n,
   return 0;
 }
 /* }====================================================== */
+
+
+CP_API void cp_json_open(lua_State *L) {
+  lua_pushcfunction(L, cp_json_encode);
+  lua_setfield(L, -2, "json_encode");
+  lua_pushlightuserdata(L, cp_json_nullp());
+  lua_setfield(L, -2, "json_null");
+}

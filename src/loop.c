@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 
 #include "cp.h"
-#include "codec.h"
+#include "wait.h"
 
 /* event bits shared with Lua: 1 = readable, 2 = writable; 4 (with 1):
 ** hung up with nothing to read, so a read would only say end of file;
@@ -159,34 +159,46 @@ static int loop_pollfd(lua_State *L) {
 
 #define WAIT_MAX 64     /* events per wait */
 
-/* The decoder at idx, or NULL: its metatable is the one the registry
-** holds as CP_DECODER_MT (looked up by name once: the loop asks this of
-** every ring before every wait) */
-static void *to_decoder(lua_State *L, cp_Loop *lp, int idx) {
-  void *d = lua_touserdata(L, idx);
+/* A wait source (wait.h) and its functions */
+typedef struct source {
+  void *u;
+  const cp_waitsrc *vt;
+} source;
+
+/* The wait source at idx, or 0: a userdata whose metatable holds its
+** cp_waitsrc at CP_WAITSRC (the last such metatable is remembered: the
+** loop asks this of every source before every wait) */
+static int to_source(lua_State *L, cp_Loop *lp, int idx, source *s) {
   const void *mt;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
-    return NULL;
+    return 0;
   mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  if (lp->decmt == NULL) {
-    luaL_getmetatable(L, CP_DECODER_MT);
-    lp->decmt = lua_topointer(L, -1);
+  if (mt != lp->srcmt) {
+    lua_pushliteral(L, CP_WAITSRC);
+    lua_rawget(L, -2);
+    if (!lua_islightuserdata(L, -1)) {
+      lua_pop(L, 2);
+      return 0;
+    }
+    lp->srcvt = lua_touserdata(L, -1);
+    lp->srcmt = mt;
     lua_pop(L, 1);
   }
-  return mt == lp->decmt ? d : NULL;
+  lua_pop(L, 1);
+  s->u = lua_touserdata(L, idx);
+  s->vt = (const cp_waitsrc *)lp->srcvt;
+  return 1;
 }
 
-/* Arms the rings of the decoders in the table at idx (cp_ring_arm);
-** fills bells with the doorbells of those already holding data, up to
-** max; returns how many */
-static int arm_rings(lua_State *L, int idx, int *bells, int max) {
+/* Arms the sources in the table at idx; fills bells with the doorbells
+** of those that have news already, up to max; returns how many */
+static int arm_sources(lua_State *L, int idx, int *bells, int max) {
   cp_Loop *lp = cp_getloop(L);
   int i, k = (int)lua_rawlen(L, idx), nr = 0;
   for (i = 1; i <= k && nr < max; i++) {
-    void *d;
+    source s;
     lua_rawgeti(L, idx, i);
-    if ((d = to_decoder(L, lp, -1)) != NULL && cp_ring_arm(d, &bells[nr]))
+    if (to_source(L, lp, -1, &s) && s.vt->arm(s.u, &bells[nr]))
       nr++;
     lua_pop(L, 1);
   }
@@ -200,13 +212,13 @@ static int find_event(const struct epoll_event *ev, int n, int fd) {
   return j;
 }
 
-/* the decoders of the rings table at idx, up to max */
-static int ring_list(lua_State *L, int idx, void **dec, int max) {
+/* the sources of the table at idx, up to max */
+static int source_list(lua_State *L, int idx, source *src, int max) {
   cp_Loop *lp = cp_getloop(L);
   int i, k = (int)lua_rawlen(L, idx), n = 0;
   for (i = 1; i <= k && n < max; i++) {
     lua_rawgeti(L, idx, i);
-    if ((dec[n] = to_decoder(L, lp, -1)) != NULL) n++;
+    if (to_source(L, lp, -1, &src[n])) n++;
     lua_pop(L, 1);
   }
   return n;
@@ -220,33 +232,32 @@ static void cpu_relax(void) {
 #endif
 }
 
-#define SPIN_MS 0.05    /* how long a wait may spin on its rings */
+#define SPIN_MS 0.05    /* how long a wait may spin on its sources */
 
 /*
-** Before a wait sleeps: while the peer of a ring is awake on another CPU,
-** look at the rings again for up to SPIN_MS. Going to sleep and being
-** woken costs each side microseconds (tens when its CPU went idle, as a
-** virtual CPU does), more than a busy peer takes to answer; a peer that
-** answers within the spin is read without either side sleeping or
-** ringing a doorbell. Never on one CPU (the peer cannot run while we
-** spin: both write the CPU they wait on into the ring's header), nor for
-** a peer that sleeps itself. Returns how many rings hold news, their
-** doorbells in bells (reported as the arm's are). A spin that found
-** nothing sets lp->nospin: no wait spins again until a doorbell or an
-** arm brings news (a peer awake but silent does not make every wait
-** spin).
+** Before a wait sleeps: while a source says news may come at once (a
+** ring's peer awake on another CPU), poll the sources again for up to
+** SPIN_MS. Going to sleep and being woken costs each side microseconds
+** (tens when its CPU went idle, as a virtual CPU does), more than a busy
+** peer takes to answer; a peer that answers within the spin is read
+** without either side sleeping or ringing a doorbell. (A ring never
+** says so on one CPU, nor for a peer that sleeps itself.) Returns how
+** many sources have news, their doorbells in bells (reported as the
+** arm's are). A spin that found nothing sets lp->nospin: no wait spins
+** again until a doorbell or an arm brings news (a peer awake but silent
+** does not make every wait spin).
 */
-static int spin_rings(lua_State *L, int idx, int *bells, int max) {
+static int spin_sources(lua_State *L, int idx, int *bells, int max) {
   cp_Loop *lp = cp_getloop(L);
-  void *dec[WAIT_MAX / 2];
+  source src[WAIT_MAX / 2];
   int i, k, nr, active, cpu = sched_getcpu();
   double end = -1, t;
   if (lp->nospin || cpu < 0) return 0;
-  k = ring_list(L, idx, dec, WAIT_MAX / 2);
+  k = source_list(L, idx, src, WAIT_MAX / 2);
   for (;;) {
     int awake = 0;
     for (i = nr = 0; i < k && nr < max; i++) {
-      if (cp_ring_poll(dec[i], cpu, &bells[nr], &active)) nr++;
+      if (src[i].vt->poll(src[i].u, cpu, &bells[nr], &active)) nr++;
       else awake |= active;
     }
     if (nr > 0 || !awake) return nr;
@@ -260,25 +271,25 @@ static int spin_rings(lua_State *L, int idx, int *bells, int max) {
   }
 }
 
-/* A doorbell of one of the rings at idx among ev[0..n): news came while
-** we slept, so the next wait may spin again */
+/* A doorbell of one of the sources at idx among ev[0..n): news came
+** while we slept, so the next wait may spin again */
 static void heard_bells(lua_State *L, int idx, const struct epoll_event *ev,
                         int n) {
-  void *dec[WAIT_MAX / 2];
-  int i, k = ring_list(L, idx, dec, WAIT_MAX / 2);
+  source src[WAIT_MAX / 2];
+  int i, k = source_list(L, idx, src, WAIT_MAX / 2);
   for (i = 0; i < k; i++)
-    if (find_event(ev, n, cp_ring_bell(dec[i])) < n) {
+    if (find_event(ev, n, src[i].vt->bell(src[i].u)) < n) {
       cp_getloop(L)->nospin = 0;
       return;
     }
 }
 
-/* core.arm(rings) -> boolean: arm them; true if one holds data (the
-** loop's timeout() for a host loop, which sleeps without core.wait) */
+/* core.arm(sources) -> boolean: arm them; true if one has news (the
+** loop's timeout() for a host loop, which sleeps without lp:wait) */
 static int loop_arm(lua_State *L) {
   int bell;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_pushboolean(L, arm_rings(L, 1, &bell, 1) > 0);
+  lua_pushboolean(L, arm_sources(L, 1, &bell, 1) > 0);
   return 1;
 }
 
@@ -302,26 +313,26 @@ static void report(lua_State *L, cp_Loop *lp, const struct epoll_event *ev,
 }
 
 /*
-** lp:wait(timeout_ms, out [, rings]) -> n
+** lp:wait(timeout_ms, out [, sources]) -> n
 ** Fills out[2i-1], out[2i] with fd and event bits; a negative timeout
 ** waits for ever.  An interrupted wait reports nothing rather than failing.
-** rings: channel decoders (lua/ipc.lua) armed first (cp_ring_arm): one
-** whose peer wrote while we were not asleep has its doorbell reported
-** readable, and the wait does not sleep.
+** sources: wait sources (wait.h; lua/ipc.lua's ringed channels) armed
+** first: one with news that came while we were not asleep has its
+** doorbell reported readable, and the wait does not sleep.
 */
 static int loop_wait(lua_State *L) {
   cp_Loop *lp = cp_getloop(L);
-  int epfd = take_loop(L);   /* ms, out, rings are then at 1, 2, 3 */
+  int epfd = take_loop(L);   /* ms, out, sources are then at 1, 2, 3 */
   lua_Number t = luaL_checknumber(L, 1);
   struct epoll_event ev[WAIT_MAX];
   int bells[WAIT_MAX / 2];
-  int i, n, ms, nr = 0, rings = lua_type(L, 3) == LUA_TTABLE;
+  int i, n, ms, nr = 0, srcs = lua_type(L, 3) == LUA_TTABLE;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
   ms = t < 0 ? -1 : (t > 2147483647.0 ? 2147483647 : (int)(t + 0.999));
-  if (rings && ms != 0 && (nr = spin_rings(L, 3, bells, WAIT_MAX / 2)) > 0)
+  if (srcs && ms != 0 && (nr = spin_sources(L, 3, bells, WAIT_MAX / 2)) > 0)
     ms = 0;
-  else if (rings && (nr = arm_rings(L, 3, bells, WAIT_MAX / 2)) > 0) {
+  else if (srcs && (nr = arm_sources(L, 3, bells, WAIT_MAX / 2)) > 0) {
     ms = 0;
     lp->nospin = 0;
   }
@@ -422,7 +433,8 @@ CP_API void cp_loop_open(lua_State *L) {
   lp->stack = NULL;
   lp->stacksize = 0;
   lp->rbuf = NULL;
-  lp->decmt = NULL;
+  lp->srcmt = NULL;
+  lp->srcvt = NULL;
   luaL_newmetatable(L, CP_LOOP_MT);
   lua_pushcfunction(L, loop__gc);
   lua_setfield(L, -2, "__gc");

@@ -1,6 +1,7 @@
 /*
-** The 'lua' wire format's decoder of one payload (the framing around it,
-** the socket and the rings are src/serialize.c's).
+** The 'lua' wire format's decoder of one payload (the framing around it
+** is src/frame.c's, for the socket, and src/ring.c's), and the heap
+** ballast a big payload gives its decoder.
 */
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +9,6 @@
 
 #include <lauxlib.h>
 
-#include "codec.h"
 #include "compat.h"
 #include "lua_wire.h"
 
@@ -201,3 +201,28 @@ CP_API int cp_lua_decode(lua_State *L, const char *p, size_t n, char *err,
   return 0;
 }
 /* }====================================================== */
+
+
+/*
+** A big string decoded into a small Lua heap doubles it, and Lua 5.4's
+** generational collector then does a full collection (every live object
+** marked) for each such message. The first big payload a decoder sees
+** gives it a ballast: a userdata of BALLAST bytes that Lua counts in its
+** heap but nothing ever touches (malloc maps it; the pages stay out of
+** memory), so big strings are young garbage for minor collections.
+** It goes with the decoder (or when it dies: the user value then holds
+** the error).
+*/
+#define BALLAST ((size_t)8 << 20)
+#define BALLAST_MIN ((size_t)64 << 10)   /* payloads that get it */
+
+CP_API void cp_lua_ballast(lua_State *L, int *has, int idx, size_t plen) {
+  if (plen < BALLAST_MIN || *has || !lua_checkstack(L, 3)) return;
+  *has = 1;
+  idx = lua_absindex(L, idx);
+  cp_newuserdata(L, BALLAST, 0);
+  cp_getuservalue(L, idx);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_pop(L, 1);
+}

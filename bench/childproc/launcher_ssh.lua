@@ -11,7 +11,7 @@ package.path = B.dir() .. '../../spec/?.lua;' .. package.path
 local what, n, where = arg[1], B.arg(2, 1000), arg[3] or 'ssh'
 local srv, launcher
 if where == 'ssh' then
-  local root = (cp._core.sopath() or ''):match('^(.*)/[^/]*$') or '.'
+  local root = (require('childproc.internal').core.sopath() or ''):match('^(.*)/[^/]*$') or '.'
   local sshd = require 'sshd'
   local why
   srv, why = sshd.start(root)

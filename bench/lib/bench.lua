@@ -15,7 +15,9 @@ else -- fallback: 10 ms resolution
 end
 
 -- the one output line
+-- (BENCH_PEER renames the peer: the runner's A/B build, childproc-base)
 function M.out(bench, peer, value, unit)
+  if peer == 'childproc' and os.getenv('BENCH_PEER') then peer = os.getenv('BENCH_PEER') end
   io.stdout:write(string.format('bench=%s peer=%s value=%.6g unit=%s\n',
     bench, peer, value, unit))
   io.stdout:flush()

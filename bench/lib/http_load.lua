@@ -25,10 +25,10 @@ server.stdout:on('data', function(d)
   wrk:on('close', function()
     rps = tonumber(report:match('Requests/sec:%s*([%d.]+)'))
     io.stderr:write(report)
-    cp._core.kill(-server.pid, 9)   -- the server and its workers
+    cp.kill(-server.pid, 9)   -- the server and its workers
   end)
 end)
-local guard = cp.setTimeout(function() cp._core.kill(-server.pid, 9) end,
+local guard = cp.setTimeout(function() cp.kill(-server.pid, 9) end,
   (secs + 30) * 1000):unref()
 server:wait()
 guard:close()

@@ -20,7 +20,7 @@
 **        ENOMEM_SEED      which of the points of a step is tried (default 0)
 **        ENOMEM_CPATH     package.cpath for the module
 **        ENOMEM_VERBOSE   print every run
-**        ENOMEM_STRICT    also require the loop to end (see Scenario)
+**        ENOMEM_WHERE     print the Lua stack at each failed allocation
 ** Prints one line per scenario and exits 1 if any run went wrong.
 */
 #include <dirent.h>
@@ -44,6 +44,19 @@ static int armed;
 static size_t retry_size; /* a failed size: Lua's emergency retry of it fails too */
 static long nfailed;
 
+/* ENOMEM_WHERE: print the Lua stack at the failed allocation (a
+** debugging aid: lua_getinfo "Sl" allocates nothing) */
+static lua_State *where_L;
+static void where(lua_State *L) {
+  lua_Debug ar;
+  int level;
+  fprintf(stderr, "failed allocation %ld at:", nalloc);
+  for (level = 0; level < 12 && lua_getstack(L, level, &ar); level++)
+    if (lua_getinfo(L, "Sl", &ar))
+      fprintf(stderr, " %s:%d", ar.short_src, ar.currentline);
+  fprintf(stderr, "\n");
+}
+
 static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   if (nsize == 0) {
@@ -58,6 +71,7 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       if (same) { nfailed++; return NULL; }
     }
     if (++nalloc == fail_at) {
+      if (where_L != NULL) where(where_L);
       retry_size = nsize;
       nfailed++;
       return NULL;
@@ -70,13 +84,11 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* {====================================================== scenarios */
 
-/* strict (with ENOMEM_STRICT set): nothing of the user's code keeps the
-** loop alive after a failure, so the loop must end (timers and watch
-** leave the user's own interval or watcher behind).  Met by load, spawn,
-** exec and spawnSync at every point; not yet by fork (35 of 141 points):
-** a raise while the channel is set up or torn down (ipc.lua's
-** new_channel, update) leaves it registered and referenced, so cp.run()
-** goes on; its fds are closed at lua_close only. */
+/* strict: nothing of the user's code keeps the loop alive after a
+** failure, so the loop must end (timers and watch leave the user's own
+** interval or watcher behind).  A fork's channel is set up attached (a
+** raise closes it with both ends) and closed allocating nothing before
+** its ref and fds are let go (lua/ipc.lua). */
 typedef struct Scenario { const char *name, *code; int strict; } Scenario;
 
 static const Scenario scenarios[] = {
@@ -116,11 +128,11 @@ static const Scenario scenarios[] = {
     "cp.run()\n"
     "assert(n == 3 and fired == 'yes', 'timers: wrong result')", 0 },
   { "watch",
-    "local r, w = cp._core.pipe()\n"
+    "local r, w = core.pipe()\n"
     "PIPE = { r, w }\n"
     "local seen\n"
     "local wt = cp.watch(r, 'r', function(ev, self) seen = ev; self:stop() end)\n"
-    "cp._core.write(w, 'x')\n"
+    "core.write(w, 'x')\n"
     "cp.run()\n"
     "assert(seen == 'r', 'watch: no event')", 0 },
   { "sync",
@@ -138,14 +150,15 @@ static const Scenario scenarios[] = {
 ** child starts and reaches 'close', a new timer fires. */
 static const char *const after_code =
   "local cp = require 'childproc'\n"
-  "local now = cp._core.now\n"
-  "if PIPE then cp._core.close(PIPE[1]); cp._core.close(PIPE[2]); PIPE = nil end\n"
+  "local core = require('childproc.internal').core\n"
+  "local now = core.now\n"
+  "if PIPE then core.close(PIPE[1]); core.close(PIPE[2]); PIPE = nil end\n"
   "for _, pid in ipairs(host_children()) do cp.kill(pid, 'SIGKILL') end\n"
   "local tick = cp.setInterval(function() end, 2):unref()\n"
   "local function turn_until(pred, what)\n"
   "  local deadline = now() + 5000\n"
   "  while not pred() do\n"
-  "    if now() > deadline then error('after: ' .. what .. ' not within 5 s', 0) end\n"
+  "    if now() > deadline then error('after: ' .. what .. ' not within 5 s' .. (HELD and HELD() or ''), 0) end\n"
   "    pcall(cp.run, 'once')\n"
   "  end\n"
   "end\n"
@@ -236,14 +249,21 @@ static int run(const Scenario *s, long n, long *made, char *why, size_t whysize)
   lua_pushstring(L, fork_script != NULL ? fork_script : "spec/fixtures/fork_echo.lua");
   lua_setglobal(L, "FORK_SCRIPT");
   lua_register(L, "host_children", host_children);
-  lua_pushboolean(L, s->strict && getenv("ENOMEM_STRICT") != NULL);
+  lua_pushboolean(L, s->strict);
   lua_setglobal(L, "STRICT");
+  /* with ENOMEM_VERBOSE: what still keeps the loop alive, when it does */
+  if (getenv("ENOMEM_VERBOSE") != NULL)
+    (void)luaL_dostring(L, "function HELD() local M = require('childproc.internal')\n"
+      "local t = { ' (refs ' .. M.alive() .. '; watched:' }\n"
+      "for fd = 0, 1023 do local h, ev = M.fdhandler(fd)\n"
+      "  if h then t[#t + 1] = (' %d/%s/%s'):format(fd, tostring(ev), type(h)) end end\n"
+      "return table.concat(t) .. ')' end");
   /* the forked interpreter loads this (sanitized) module: it needs the
   ** sanitizers' runtimes first */
   (void)luaL_dostring(L, "FORK_ENV = { PATH = os.getenv('PATH'), LUA_CPATH = os.getenv('LUA_CPATH'),"
                    " LD_PRELOAD = os.getenv('ENOMEM_PRELOAD'), ASAN_OPTIONS = 'detect_leaks=0' }");
   if (strcmp(s->name, "load") != 0) {
-    if (luaL_dostring(L, "cp = require 'childproc'") != 0) {
+    if (luaL_dostring(L, "cp = require 'childproc' core = require('childproc.internal').core") != 0) {
       snprintf(why, whysize, "setup: %s", errmsg(L));
       lua_close(L);
       return RUN_BAD;
@@ -254,11 +274,13 @@ static int run(const Scenario *s, long n, long *made, char *why, size_t whysize)
     lua_close(L);
     return RUN_BAD;
   }
+  where_L = getenv("ENOMEM_WHERE") != NULL ? L : NULL;
   nalloc = 0;
   fail_at = n;
   armed = 1;
   status = lua_pcall(L, 0, 0, 0);
   armed = 0;
+  where_L = NULL;
   *made = nalloc;
   if (status != 0) {
     const char *m = errmsg(L);
