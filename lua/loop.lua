@@ -15,7 +15,8 @@ local core, M = ...
 local now = core.now
 local xpcall, traceback, error, type, select = M.xpcall, debug.traceback, error, type, select
 local getmetatable, pcall = getmetatable, pcall
-local floor, max = math.floor, math.max
+local max = math.max
+local heap_push, heap_pop = M.heap_push, M.heap_pop
 local EPERM = core.errno.EPERM
 
 -- An object of class mt can stand for its fd's handler: fn(events, obj)
@@ -188,50 +189,17 @@ function M.newloop(cl)
 
   -- {====================================================== timers
 
-  -- A binary heap of timer states ordered by (due, seq).  A cancelled or
-  -- rescheduled timer leaves its old entry behind; `gen` tells them apart.
+  -- A binary heap (lua/heap.lua) of entries { due, seq, timer state },
+  -- heap[1..nheap].  A cancelled or rescheduled timer leaves its old entry
+  -- behind; `gen` tells them apart.
   local heap, nheap, seq = {}, 0, 0
-
-  local function less(a, b)
-    return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
-  end
-
-  local function heap_push(entry)
-    local i = nheap + 1
-    heap[i] = entry  -- may raise (out of memory): nheap is still right then
-    nheap = i
-    while i > 1 do
-      local p = floor(i / 2)
-      if less(heap[i], heap[p]) then
-        heap[i], heap[p] = heap[p], heap[i]
-        i = p
-      else break end
-    end
-  end
-
-  local function heap_pop()
-    local top = heap[1]
-    heap[1] = heap[nheap]
-    heap[nheap] = nil
-    nheap = nheap - 1
-    local i = 1
-    while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      if l <= nheap and less(heap[l], heap[m]) then m = l end
-      if r <= nheap and less(heap[r], heap[m]) then m = r end
-      if m == i then break end
-      heap[i], heap[m] = heap[m], heap[i]
-      i = m
-    end
-    return top
-  end
 
   -- Schedule timer state t (fields: ms, fn, args, repeat) from now.
   local function timer_start(t)
     seq = seq + 1
     local due = now() + t.ms
     -- in the heap first: a raise (out of memory) leaves t as it was
-    heap_push({ due, seq, t })
+    nheap = heap_push(heap, nheap, { due, seq, t })
     t.gen, t.due = seq, due
     if not t.active then
       t.active = true
@@ -260,7 +228,7 @@ function M.newloop(cl)
     while nheap > 0 do
       local e = heap[1]
       if e[3].gen == e[2] then return e end
-      heap_pop()
+      nheap = heap_pop(heap, nheap)
     end
     return nil
   end
@@ -347,7 +315,7 @@ function M.newloop(cl)
     while true do
       local e = heap_top()
       if not e or e[1] > t0 then return true end
-      heap_pop()
+      nheap = heap_pop(heap, nheap)
       local t = e[3]
       if t.rep then
         t.active = false   -- restart keeps the ref count right
