@@ -11,6 +11,14 @@ local setup_stdio, stdio_fail, drop_streams, dead_streams =
   M.setup_stdio, M.stdio_fail, M.drop_streams, M.dead_streams
 local scratch_get, scratch_put = M.scratch_get, M.scratch_put
 
+-- A child's state (s.state), in the order it goes through: running; gone
+-- (its status is known: it is no longer signalled); exited ('exit' comes
+-- or came, and 'close' may follow); closed.  One key for the three stages
+-- (a key each would size every child's table larger: see M.start).
+local RUNNING, GONE, EXITED, CLOSED = 0, 1, 2, 3
+-- the child's 'close' came (lua/task.lua, specs)
+function M.child_closed(s) return s.state == CLOSED end
+
 local methods = {}
 -- The stdin stream is made when first read: until then s[1] holds our
 -- end's fd (and false once the child exited and the fd was closed: the
@@ -60,9 +68,9 @@ M.child_methods = methods  -- lua/ipc_stdio.lua adds send and disconnect
 -- {====================================================== child life
 
 local function maybe_close(s, self)
-  if s.closed or not s.exited or s.open_streams or s.channel_open then return end
-  s.closed = true
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if s.state ~= EXITED or s.open_streams or s.channel_open then return end
+  s.state = CLOSED
+  if not s.unrefed then s.loop.unref() end  -- (the ref a closed child held)
   if s.timer then s.loop.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
   if s.waiters then M.wake_waiters(s) end  -- tasks in wait() (lua/task.lua)
@@ -105,7 +113,9 @@ local function on_exit(s, self)
   else code, sig = core.waitpid(s.pid, true) end
   if code == nil and sig == nil then return false end  -- still running
   if code == false then code = nil end  -- the host reaped it: 'exit' (nil, nil)
-  s.gone = true
+  -- (a raise up to the streams' work is retried: state exists, and the
+  -- status keys may grow a table that has more keys than M.start sized)
+  s.state = GONE
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
   if s.timer then s.loop.timer_stop(s.timer) end
@@ -124,7 +134,7 @@ local function on_exit(s, self)
     end
   end
   if s.channel then s.channel.drain() end
-  s.exited = true  -- only now: 'close' must not overtake 'exit'
+  s.state = EXITED  -- only now: 'close' must not overtake 'exit'
   -- nothing from here to the reap allocates (M.forget's tables have the
   -- fd's slots since its setev)
   if s.pidfd then
@@ -178,16 +188,18 @@ local abandon, attach
 -- events come later, from that loop.
 function M.start(plan, lp)
   lp = lp or M.default
-  -- Few keys, the nil ones sizing the table for keys set soon after: an
-  -- array slot for stdin (s[1]) and pid, pidfd, _ev.  Absent means:
-  -- open_streams 0 (streams that keep 'close' waiting), unrefed false
-  -- (the child holds a ref on the loop), killed and connected false (read
-  -- from methods), spawnargs {spawnfile} (made by the getter).
-  -- The keys an exit sets (gone ... closed) size it too: setting them then
-  -- allocates nothing, so a child's end cannot fail half-way out of memory.
+  -- Few keys (8 at most: Lua sizes the hash part to 8 nodes, not 16), the
+  -- nil ones sizing the table for keys set soon after: an array slot for
+  -- stdin (s[1]) and pid, pidfd, _ev.  Absent means: open_streams 0
+  -- (streams that keep 'close' waiting), unrefed false (the user did not
+  -- unref(): the child holds a ref on the loop until it closes), killed
+  -- and connected false (read from methods), spawnargs {spawnfile} (made
+  -- by the getter).  The keys an exit sets size it too (exitCode,
+  -- signalCode: set first, where a raise is retried, see on_exit) or are
+  -- there from the start (state): a child's end cannot fail half-way out
+  -- of memory.
   local s = { nil, spawnfile = plan.spawnfile, loop = lp, pid = nil, pidfd = nil,
-              _ev = nil, gone = nil, exitCode = nil, signalCode = nil, exited = nil,
-              closed = nil, unrefed = nil }
+              _ev = nil, exitCode = nil, signalCode = nil, state = RUNNING }
   local self = core.object(ChildProcess, s)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
   local nstdio = #plan.stdio
@@ -221,11 +233,11 @@ function M.start(plan, lp)
     scratch_put(t, nstdio)
     local stdio = dead_streams(plan.stdio, s)
     s.spawnerror = err
-    s.exited = true
+    s.state = EXITED
     if plan.onfail then plan.onfail(s, self) end
     local report = function()
-      s.closed = true
-      if not s.unrefed then s.unrefed = true; lp.unref() end
+      s.state = CLOSED
+      if not s.unrefed then lp.unref() end
       for fd = 0, nstdio - 1 do
         local st = stdio[fd]
         if st then
@@ -282,9 +294,9 @@ abandon = function(s, t, nstdio, pid, pidfd)
   kill_reap(s, pid, pidfd)
   if s.poller then s.loop.timer_stop(s.poller) end
   if s.timer then s.loop.timer_stop(s.timer) end
-  s.pidfd, s.gone, s.exited, s.closed = nil, true, true, true
+  s.pidfd, s.state = nil, CLOSED
   pcall(drop_streams, t, nstdio)
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if not s.unrefed then s.loop.unref() end
 end
 
 -- a child's stream closed now, allocating nothing (a terminal's master,
@@ -307,10 +319,10 @@ function M.child_drop(s)
   if s.pidfd then
     kill_reap(s, s.pid, s.pidfd)
     s.pidfd = nil
-  elseif s.pid and not s.exited then
+  elseif s.pid and s.state < EXITED then
     kill_reap(s, s.pid, nil)
   end
-  s.gone, s.exited = true, true
+  if s.state < EXITED then s.state = EXITED end
   if M.isint(s[1]) then core.close(s[1]); s[1] = false end
   if s.stdio then
     for _, st in pairs(s.stdio) do drop_stream(st) end
@@ -366,7 +378,7 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
     local tm = { ms = plan.timeout, refed = false, args = NOARGS }
     local ksig = plan.killSignal  -- start() keeps no reference to the plan
     tm.fn = function()
-      if not s.exited then
+      if s.state < EXITED then
         if s.ontimeout then s.ontimeout() end
         self:kill(ksig)
       end
@@ -405,7 +417,7 @@ function methods.kill(self, sig, opts)
   local s = cself(self)
   local signum = M.signum('kill', 2, sig, 'SIGTERM')
   local group = M.checktable('kill', 3, opts, true) and opts.group
-  if s.exited or s.gone then return false end
+  if s.state ~= RUNNING then return false end
   local ok, err
   if group then
     if core.getpgid(s.pid) ~= s.pid then
@@ -431,7 +443,7 @@ end
 
 function methods.ref(self)
   local s = cself(self)
-  if s.unrefed and not s.closed then s.unrefed = nil; s.loop.ref() end
+  if s.unrefed and s.state ~= CLOSED then s.unrefed = nil; s.loop.ref() end
   if s.channel then s.channel.ref() end
   return self
 end
@@ -440,7 +452,7 @@ end
 -- stdio streams still count: use stdio = "ignore" for a child left behind)
 function methods.unref(self)
   local s = cself(self)
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if not s.unrefed and s.state ~= CLOSED then s.unrefed = true; s.loop.unref() end
   if s.channel then s.channel.unref() end
   return self
 end

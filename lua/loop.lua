@@ -55,14 +55,17 @@ function M.newloop(cl)
 
   -- {====================================================== fd handlers
 
-  local handlers = {}      -- fd -> function(events), or an object (classfn)
+  -- An fd's handler: objs[fd], an object whose class has a handler
+  -- (classfn), or else handlers[fd], a function(events) (so the fds of
+  -- children and streams, most of them, take no slot here)
+  local handlers = {}
   local masks = {}         -- fd -> events registered with epoll
   -- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
   -- a ring written to while we did not sleep rang no doorbell
   local rings = {}
   lp.rings = rings
   -- what a ready fd calls: fns[fd](events, objs[fd]), set while it is
-  -- watched (the class's function and the object, or the function alone)
+  -- watched (the class's function, or the function handler)
   local fns, objs = {}, {}
   local always = {}        -- fd -> true: files epoll refuses (always ready)
   local nalways = 0
@@ -74,13 +77,17 @@ function M.newloop(cl)
   -- handler: M.fdclass).
   -- Regular files cannot be polled (EPERM): they count as always ready.
   local function setev(fd, ev, fn)
-    if fn and masks[fd] and handlers[fd] ~= fn then
+    if fn and masks[fd] and (objs[fd] or handlers[fd]) ~= fn then
       -- a new owner: the old one may have closed fd without forget() (a
       -- user's socket closed under cp.watch), and epoll then dropped it
       forget(fd)
     end
     if fn then
-      handlers[fd] = fn
+      if type(fn) ~= 'function' and classfn[getmetatable(fn)] then
+        objs[fd], handlers[fd] = fn, nil
+      else
+        handlers[fd], objs[fd] = fn, nil
+      end
       -- forget() then writes a slot that exists: it allocates nothing
       -- (on_exit relies on it) and so cannot raise out of memory
       if not dropped[fd] then dropped[fd] = -1 end
@@ -88,11 +95,10 @@ function M.newloop(cl)
     local cur = masks[fd]
     if cur == ev then return true end  -- (a new fn made cur nil, above)
     if ev == 0 then
-      fns[fd], objs[fd] = nil, nil
+      fns[fd] = nil
     elseif not cur then  -- watched from now on: what its events call
-      local h = handlers[fd]
-      local f = h and type(h) ~= 'function' and classfn[getmetatable(h)]
-      if f then fns[fd], objs[fd] = f, h else fns[fd], objs[fd] = h, nil end
+      local o = objs[fd]
+      fns[fd] = o and classfn[getmetatable(o)] or handlers[fd]
     end
     if always[fd] then
       if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = nil
@@ -115,7 +121,7 @@ function M.newloop(cl)
       end
     end
     if not ok then
-      if not cur then fns[fd], objs[fd] = nil, nil end
+      if not cur then fns[fd] = nil end
       return nil, err
     end
     masks[fd] = ev
@@ -131,13 +137,13 @@ function M.newloop(cl)
   -- Forget fd entirely (call before closing it).
   function forget(fd)
     setev(fd, 0)
-    handlers[fd] = nil
+    handlers[fd], objs[fd] = nil, nil
     dropped[fd] = batch
   end
   lp.forget = forget
 
   -- fd -> its handler and registered events (nil when nobody watches it)
-  function lp.fdhandler(fd) return handlers[fd], masks[fd] end
+  function lp.fdhandler(fd) return objs[fd] or handlers[fd], masks[fd] end
 
   -- }======================================================
 
