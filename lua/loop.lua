@@ -59,7 +59,10 @@ function M.newloop(cl)
   -- (classfn), or else handlers[fd], a function(events) (so the fds of
   -- children and streams, most of them, take no slot here)
   local handlers = {}
-  local masks = {}         -- fd -> events registered with epoll
+  -- masks[fd]: the events registered with epoll (> 0), 0 while not
+  -- watched, or once fd is forgotten -1 - the batch newest then (see
+  -- forget); nil for an fd never given a handler
+  local masks = {}
   -- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
   -- a ring written to while we did not sleep rang no doorbell
   local rings = {}
@@ -69,7 +72,7 @@ function M.newloop(cl)
   local fns, objs = {}, {}
   local always = {}        -- fd -> true: files epoll refuses (always ready)
   local nalways = 0
-  local batch, dropped = 0, {}  -- see M.forget
+  local batch, dropped = 0, {}  -- see forget
 
   local forget
   -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing; 8: edge-
@@ -77,10 +80,18 @@ function M.newloop(cl)
   -- handler: M.fdclass).
   -- Regular files cannot be polled (EPERM): they count as always ready.
   local function setev(fd, ev, fn)
-    if fn and masks[fd] and (objs[fd] or handlers[fd]) ~= fn then
+    local cur = masks[fd]
+    if fn and cur and cur > 0 and (objs[fd] or handlers[fd]) ~= fn then
       -- a new owner: the old one may have closed fd without forget() (a
       -- user's socket closed under cp.watch), and epoll then dropped it
       forget(fd)
+      cur = masks[fd]
+    end
+    if cur and cur < 0 then  -- forgotten
+      if ev == 0 and not fn then return true end
+      -- the events of that batch (and older ones') are the old file's
+      dropped[fd] = -1 - cur
+      masks[fd] = 0
     end
     if fn then
       if type(fn) ~= 'function' and classfn[getmetatable(fn)] then
@@ -90,10 +101,10 @@ function M.newloop(cl)
       end
       -- forget() then writes a slot that exists: it allocates nothing
       -- (on_exit relies on it) and so cannot raise out of memory
-      if not dropped[fd] then dropped[fd] = -1 end
+      if not cur then masks[fd] = 0 end
     end
-    local cur = masks[fd]
-    if cur == ev then return true end  -- (a new fn made cur nil, above)
+    if cur and cur <= 0 then cur = nil end  -- not watched
+    if cur == ev then return true end
     if ev == 0 then
       fns[fd] = nil
     elseif not cur then  -- watched from now on: what its events call
@@ -101,14 +112,14 @@ function M.newloop(cl)
       fns[fd] = o and classfn[getmetatable(o)] or handlers[fd]
     end
     if always[fd] then
-      if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = nil
+      if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = 0
       else masks[fd] = ev end
       return true
     end
     local ok, err
     if ev == 0 then
       if cur then cunwatch(cl, fd) end
-      masks[fd] = nil
+      if masks[fd] then masks[fd] = 0 end
       return true
     elseif cur then
       ok, err = cmodify(cl, fd, ev)
@@ -131,19 +142,23 @@ function M.newloop(cl)
 
   -- Events come from epoll in batches; one handler may close an fd whose
   -- number the next spawn reuses while later events of the same batch
-  -- still name it.  dropped[fd] = the batch that was newest when fd was
-  -- forgotten: that batch's events for fd (and older ones') are stale.
+  -- still name it.  The batch that was newest when fd was forgotten is
+  -- kept in masks[fd], and in dropped[fd] once fd has a new handler: that
+  -- batch's events for fd (and older ones') are stale.
 
   -- Forget fd entirely (call before closing it).
   function forget(fd)
     setev(fd, 0)
     handlers[fd], objs[fd] = nil, nil
-    dropped[fd] = batch
+    if masks[fd] then masks[fd] = -1 - batch end  -- (a slot that exists)
   end
   lp.forget = forget
 
   -- fd -> its handler and registered events (nil when nobody watches it)
-  function lp.fdhandler(fd) return objs[fd] or handlers[fd], masks[fd] end
+  function lp.fdhandler(fd)
+    local m = masks[fd]
+    return objs[fd] or handlers[fd], m and m > 0 and m or nil
+  end
 
   -- }======================================================
 
