@@ -55,24 +55,18 @@ function M.newloop(cl)
 
   -- {====================================================== fd handlers
 
-  -- An fd's handler: objs[fd], an object whose class has a handler
-  -- (classfn), or else handlers[fd], a function(events) (so the fds of
-  -- children and streams, most of them, take no slot here)
-  local handlers = {}
-  -- masks[fd]: the events registered with epoll (> 0), 0 while not
-  -- watched, or once fd is forgotten -1 - the batch newest then (see
-  -- forget); nil for an fd never given a handler
-  local masks = {}
+  -- An fd's handler: objs[fd], an object of a class with a handler
+  -- (classfn: children's and streams' fds), else handlers[fd], a function.
+  -- What a ready fd calls, set while it is watched: fns[fd](events, objs[fd]).
+  -- masks[fd]: the events registered (> 0), 0 while not watched, -1 - the
+  -- newest batch when forgotten (see forget); nil: never given a handler.
+  local handlers, fns, objs, masks = {}, {}, {}, {}
   -- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
   -- a ring written to while we did not sleep rang no doorbell
   local rings = {}
   lp.rings = rings
-  -- what a ready fd calls: fns[fd](events, objs[fd]), set while it is
-  -- watched (the class's function, or the function handler)
-  local fns, objs = {}, {}
   local always = {}        -- fd -> true: files epoll refuses (always ready)
-  local nalways = 0
-  local batch, dropped = 0, {}  -- see forget
+  local nalways, batch, dropped = 0, 0, {}  -- (dropped: see forget)
 
   local forget
   -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing; 8: edge-
