@@ -22,8 +22,8 @@ SOURCES = lua_childproc.c src/loop.c src/fd.c src/spawn.c src/object.c \
           src/sys.c src/error.c src/buf.c src/lua_encode.c src/lua_decode.c src/json.c \
           src/ring.c src/frame.c src/channel.c src/pty.c src/handle.c
 # the Lua layer, in load order (init.lua last: it returns the module)
-LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/loop.lua lua/writeq.lua lua/stream.lua \
-          lua/timer.lua lua/plan.lua lua/child.lua lua/pty.lua lua/process.lua \
+LUA_SOURCES = lua/compat.lua lua/util.lua lua/args.lua lua/emitter.lua lua/heap.lua lua/loop.lua lua/writeq.lua lua/stream.lua \
+          lua/timer.lua lua/plan.lua lua/stdio.lua lua/child.lua lua/pty.lua lua/process.lua \
           lua/exec.lua lua/sync.lua lua/task.lua lua/ipc.lua lua/ipc_stdio.lua lua/ipc_process.lua lua/main.lua lua/duplex.lua lua/handle.lua \
           lua/fork.lua lua/launcher.lua lua/watch.lua \
           lua/init.lua

@@ -6,6 +6,18 @@ local emit = M.emit
 local tostring, pairs, ipairs, pcall = tostring, pairs, ipairs, pcall
 local ESRCH = core.errno.ESRCH
 local SIGKILL = M.signals.SIGKILL
+-- a child's stdio (lua/stdio.lua)
+local setup_stdio, stdio_fail, drop_streams, dead_streams =
+  M.setup_stdio, M.stdio_fail, M.drop_streams, M.dead_streams
+local scratch_get, scratch_put = M.scratch_get, M.scratch_put
+
+-- A child's state (s.state), in the order it goes through: running; gone
+-- (its status is known: it is no longer signalled); exited ('exit' comes
+-- or came, and 'close' may follow); closed.  One key for the three stages
+-- (a key each would size every child's table larger: see M.start).
+local RUNNING, GONE, EXITED, CLOSED = 0, 1, 2, 3
+-- the child's 'close' came (lua/task.lua, specs)
+function M.child_closed(s) return s.state == CLOSED end
 
 local methods = {}
 -- The stdin stream is made when first read: until then s[1] holds our
@@ -56,9 +68,9 @@ M.child_methods = methods  -- lua/ipc_stdio.lua adds send and disconnect
 -- {====================================================== child life
 
 local function maybe_close(s, self)
-  if s.closed or not s.exited or s.open_streams or s.channel_open then return end
-  s.closed = true
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if s.state ~= EXITED or s.open_streams or s.channel_open then return end
+  s.state = CLOSED
+  if not s.unrefed then s.loop.unref() end  -- (the ref a closed child held)
   if s.timer then s.loop.timer_stop(s.timer) end
   emit(s, self, 'close', s.exitCode, s.signalCode)
   if s.waiters then M.wake_waiters(s) end  -- tasks in wait() (lua/task.lua)
@@ -101,7 +113,9 @@ local function on_exit(s, self)
   else code, sig = core.waitpid(s.pid, true) end
   if code == nil and sig == nil then return false end  -- still running
   if code == false then code = nil end  -- the host reaped it: 'exit' (nil, nil)
-  s.gone = true
+  -- (a raise up to the streams' work is retried: state exists, and the
+  -- status keys may grow a table that has more keys than M.start sized)
+  s.state = GONE
   s.exitCode = code
   s.signalCode = sig and M.signals[sig] or nil
   if s.timer then s.loop.timer_stop(s.timer) end
@@ -120,7 +134,7 @@ local function on_exit(s, self)
     end
   end
   if s.channel then s.channel.drain() end
-  s.exited = true  -- only now: 'close' must not overtake 'exit'
+  s.state = EXITED  -- only now: 'close' must not overtake 'exit'
   -- nothing from here to the reap allocates (M.forget's tables have the
   -- fd's slots since its setev)
   if s.pidfd then
@@ -155,37 +169,6 @@ function M.child_stream(s, self, i, st)
   s.open_streams = (s.open_streams or 0) + 1
 end
 
--- The child's fd for a stdio entry that needs no new pipe: 'inherit',
--- 'ignore', an integer, a childproc stream or a Lua file (-1: closed in
--- the child).  /dev/null is opened once per spawn: t.devnull, also listed
--- in t.after (fds to close once the child runs).  nil, errno on failure.
-function M.stdio_source(e, fd, t)
-  if e == 'inherit' then return core.isopen(fd) and fd or -1 end
-  if e == 'ignore' then
-    if fd > 2 then return -1 end
-    if not t.devnull then
-      local nfd, err = core.open('/dev/null', 'rw')
-      if not nfd then return nil, err end
-      t.devnull = nfd
-      t.after[#t.after + 1] = nfd
-    end
-    return t.devnull
-  end
-  if M.isint(e) then return e end
-  local mt = getmetatable(e)
-  if mt == M.Readable or mt == M.Writable then
-    -- lent, not given: the child gets its own blocking description of a
-    -- pipe (core.lend), this side keeps its own, non-blocking
-    local mine = e:fileno()
-    if not mine then return -1 end
-    local lent, new = core.lend(mine, mt == M.Readable and 'r' or 'w')
-    if not lent then return nil, new end
-    if new then t.after[#t.after + 1] = lent end
-    return lent
-  end
-  return core.fileno(e) or -1
-end
-
 local NOARGS = { n = 0 }  -- the args of the child's timers (never changed)
 
 -- 'spawn' of children started one after the other: one queue entry
@@ -199,129 +182,24 @@ end
 -- the handler of every child's pidfd (the loop passes the child)
 M.fdclass(ChildProcess, function(_, self) on_exit(cself(self), self) end)
 
--- The work tables of start(): a spawn makes no table of its own for the
--- fd map, the fds to close after it, the streams it makes, or
--- M.stdio_source's state.  One set is taken while in use and put back
--- emptied, as M.spawn does with its plan (a start() meanwhile, from a
--- __gc, or after one that raised, makes its own).
-local function new_scratch()
-  local t = { fdmap = {}, after = {}, streams = {}, st = {} }
-  t.st.after = t.after
-  return t
-end
-local spare_scratch = new_scratch()
-
-local function scratch_get()
-  local t = spare_scratch or new_scratch()
-  spare_scratch = nil
-  return t
-end
-
--- empty the tables (they keep their size) and give them back
-local function scratch_put(t, n)
-  local fdmap, after, streams = t.fdmap, t.after, t.streams
-  for i = #fdmap, 1, -1 do fdmap[i] = nil end
-  for i = n, 1, -1 do streams[i] = nil end
-  for i = #after, 1, -1 do after[i] = nil end
-  t.st.devnull = nil
-  spare_scratch = t
-end
-
--- this side's first n stdio ends: streams destroyed, a bare stdin fd closed
-local function drop_streams(t, n)
-  for i = 1, n do
-    local st = t.streams[i]
-    if M.isint(st) then core.close(st)
-    elseif st then st:destroy() end
-  end
-end
-
--- undo a half-made stdio: close what was opened, destroy the streams
-local function stdio_fail(t, n, err, syscall)
-  for _, fd in ipairs(t.after) do core.close(fd) end
-  drop_streams(t, n)
-  return nil, M.syserror(err, syscall)
-end
-
--- Turn plan.stdio into the child's fd map (t.fdmap), this side's streams
--- (t.streams[i] for fd i-1) and the fds to close after the spawn
--- (t.after: the child's ends).  Returns the readables lent to the child
--- (false when none), or nil, err.
-local function setup_stdio(plan, s, self, t)
-  local fdmap, after, streams, given = t.fdmap, t.after, t.streams, false
-  local list, ring = plan.stdio, nil
-  for i = 1, #list do
-    local e, fd = list[i], i - 1
-    if e == 'pipe' then
-      -- stdout and stderr are pipes, the fastest to read; stdin and extra
-      -- fds are sockets (as all of Node's are): writing to one never raises
-      -- SIGPIPE, and an extra fd can go both ways
-      -- (core.stdio_pair makes `mine` non-blocking)
-      local mine, theirs = core.stdio_pair(fd)
-      if not mine then
-        return stdio_fail(t, i, theirs, (fd == 1 or fd == 2) and 'pipe' or 'socketpair')
-      end
-      fdmap[i] = theirs
-      after[#after + 1] = theirs
-      -- stdin: the fd only, made a stream when first read (stdin_of)
-      streams[i] = fd == 0 and mine or M.readable(mine, nil, s.loop)
-    elseif e == 'ipc' then
-      local childfd, x = M.ipc_setup(plan, s, self, fd)
-      if not childfd then return stdio_fail(t, i, x, 'socketpair') end
-      fdmap[i] = childfd
-      after[#after + 1] = childfd
-      if x then  -- the channel's rings and doorbells
-        ring = x
-        after[#after + 1] = x.after
-      end
-    else
-      local src, err = M.stdio_source(e, fd, t.st)
-      if not src then return stdio_fail(t, i, err, 'open') end
-      fdmap[i] = src
-      if getmetatable(e) == M.Readable then  -- lent: see M.readable_lent
-        given = given or {}
-        given[#given + 1] = e
-      end
-    end
-  end
-  if ring then  -- the fds after the stdio ones (or from fd ring.at - 1 on)
-    local at = (ring.at or #list + 1) - 1
-    for k, f in ipairs(ring) do fdmap[at + k] = f end
-  end
-  return given
-end
-
--- A child that did not start still has the streams its stdio asked for,
--- as in Node: without fds, they end from the loop (see M.start).
-local function dead_streams(list, s)
-  local stdio = {}
-  for i = 1, #list do
-    if list[i] == 'pipe' then
-      local st = i == 1 and M.writable_dead(s.loop) or M.readable_dead(s.loop)
-      stdio[i - 1] = st
-      if i <= 3 then s[i] = st end
-    end
-  end
-  s.stdio = stdio
-  return stdio
-end
-
 local abandon, attach
 
 -- Start the child described by plan on loop lp (default: M.default);
 -- events come later, from that loop.
 function M.start(plan, lp)
   lp = lp or M.default
-  -- Few keys, the nil ones sizing the table for keys set soon after: an
-  -- array slot for stdin (s[1]) and pid, pidfd, _ev.  Absent means:
-  -- open_streams 0 (streams that keep 'close' waiting), unrefed false
-  -- (the child holds a ref on the loop), killed and connected false (read
-  -- from methods), spawnargs {spawnfile} (made by the getter).
-  -- The keys an exit sets (gone ... closed) size it too: setting them then
-  -- allocates nothing, so a child's end cannot fail half-way out of memory.
+  -- Few keys (8 at most: Lua sizes the hash part to 8 nodes, not 16), the
+  -- nil ones sizing the table for keys set soon after: an array slot for
+  -- stdin (s[1]) and pid, pidfd, _ev.  Absent means: open_streams 0
+  -- (streams that keep 'close' waiting), unrefed false (the user did not
+  -- unref(): the child holds a ref on the loop until it closes), killed
+  -- and connected false (read from methods), spawnargs {spawnfile} (made
+  -- by the getter).  The keys an exit sets size it too (exitCode,
+  -- signalCode: set first, where a raise is retried, see on_exit) or are
+  -- there from the start (state): a child's end cannot fail half-way out
+  -- of memory.
   local s = { nil, spawnfile = plan.spawnfile, loop = lp, pid = nil, pidfd = nil,
-              _ev = nil, gone = nil, exitCode = nil, signalCode = nil, exited = nil,
-              closed = nil, unrefed = nil }
+              _ev = nil, exitCode = nil, signalCode = nil, state = RUNNING }
   local self = core.object(ChildProcess, s)
   if plan.spawnargs[2] ~= nil then s.spawnargs = plan.spawnargs end
   local nstdio = #plan.stdio
@@ -355,11 +233,11 @@ function M.start(plan, lp)
     scratch_put(t, nstdio)
     local stdio = dead_streams(plan.stdio, s)
     s.spawnerror = err
-    s.exited = true
+    s.state = EXITED
     if plan.onfail then plan.onfail(s, self) end
     local report = function()
-      s.closed = true
-      if not s.unrefed then s.unrefed = true; lp.unref() end
+      s.state = CLOSED
+      if not s.unrefed then lp.unref() end
       for fd = 0, nstdio - 1 do
         local st = stdio[fd]
         if st then
@@ -416,9 +294,9 @@ abandon = function(s, t, nstdio, pid, pidfd)
   kill_reap(s, pid, pidfd)
   if s.poller then s.loop.timer_stop(s.poller) end
   if s.timer then s.loop.timer_stop(s.timer) end
-  s.pidfd, s.gone, s.exited, s.closed = nil, true, true, true
+  s.pidfd, s.state = nil, CLOSED
   pcall(drop_streams, t, nstdio)
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if not s.unrefed then s.loop.unref() end
 end
 
 -- a child's stream closed now, allocating nothing (a terminal's master,
@@ -441,10 +319,10 @@ function M.child_drop(s)
   if s.pidfd then
     kill_reap(s, s.pid, s.pidfd)
     s.pidfd = nil
-  elseif s.pid and not s.exited then
+  elseif s.pid and s.state < EXITED then
     kill_reap(s, s.pid, nil)
   end
-  s.gone, s.exited = true, true
+  if s.state < EXITED then s.state = EXITED end
   if M.isint(s[1]) then core.close(s[1]); s[1] = false end
   if s.stdio then
     for _, st in pairs(s.stdio) do drop_stream(st) end
@@ -500,7 +378,7 @@ attach = function(plan, s, self, t, given, nstdio, pid, pidfd)
     local tm = { ms = plan.timeout, refed = false, args = NOARGS }
     local ksig = plan.killSignal  -- start() keeps no reference to the plan
     tm.fn = function()
-      if not s.exited then
+      if s.state < EXITED then
         if s.ontimeout then s.ontimeout() end
         self:kill(ksig)
       end
@@ -539,7 +417,7 @@ function methods.kill(self, sig, opts)
   local s = cself(self)
   local signum = M.signum('kill', 2, sig, 'SIGTERM')
   local group = M.checktable('kill', 3, opts, true) and opts.group
-  if s.exited or s.gone then return false end
+  if s.state ~= RUNNING then return false end
   local ok, err
   if group then
     if core.getpgid(s.pid) ~= s.pid then
@@ -565,7 +443,7 @@ end
 
 function methods.ref(self)
   local s = cself(self)
-  if s.unrefed and not s.closed then s.unrefed = nil; s.loop.ref() end
+  if s.unrefed and s.state ~= CLOSED then s.unrefed = nil; s.loop.ref() end
   if s.channel then s.channel.ref() end
   return self
 end
@@ -574,7 +452,7 @@ end
 -- stdio streams still count: use stdio = "ignore" for a child left behind)
 function methods.unref(self)
   local s = cself(self)
-  if not s.unrefed then s.unrefed = true; s.loop.unref() end
+  if not s.unrefed and s.state ~= CLOSED then s.unrefed = true; s.loop.unref() end
   if s.channel then s.channel.unref() end
   return self
 end

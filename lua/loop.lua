@@ -15,7 +15,8 @@ local core, M = ...
 local now = core.now
 local xpcall, traceback, error, type, select = M.xpcall, debug.traceback, error, type, select
 local getmetatable, pcall = getmetatable, pcall
-local floor, max = math.floor, math.max
+local max = math.max
+local heap_push, heap_pop = M.heap_push, M.heap_pop
 local EPERM = core.errno.EPERM
 
 -- An object of class mt can stand for its fd's handler: fn(events, obj)
@@ -54,18 +55,18 @@ function M.newloop(cl)
 
   -- {====================================================== fd handlers
 
-  local handlers = {}      -- fd -> function(events), or an object (classfn)
-  local masks = {}         -- fd -> events registered with epoll
+  -- An fd's handler: objs[fd], an object of a class with a handler
+  -- (classfn: children's and streams' fds), else handlers[fd], a function.
+  -- What a ready fd calls, set while it is watched: fns[fd](events, objs[fd]).
+  -- masks[fd]: the events registered (> 0), 0 while not watched, -1 - the
+  -- newest batch when forgotten (see forget); nil: never given a handler.
+  local handlers, fns, objs, masks = {}, {}, {}, {}
   -- the decoders of channels with rings (lua/ipc.lua), which the wait arms:
   -- a ring written to while we did not sleep rang no doorbell
   local rings = {}
   lp.rings = rings
-  -- what a ready fd calls: fns[fd](events, objs[fd]), set while it is
-  -- watched (the class's function and the object, or the function alone)
-  local fns, objs = {}, {}
   local always = {}        -- fd -> true: files epoll refuses (always ready)
-  local nalways = 0
-  local batch, dropped = 0, {}  -- see M.forget
+  local nalways, batch, dropped = 0, 0, {}  -- (dropped: see forget)
 
   local forget
   -- Watch fd for events ev (1 = read, 2 = write, 0 = nothing; 8: edge-
@@ -73,35 +74,46 @@ function M.newloop(cl)
   -- handler: M.fdclass).
   -- Regular files cannot be polled (EPERM): they count as always ready.
   local function setev(fd, ev, fn)
-    if fn and masks[fd] and handlers[fd] ~= fn then
+    local cur = masks[fd]
+    if fn and cur and cur > 0 and (objs[fd] or handlers[fd]) ~= fn then
       -- a new owner: the old one may have closed fd without forget() (a
       -- user's socket closed under cp.watch), and epoll then dropped it
       forget(fd)
+      cur = masks[fd]
+    end
+    if cur and cur < 0 then  -- forgotten
+      if ev == 0 and not fn then return true end
+      -- the events of that batch (and older ones') are the old file's
+      dropped[fd] = -1 - cur
+      masks[fd] = 0
     end
     if fn then
-      handlers[fd] = fn
+      if type(fn) ~= 'function' and classfn[getmetatable(fn)] then
+        objs[fd], handlers[fd] = fn, nil
+      else
+        handlers[fd], objs[fd] = fn, nil
+      end
       -- forget() then writes a slot that exists: it allocates nothing
       -- (on_exit relies on it) and so cannot raise out of memory
-      if not dropped[fd] then dropped[fd] = -1 end
+      if not cur then masks[fd] = 0 end
     end
-    local cur = masks[fd]
-    if cur == ev then return true end  -- (a new fn made cur nil, above)
+    if cur and cur <= 0 then cur = nil end  -- not watched
+    if cur == ev then return true end
     if ev == 0 then
-      fns[fd], objs[fd] = nil, nil
+      fns[fd] = nil
     elseif not cur then  -- watched from now on: what its events call
-      local h = handlers[fd]
-      local f = h and type(h) ~= 'function' and classfn[getmetatable(h)]
-      if f then fns[fd], objs[fd] = f, h else fns[fd], objs[fd] = h, nil end
+      local o = objs[fd]
+      fns[fd] = o and classfn[getmetatable(o)] or handlers[fd]
     end
     if always[fd] then
-      if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = nil
+      if ev == 0 then always[fd] = nil; nalways = nalways - 1; masks[fd] = 0
       else masks[fd] = ev end
       return true
     end
     local ok, err
     if ev == 0 then
       if cur then cunwatch(cl, fd) end
-      masks[fd] = nil
+      if masks[fd] then masks[fd] = 0 end
       return true
     elseif cur then
       ok, err = cmodify(cl, fd, ev)
@@ -114,7 +126,7 @@ function M.newloop(cl)
       end
     end
     if not ok then
-      if not cur then fns[fd], objs[fd] = nil, nil end
+      if not cur then fns[fd] = nil end
       return nil, err
     end
     masks[fd] = ev
@@ -124,19 +136,23 @@ function M.newloop(cl)
 
   -- Events come from epoll in batches; one handler may close an fd whose
   -- number the next spawn reuses while later events of the same batch
-  -- still name it.  dropped[fd] = the batch that was newest when fd was
-  -- forgotten: that batch's events for fd (and older ones') are stale.
+  -- still name it.  The batch that was newest when fd was forgotten is
+  -- kept in masks[fd], and in dropped[fd] once fd has a new handler: that
+  -- batch's events for fd (and older ones') are stale.
 
   -- Forget fd entirely (call before closing it).
   function forget(fd)
     setev(fd, 0)
-    handlers[fd] = nil
-    dropped[fd] = batch
+    handlers[fd], objs[fd] = nil, nil
+    if masks[fd] then masks[fd] = -1 - batch end  -- (a slot that exists)
   end
   lp.forget = forget
 
   -- fd -> its handler and registered events (nil when nobody watches it)
-  function lp.fdhandler(fd) return handlers[fd], masks[fd] end
+  function lp.fdhandler(fd)
+    local m = masks[fd]
+    return objs[fd] or handlers[fd], m and m > 0 and m or nil
+  end
 
   -- }======================================================
 
@@ -188,50 +204,17 @@ function M.newloop(cl)
 
   -- {====================================================== timers
 
-  -- A binary heap of timer states ordered by (due, seq).  A cancelled or
-  -- rescheduled timer leaves its old entry behind; `gen` tells them apart.
+  -- A binary heap (lua/heap.lua) of entries { due, seq, timer state },
+  -- heap[1..nheap].  A cancelled or rescheduled timer leaves its old entry
+  -- behind; `gen` tells them apart.
   local heap, nheap, seq = {}, 0, 0
-
-  local function less(a, b)
-    return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
-  end
-
-  local function heap_push(entry)
-    local i = nheap + 1
-    heap[i] = entry  -- may raise (out of memory): nheap is still right then
-    nheap = i
-    while i > 1 do
-      local p = floor(i / 2)
-      if less(heap[i], heap[p]) then
-        heap[i], heap[p] = heap[p], heap[i]
-        i = p
-      else break end
-    end
-  end
-
-  local function heap_pop()
-    local top = heap[1]
-    heap[1] = heap[nheap]
-    heap[nheap] = nil
-    nheap = nheap - 1
-    local i = 1
-    while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      if l <= nheap and less(heap[l], heap[m]) then m = l end
-      if r <= nheap and less(heap[r], heap[m]) then m = r end
-      if m == i then break end
-      heap[i], heap[m] = heap[m], heap[i]
-      i = m
-    end
-    return top
-  end
 
   -- Schedule timer state t (fields: ms, fn, args, repeat) from now.
   local function timer_start(t)
     seq = seq + 1
     local due = now() + t.ms
     -- in the heap first: a raise (out of memory) leaves t as it was
-    heap_push({ due, seq, t })
+    nheap = heap_push(heap, nheap, { due, seq, t })
     t.gen, t.due = seq, due
     if not t.active then
       t.active = true
@@ -260,7 +243,7 @@ function M.newloop(cl)
     while nheap > 0 do
       local e = heap[1]
       if e[3].gen == e[2] then return e end
-      heap_pop()
+      nheap = heap_pop(heap, nheap)
     end
     return nil
   end
@@ -347,7 +330,7 @@ function M.newloop(cl)
     while true do
       local e = heap_top()
       if not e or e[1] > t0 then return true end
-      heap_pop()
+      nheap = heap_pop(heap, nheap)
       local t = e[3]
       if t.rep then
         t.active = false   -- restart keeps the ref count right

@@ -84,7 +84,7 @@ end
 
 -- {====================================================== spawn
 
--- In place of child.lua's setup_stdio: the slave on fds 0-2, this side's
+-- In place of lua/stdio.lua's setup_stdio: the slave on fds 0-2, this side's
 -- streams in t.streams.  Returns false (no stream given away) or nil, err.
 function M.pty_setup(plan, s, _, t)
   local m, w, sl = open_pair(plan.pty)

@@ -51,7 +51,7 @@ end
 
 -- child:wait() -> exitCode, signalCode [, stdout, stderr] once the child
 -- has closed (stdout and stderr for an exec/execFile child)
-local cself = M.cself
+local cself, closed = M.cself, M.child_closed
 local function results(s)
   local out = s.execout
   if out then return s.exitCode, s.signalCode, out[1], out[2] end
@@ -60,15 +60,15 @@ end
 
 function M.child_methods.wait(self)
   local s = cself(self)
-  if not s.closed then
+  if not closed(s) then
     local co = current()
     if co then
       local list = s.waiters
       if not list then list = {}; s.waiters = list end
       list[#list + 1] = co
-      repeat yield() until s.closed
+      repeat yield() until closed(s)
     else
-      M.unhooked(M.run_until, function() return s.closed end)  -- (lua/main.lua)
+      M.unhooked(M.run_until, function() return closed(s) end)  -- (lua/main.lua)
     end
   end
   return results(s)

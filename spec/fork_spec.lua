@@ -36,10 +36,10 @@ local function wait_closed(child, ms)
   if ok then return end
   local s = internal().cself(child)
   local ch = s._ch or {}
-  error(('%s; pid %s alive %s exited %s open_streams %s channel_open %s'
+  error(('%s; pid %s alive %s state %s open_streams %s channel_open %s'
     .. ' ch.closed %s queued %s loop refs %d; events %s'):format(
     tostring(err), tostring(s.pid), tostring(s.pid and alive(s.pid)),
-    tostring(s.exited), tostring(s.open_streams), tostring(s.channel_open),
+    tostring(s.state), tostring(s.open_streams), tostring(s.channel_open),
     tostring(ch.closed), tostring(ch.queued), internal().alive(),
     tostring(child._events)), 2)
 end

@@ -325,7 +325,7 @@ end
 -- is read from the child's state instead of being waited for again.
 function wait_close(child, ms)
   local s = M.cself(child)
-  if s.closed then
+  if M.child_closed(s) then
     if s.spawnerror then return s.spawnerror.errno, nil end
     return s.exitCode, s.signalCode
   end

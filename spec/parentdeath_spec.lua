@@ -40,7 +40,7 @@ describe('parentDeathSignal', function()
     assert.is_true(alive(without), 'the child without parentDeathSignal died too')
     cp.kill(without, 'SIGKILL')
     poll_until(function() return not alive(without) end, 5000, 'the other child to die')
-    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().child_closed(internal().cself(p)) end, 5000, "the parent's 'close'")
   end)
 
   it('applies to exec and execFile (names and numbers)', function()
@@ -52,7 +52,7 @@ describe('parentDeathSignal', function()
     kill_parent(p)
     poll_until(function() return not alive(a) and not alive(b) end, 5000,
       'the exec children to die')
-    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().child_closed(internal().cself(p)) end, 5000, "the parent's 'close'")
   end)
 
   it('is validated like killSignal', function()
@@ -102,7 +102,7 @@ describe('a forked child whose parent is SIGKILLed', function()
     run_until(function() return text():find('disconnect\n', 1, true) end, 5000,
       "the forked child's 'disconnect'")
     poll_until(function() return not alive(pid) end, 5000, 'the forked child to end')
-    run_until(function() return internal().cself(p).closed end, 5000, "the parent's 'close'")
+    run_until(function() return internal().child_closed(internal().cself(p)) end, 5000, "the parent's 'close'")
   end)
 end)
 
