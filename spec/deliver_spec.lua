@@ -10,24 +10,6 @@ local function fork(name, args)
   return cp.fork(FIX .. name, args)
 end
 
--- Wait for child's exit without running the loop: all its messages then
--- wait together, to be taken at once (a private poll on its pidfd; under
--- valgrind, which has none, /proc looked at every 5 ms)
-local function exited(child)
-  local core, pidfd = core(), internal().cself(child).pidfd
-  if pidfd then
-    local res = {}
-    core.poll({ pidfd }, { 1 }, 10000, res)
-    assert.equal(1, res[1] % 2, 'the child has not exited')
-    return
-  end
-  local t0 = core.now()
-  while alive(child.pid) do
-    assert(core.now() - t0 < 10000, 'the child has not exited')
-    core.poll({}, {}, 5, {})
-  end
-end
-
 -- cp.run(), failing after ms (an unreferenced timer: it keeps nothing
 -- alive, and it makes the wait end in time)
 local function run_bounded(ms, what)

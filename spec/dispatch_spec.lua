@@ -7,7 +7,6 @@
 local cp = require 'childproc'
 
 local FIX = ROOT .. '/spec/fixtures/'
-local core = core()
 
 -- drivers: run the loop until the child's 'close', collecting what the
 -- loop raises (each returns the list of errors raised)
@@ -46,7 +45,7 @@ local drivers = {
       local pollfd = cp.loop:pollfd()
       while not closed() do
         local t = cp.loop:timeout()
-        core.poll({ pollfd }, { 1 }, t and t * 1000 or 1000, {})
+        core().poll({ pollfd }, { 1 }, t and t * 1000 or 1000, {})
         local ok, err = pcall(cp.run, 'nowait')
         if not ok then errs[#errs + 1] = tostring(err):match('^[^\n]*') end
       end
@@ -54,25 +53,6 @@ local drivers = {
     end)
   end,
 }
-
--- wait for the child's exit without running the loop: its messages then
--- wait together
--- (a private poll on its pidfd; under valgrind, which has none, /proc
--- looked at every 5 ms)
-local function exited(child)
-  local pidfd = internal().cself(child).pidfd
-  if pidfd then
-    local res = {}
-    core.poll({ pidfd }, { 1 }, 10000, res)
-    assert.equal(1, res[1] % 2, 'the child has not exited')
-    return
-  end
-  local t0 = core.now()
-  while alive(child.pid) do
-    assert(core.now() - t0 < 10000, 'the child has not exited')
-    core.poll({}, {}, 5, {})
-  end
-end
 
 describe('a batch of messages whose listener raises', function()
   leakcheck()

@@ -311,6 +311,24 @@ do
   end
 end
 
+-- Wait for child's exit without running the loop: all its messages then
+-- wait together, to be taken at once (a private poll on its pidfd; under
+-- valgrind, which has none, /proc looked at every 5 ms)
+function exited(child)
+  local core, pidfd = core(), internal().cself(child).pidfd
+  if pidfd then
+    local res = {}
+    core.poll({ pidfd }, { 1 }, 10000, res)
+    assert(res[1] % 2 == 1, 'the child has not exited')
+    return
+  end
+  local t0 = core.now()
+  while alive(child.pid) do
+    assert(core.now() - t0 < 10000, 'the child has not exited')
+    core.poll({}, {}, 5, {})
+  end
+end
+
 -- Run the loop until child has emitted 'close'; returns its arguments.
 -- An env option for a child: t plus PATH and what a sanitizer build
 -- (make sanitize) needs in every process.
