@@ -26,7 +26,7 @@ local HELPER = {
   'procstatus', 'rss_kib', 'children', 'fds', 'fds_desc', 'fd_of',
   'run_until', 'poll_until', 'run_all', 'childenv', 'wait_close',
   'recorder', 'collect', 'no_children', 'only_if', 'leakcheck', 'tmpname',
-  'shell', 'luaproc', 'badargs', 'expect', 'expect_check', 'internal', 'core', 'exited',
+  'shell', 'luaproc', 'badargs', 'expect', 'expect_check', 'internal', 'core', 'exited', 'docs_text',
 }
 -- ... and the library functions it adds where a Lua lacks them
 -- (table.pack/unpack, string.pack/unpack for the formats the specs use)

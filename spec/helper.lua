@@ -144,6 +144,15 @@ function readfile(path)
   return s
 end
 
+-- docs/*.md, all of it (the docs specs look names up in it)
+function docs_text()
+  local parts = {}
+  local p = io.popen('ls ' .. ROOT .. '/docs/*.md')
+  for name in p:lines() do parts[#parts + 1] = readfile(name) end
+  p:close()  -- (reaps the shell: LuaJIT's collector may be late to)
+  return table.concat(parts, '\n')
+end
+
 function writefile(path, data)
   local f = assert(io.open(path, 'wb'))
   assert(f:write(data))

@@ -3,14 +3,6 @@
 -- require 'childproc.internal' (lua_childproc.c), the same M as the module.
 local cp = require 'childproc'
 
-local function docs_text()
-  local parts = {}
-  local p = io.popen('ls docs/*.md')
-  for name in p:lines() do parts[#parts + 1] = readfile(name) end
-  p:close()
-  return table.concat(parts, '\n')
-end
-
 describe('the module table', function()
   it('has no private key: none starts with _', function()
     local private = {}

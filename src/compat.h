@@ -97,17 +97,6 @@ static inline int cp_getuservalue(lua_State *L, int idx) {
 #endif
 /* }====================================================== */
 
-#if LUA_VERSION_NUM >= 503
-#define cp_isyieldable(L)          lua_isyieldable(L)
-#else
-/* (a coroutine may yield through pcall in LuaJIT; the main thread never) */
-static inline int cp_isyieldable(lua_State *L) {
-  int main = lua_pushthread(L);
-  lua_pop(L, 1);
-  return !main;
-}
-#endif
-
 /* {====================================================== 5.1 and LuaJIT */
 #if LUA_VERSION_NUM == 501
 static inline int cp_absindex(lua_State *L, int idx) {

@@ -67,6 +67,19 @@ static inline void cp_setfuncs(lua_State *L, const luaL_Reg *funcs) {
   lua_pop(L, 1);
 }
 
+/* with [core, loop] on top: core[field] = { name = value, ... } for the
+** list, which ends with a NULL name (the C numbers the Lua layer uses) */
+typedef struct cp_Int { const char *name; lua_Integer value; } cp_Int;
+static inline void cp_setints(lua_State *L, const char *field,
+                              const cp_Int *list) {
+  lua_newtable(L);
+  for (; list->name != NULL; list++) {
+    lua_pushinteger(L, list->value);
+    lua_setfield(L, -2, list->name);
+  }
+  lua_setfield(L, -3, field);
+}
+
 /* each file adds its functions to the core table; the stack holds
 ** [core, loop] on entry and on exit (cp_loop_open pushes the loop) */
 CP_API void cp_loop_open(lua_State *L);

@@ -425,6 +425,10 @@ static const luaL_Reg loop_funcs[] = {
 ** Its metatable has __gc before the epoll fd exists, so an error in
 ** between leaks nothing.
 */
+static const cp_Int events[] = {
+  {"R", EV_R}, {"W", EV_W}, {"HUP", EV_HUP}, {"EDGE", EV_EDGE}, {NULL, 0}
+};
+
 CP_API void cp_loop_open(lua_State *L) {
   cp_Loop *lp = (cp_Loop *)cp_newuserdata(L, sizeof *lp, 0);
   memset(lp, 0, sizeof *lp);  /* every field (nospin was read unset) */
@@ -455,14 +459,5 @@ CP_API void cp_loop_open(lua_State *L) {
   lua_pushcclosure(L, loop_new, 2);          /* core.loop_new: the same upvalues */
   lua_setfield(L, -3, "loop_new");
   /* core.events: the event bits above, by name */
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, EV_R);
-  lua_setfield(L, -2, "R");
-  lua_pushinteger(L, EV_W);
-  lua_setfield(L, -2, "W");
-  lua_pushinteger(L, EV_HUP);
-  lua_setfield(L, -2, "HUP");
-  lua_pushinteger(L, EV_EDGE);
-  lua_setfield(L, -2, "EDGE");
-  lua_setfield(L, -3, "events");
+  cp_setints(L, "events", events);
 }

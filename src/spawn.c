@@ -459,15 +459,13 @@ static const luaL_Reg spawn_funcs[] = {
   {"kill", cp_kill}, {"getpgid", cp_getpgid}, {NULL, NULL}
 };
 
+static const cp_Int spawn_flags[] = {
+  {"setsid", CP_SPAWN_SETSID}, {"setpgid", CP_SPAWN_SETPGID},
+  {"ctty", CP_SPAWN_CTTY}, {NULL, 0}
+};
+
 CP_API void cp_spawn_open(lua_State *L) {
   cp_setfuncs(L, spawn_funcs);
   /* core.spawn_flags: { setsid = 1, setpgid = 2, ctty = 4 } (core.spawn's) */
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, CP_SPAWN_SETSID);
-  lua_setfield(L, -2, "setsid");
-  lua_pushinteger(L, CP_SPAWN_SETPGID);
-  lua_setfield(L, -2, "setpgid");
-  lua_pushinteger(L, CP_SPAWN_CTTY);
-  lua_setfield(L, -2, "ctty");
-  lua_setfield(L, -3, "spawn_flags");
+  cp_setints(L, "spawn_flags", spawn_flags);
 }
